@@ -1,0 +1,68 @@
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "app/commands.hpp"
+#include "data/mnist.hpp"
+#include "io/checkpoint.hpp"
+#include "io/h5.hpp"
+#include "io/png.hpp"
+#include "model/sampler.hpp"
+#include "model/unet.hpp"
+#include "util/error.hpp"
+
+namespace ddpm::app {
+
+void cmd_sample(const Session& s) {
+  const auto& cfg = s.cfg;
+  const auto ckpt = io::latest_checkpoint(cfg.out_dir());
+  if (!ckpt)
+    throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
+                cfg.source + "` first");
+  model::UNet live(cfg.model), ema(cfg.model);
+  const auto info = io::read_checkpoint(*ckpt, *live, *ema);
+  auto& net = cfg.sample.use_ema ? ema : live;
+  net->to(s.device);
+  net->eval();
+  spdlog::info("sampling {} images with {} ({} steps, eta {}) from {} ({} weights, step {})",
+               cfg.sample.num_samples, cfg.sample.sampler, cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps,
+               cfg.sample.eta, *ckpt, cfg.sample.use_ema ? "EMA" : "raw", info.step);
+
+  model::Diffusion diffusion(cfg.diffusion);
+  const auto start = std::chrono::steady_clock::now();
+  auto last_log = start;
+  auto progress = [&](int done, int total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (done != total && now - last_log < std::chrono::seconds(10)) return;
+    last_log = now;
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    spdlog::info("sampling {}/{} batch-steps, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
+                 elapsed / done * (total - done));
+  };
+  const int size = cfg.model.image_size;
+  auto images = model::sample_images([&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); },
+                                     diffusion, cfg.sample, {cfg.model.in_channels, size, size},
+                                     {0, cfg.sample.num_samples, cfg.run.seed}, s.device, progress);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
+  spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,
+               images.size(0) * steps / seconds);
+
+  const auto u8 = data::to_uint8(images);
+  const auto path = cfg.out_dir() + "/samples.h5";
+  io::write_atomically(path, [&](H5::H5File& file) {
+    auto group = file.createGroup("samples");
+    io::write_tensor(group, "images", u8);
+    auto ds = group.openDataSet("images");
+    io::write_attr(ds, "sampler", cfg.sample.sampler);
+    io::write_attr(ds, "steps", std::int64_t{steps});
+    io::write_attr(ds, "eta", cfg.sample.eta);
+    io::write_attr(ds, "ema", std::int64_t{cfg.sample.use_ema});
+    io::write_attr(ds, "checkpoint_step", info.step);
+    io::write_attr(ds, "seed", static_cast<std::int64_t>(cfg.run.seed));
+  });
+  io::write_png(cfg.out_dir() + "/samples.png", io::make_grid(u8.slice(0, 0, 100), 10));
+  spdlog::info("samples written: {} and {}/samples.png", path, cfg.out_dir());
+}
+
+}  // namespace ddpm::app

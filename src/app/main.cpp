@@ -1,0 +1,57 @@
+// ddpm_dist CONFIG [--set key=value ...]           train, then sample
+// ddpm_dist {train|sample|bench} CONFIG [--set ...]  one stage
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "app/commands.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+int main(int argc, char** argv) {
+  using namespace ddpm;
+  setup_logging(0);
+  CLI::App app{"ddpm_dist: distributed DDPM training and evaluation on MNIST"};
+  app.require_subcommand(1);
+  app::Options opt;
+  auto add = [&](const char* name, const char* help) {
+    auto* sub = app.add_subcommand(name, help);
+    sub->add_option("config", opt.config_path, "YAML configuration file")->required()->check(CLI::ExistingFile);
+    sub->add_option("--set", opt.overrides, "override a key: section.key=value (repeatable)");
+    return sub;
+  };
+  auto* all = add("run", "train, then sample (the default when the first argument is a config file)");
+  auto* train = add("train", "train the model");
+  auto* sample = add("sample", "sample images with the newest checkpoint");
+  auto* bench = add("bench", "measure matrix-product GFLOP/s, training img/s and sampling img-steps/s");
+
+  // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0][0] != '-') {
+    bool is_sub = false;
+    for (const auto* s : app.get_subcommands({})) is_sub |= s->get_name() == args[0];
+    if (!is_sub) args.insert(args.begin(), "run");
+  }
+  // CLI11 consumes a reversed argument vector.
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    const auto session = app::start_session(opt);
+    if (all->parsed() || train->parsed()) app::cmd_train(session);
+    if (all->parsed() || sample->parsed()) app::cmd_sample(session);
+    if (bench->parsed()) app::cmd_bench(session);
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::error("internal error: {}", e.what());
+    return 1;
+  }
+  return 0;
+}

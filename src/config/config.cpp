@@ -1,0 +1,348 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "util/error.hpp"
+
+namespace ddpm::config {
+namespace {
+
+// Every key of the configuration is named once, here; the reader and the writer both walk it.
+template <class V>
+void visit(Config& c, V& v) {
+  v.section("run");
+  v.field("name", c.run.name);
+  v.field("out_dir", c.run.out_dir);
+  v.field("seed", c.run.seed);
+  v.field("device", c.run.device);
+  v.field("backend", c.run.backend);
+  v.field("threads", c.run.threads);
+
+  v.section("data");
+  v.field("dataset", c.data.dataset);
+  v.field("dir", c.data.dir);
+
+  v.section("model");
+  v.field("base_channels", c.model.base_channels);
+  v.field("channel_mult", c.model.channel_mult);
+  v.field("num_res_blocks", c.model.num_res_blocks);
+  v.field("attention_resolutions", c.model.attention_resolutions);
+  v.field("mid_attention", c.model.mid_attention);
+  v.field("groups", c.model.groups);
+  v.field("time_embed_mult", c.model.time_embed_mult);
+  v.field("dropout", c.model.dropout);
+  v.field("image_size", c.model.image_size);
+  v.field("in_channels", c.model.in_channels);
+
+  v.section("diffusion");
+  v.field("timesteps", c.diffusion.timesteps);
+  v.field("schedule", c.diffusion.schedule);
+  v.field("beta_start", c.diffusion.beta_start);
+  v.field("beta_end", c.diffusion.beta_end);
+  v.field("cosine_s", c.diffusion.cosine_s);
+
+  v.section("train");
+  v.field("steps", c.train.steps);
+  v.field("batch_size", c.train.batch_size);
+  v.field("lr", c.train.lr);
+  v.field("warmup_steps", c.train.warmup_steps);
+  v.field("grad_clip", c.train.grad_clip);
+  v.field("ema_decay", c.train.ema_decay);
+  v.field("log_every", c.train.log_every);
+  v.field("checkpoint_every", c.train.checkpoint_every);
+
+  v.section("sample");
+  v.field("num_samples", c.sample.num_samples);
+  v.field("sampler", c.sample.sampler);
+  v.field("steps", c.sample.steps);
+  v.field("eta", c.sample.eta);
+  v.field("variance", c.sample.variance);
+  v.field("batch_size", c.sample.batch_size);
+  v.field("clip_x0", c.sample.clip_x0);
+  v.field("use_ema", c.sample.use_ema);
+}
+
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "true or false";
+  else if constexpr (std::is_integral_v<T>) return "an integer";
+  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else return "a list of integers";
+}
+
+std::string where(const std::string& source, const YAML::Node& node) {
+  const auto m = node.Mark();
+  if (m.is_null()) return source;
+  return source + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Collects every valid "section.key" so that unknown keys can be answered with the nearest one.
+struct KeyLister {
+  std::string current;
+  std::vector<std::string> sections;
+  std::vector<std::string> keys;
+  void section(const char* s) {
+    current = s;
+    sections.push_back(s);
+  }
+  template <class T>
+  void field(const char* k, T&) {
+    keys.push_back(current + "." + k);
+  }
+};
+
+std::string nearest(const std::string& wanted, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    const auto d = edit_distance(wanted, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+class Reader {
+ public:
+  Reader(const YAML::Node& root, std::string source, std::set<std::string> overridden)
+      : root_(root), source_(std::move(source)), overridden_(std::move(overridden)) {}
+
+  void section(const char* s) {
+    current_ = s;
+    node_.reset(root_[s]);
+    if (node_ && !node_.IsMap() && !node_.IsNull())
+      throw Error(where(source_, node_) + ": section '" + current_ +
+                  "' must be a mapping of keys to values");
+  }
+
+  template <class T>
+  void field(const char* key, T& out) {
+    if (!node_ || !node_.IsMap()) return;
+    const YAML::Node value = node_[key];
+    if (!value) return;
+    const std::string full = current_ + "." + key;
+    const std::string origin = overridden_.count(full) ? "--set " + full : where(source_, value);
+    try {
+      if constexpr (std::is_same_v<T, std::vector<int>>) {
+        if (!value.IsSequence()) throw YAML::BadConversion(value.Mark());
+      } else if (!value.IsScalar()) {
+        throw YAML::BadConversion(value.Mark());
+      }
+      if constexpr (std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
+        if (value.Scalar().find('-') != std::string::npos) throw YAML::BadConversion(value.Mark());
+      }
+      out = value.as<T>();
+    } catch (const YAML::Exception&) {
+      std::ostringstream got;
+      got << value;
+      throw Error(origin + ": key '" + full + "' must be " + type_name<T>() + ", got '" +
+                  got.str() + "'");
+    }
+  }
+
+ private:
+  YAML::Node root_;
+  YAML::Node node_;
+  std::string current_;
+  std::string source_;
+  std::set<std::string> overridden_;
+};
+
+class Writer {
+ public:
+  void section(const char* s) { node_.reset(out_[s]); }
+  template <class T>
+  void field(const char* key, T& value) {
+    node_[key] = value;
+  }
+  std::string text() const {
+    YAML::Emitter e;
+    e << out_;
+    return e.c_str();
+  }
+
+ private:
+  YAML::Node out_;
+  YAML::Node node_;
+};
+
+void reject_unknown_keys(const YAML::Node& root, const std::string& source,
+                         const std::set<std::string>& overridden) {
+  KeyLister lister;
+  Config dummy;
+  visit(dummy, lister);
+  if (!root.IsMap())
+    throw Error(where(source, root) + ": the configuration must be a mapping of sections (" +
+                "run, data, model, diffusion, train, sample)");
+  for (const auto& sec : root) {
+    const auto name = sec.first.as<std::string>();
+    if (std::find(lister.sections.begin(), lister.sections.end(), name) == lister.sections.end())
+      throw Error(where(source, sec.first) + ": unknown section '" + name +
+                  "'; did you mean '" + nearest(name, lister.sections) + "'?");
+    if (!sec.second.IsMap()) continue;
+    for (const auto& kv : sec.second) {
+      const auto full = name + "." + kv.first.as<std::string>();
+      if (std::find(lister.keys.begin(), lister.keys.end(), full) != lister.keys.end()) continue;
+      const std::string origin = overridden.count(full) ? "--set " + full : where(source, kv.first);
+      throw Error(origin + ": unknown key '" + full + "'; did you mean '" +
+                  nearest(full, lister.keys) + "'?");
+    }
+  }
+}
+
+void require(bool ok, const std::string& source, const std::string& key, const std::string& what) {
+  if (!ok) throw Error(source + ": key '" + key + "' " + what);
+}
+
+template <class T>
+std::string str(const T& v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+void require_one_of(const std::string& source, const std::string& key, const std::string& value,
+                    std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw Error(source + ": key '" + key + "' is '" + value + "'; allowed: " + list);
+}
+
+void validate(const Config& c) {
+  const auto& s = c.source;
+  require_one_of(s, "run.device", c.run.device, {"auto", "cpu", "cuda"});
+  require_one_of(s, "run.backend", c.run.backend, {"auto", "mpi", "nccl"});
+  require(c.run.threads >= 0, s, "run.threads", "must be >= 0 (0 = auto), got " + str(c.run.threads));
+  require(!c.run.name.empty(), s, "run.name", "must not be empty");
+  require_one_of(s, "data.dataset", c.data.dataset, {"mnist", "fashion_mnist"});
+
+  const auto& m = c.model;
+  require(m.base_channels > 0, s, "model.base_channels", "must be > 0, got " + str(m.base_channels));
+  require(!m.channel_mult.empty(), s, "model.channel_mult", "must list at least one multiplier");
+  for (int k : m.channel_mult)
+    require(k > 0, s, "model.channel_mult", "multipliers must be > 0, got " + str(k));
+  require(m.num_res_blocks >= 1, s, "model.num_res_blocks", "must be >= 1, got " + str(m.num_res_blocks));
+  require(m.groups >= 1, s, "model.groups", "must be >= 1, got " + str(m.groups));
+  for (int k : m.channel_mult)
+    require((m.base_channels * k) % m.groups == 0, s, "model.groups",
+            "must divide every level's channel count (base_channels x multiplier = " +
+                str(m.base_channels * k) + "), got " + str(m.groups));
+  require(m.time_embed_mult >= 1, s, "model.time_embed_mult", "must be >= 1");
+  require(m.dropout >= 0.0 && m.dropout < 1.0, s, "model.dropout", "must be in [0, 1), got " + str(m.dropout));
+  require(m.image_size > 0, s, "model.image_size", "must be > 0");
+  require(m.image_size % (1 << (m.channel_mult.size() - 1)) == 0, s, "model.image_size",
+          "must be divisible by 2^(levels-1) = " + str(1 << (m.channel_mult.size() - 1)) +
+              " so that every level halves exactly, got " + str(m.image_size));
+  require(m.in_channels >= 1, s, "model.in_channels", "must be >= 1");
+
+  const auto& d = c.diffusion;
+  require(d.timesteps >= 2, s, "diffusion.timesteps", "must be >= 2, got " + str(d.timesteps));
+  require_one_of(s, "diffusion.schedule", d.schedule, {"linear", "cosine"});
+  require(d.beta_start > 0.0 && d.beta_start < 1.0, s, "diffusion.beta_start",
+          "must be in (0, 1), got " + str(d.beta_start));
+  require(d.beta_end > d.beta_start && d.beta_end < 1.0, s, "diffusion.beta_end",
+          "must be in (beta_start, 1) = (" + str(d.beta_start) + ", 1), got " + str(d.beta_end));
+  require(d.cosine_s > 0.0, s, "diffusion.cosine_s", "must be > 0");
+
+  const auto& t = c.train;
+  require(t.steps >= 1, s, "train.steps", "must be >= 1, got " + str(t.steps));
+  require(t.batch_size >= 1, s, "train.batch_size", "must be >= 1, got " + str(t.batch_size));
+  require(t.lr > 0.0 && std::isfinite(t.lr), s, "train.lr", "must be > 0, got " + str(t.lr));
+  require(t.warmup_steps >= 0, s, "train.warmup_steps", "must be >= 0");
+  require(t.grad_clip >= 0.0, s, "train.grad_clip", "must be >= 0 (0 disables clipping)");
+  require(t.ema_decay >= 0.0 && t.ema_decay < 1.0, s, "train.ema_decay",
+          "must be in [0, 1), got " + str(t.ema_decay));
+  require(t.log_every >= 1, s, "train.log_every", "must be >= 1, got " + str(t.log_every));
+  require(t.checkpoint_every >= 1, s, "train.checkpoint_every", "must be >= 1");
+
+  const auto& p = c.sample;
+  require(p.num_samples >= 1, s, "sample.num_samples", "must be >= 1, got " + str(p.num_samples));
+  require_one_of(s, "sample.sampler", p.sampler, {"ddpm", "ddim"});
+  require(p.steps >= 1 && p.steps <= d.timesteps, s, "sample.steps",
+          "must be in [1, diffusion.timesteps = " + str(d.timesteps) + "], got " + str(p.steps));
+  require(p.sampler != "ddpm" || p.steps == d.timesteps, s, "sample.steps",
+          "must equal diffusion.timesteps (" + str(d.timesteps) +
+              ") for the ddpm sampler; use sampler: ddim for fewer steps");
+  require(p.eta >= 0.0 && p.eta <= 1.0, s, "sample.eta", "must be in [0, 1], got " + str(p.eta));
+  require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
+  require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
+}
+
+}  // namespace
+
+Config parse(const std::string& yaml_text, const std::string& source,
+             const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw Error(source + ":" + std::to_string(e.mark.line + 1) + ":" +
+                std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+
+  std::set<std::string> overridden;
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    const auto dot = o.find('.');
+    if (eq == std::string::npos || dot == std::string::npos || dot > eq)
+      throw Error("--set " + o + ": expected section.key=value, e.g. --set train.lr=1e-3");
+    const auto section = o.substr(0, dot);
+    const auto key = o.substr(dot + 1, eq - dot - 1);
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::ParserException& e) {
+      throw Error("--set " + o + ": value does not parse as YAML: " + e.msg);
+    }
+    if (root[section] && !root[section].IsMap())
+      throw Error("--set " + o + ": section '" + section + "' is not a mapping");
+    root[section][key] = value;
+    overridden.insert(section + "." + key);
+  }
+
+  reject_unknown_keys(root, source, overridden);
+  Config c;
+  Reader reader(root, source, overridden);
+  visit(c, reader);
+  c.source = source;
+  validate(c);
+  Writer writer;
+  visit(c, writer);
+  c.yaml = writer.text();
+  return c;
+}
+
+Config load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in)
+    throw Error(path + ": cannot open the configuration file; check the path (configs/ holds "
+                "smoke.yaml, mnist_cpu.yaml, mnist.yaml)");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), path, overrides);
+}
+
+}  // namespace ddpm::config

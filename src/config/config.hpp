@@ -1,0 +1,88 @@
+// Typed run configuration. The YAML tree is read once, validated key by key, and only these
+// plain structs flow down into the rest of the program.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ddpm::config {
+
+struct RunConfig {
+  std::string name = "run";
+  std::string out_dir;  // empty -> results/<name>
+  std::uint64_t seed = 0;
+  std::string device = "auto";   // auto | cpu | cuda
+  std::string backend = "auto";  // auto | mpi | nccl
+  int threads = 0;               // intra-op threads per rank; 0 = auto
+};
+
+struct DataConfig {
+  std::string dataset = "mnist";  // mnist | fashion_mnist
+  std::string dir = "data/mnist";
+};
+
+struct ModelConfig {
+  int base_channels = 32;
+  std::vector<int> channel_mult{1, 2, 2};
+  int num_res_blocks = 2;
+  std::vector<int> attention_resolutions{14};
+  bool mid_attention = true;
+  int groups = 8;
+  int time_embed_mult = 4;
+  double dropout = 0.1;
+  int image_size = 28;
+  int in_channels = 1;
+};
+
+struct DiffusionConfig {
+  int timesteps = 1000;
+  std::string schedule = "linear";  // linear | cosine
+  double beta_start = 1e-4;
+  double beta_end = 0.02;
+  double cosine_s = 0.008;
+};
+
+struct TrainConfig {
+  std::int64_t steps = 1000;
+  std::int64_t batch_size = 128;  // global, over all ranks
+  double lr = 2e-4;
+  std::int64_t warmup_steps = 100;
+  double grad_clip = 1.0;  // max global L2 norm; 0 disables
+  double ema_decay = 0.999;
+  std::int64_t log_every = 50;
+  std::int64_t checkpoint_every = 1000;
+};
+
+struct SampleConfig {
+  std::int64_t num_samples = 1000;
+  std::string sampler = "ddim";  // ddpm | ddim
+  int steps = 50;                // reverse steps (ddpm: must equal timesteps)
+  double eta = 0.0;
+  std::string variance = "posterior";  // ddpm sigma^2: beta | posterior
+  std::int64_t batch_size = 250;       // per rank
+  bool clip_x0 = true;
+  bool use_ema = true;
+};
+
+struct Config {
+  RunConfig run;
+  DataConfig data;
+  ModelConfig model;
+  DiffusionConfig diffusion;
+  TrainConfig train;
+  SampleConfig sample;
+
+  std::string source;  // the file it came from, for messages
+  std::string yaml;    // the resolved configuration as YAML text
+
+  std::string out_dir() const { return run.out_dir.empty() ? "results/" + run.name : run.out_dir; }
+};
+
+// Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
+// Throws ConfigError with the file, the key and what is allowed.
+Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+Config parse(const std::string& yaml_text, const std::string& source,
+             const std::vector<std::string>& overrides = {});
+
+}  // namespace ddpm::config

@@ -1,0 +1,34 @@
+#include "data/batch_plan.hpp"
+
+#include <torch/torch.h>
+
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace ddpm::data {
+
+std::pair<std::int64_t, std::int64_t> rank_slice(std::int64_t global, int rank, int world) {
+  const std::int64_t per = global / world;
+  return {rank * per, (rank + 1) * per};
+}
+
+BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::uint64_t seed)
+    : size_(dataset_size), batch_(global_batch), steps_per_epoch_(dataset_size / global_batch), seed_(seed) {
+  if (steps_per_epoch_ < 1)
+    throw Error("train.batch_size = " + std::to_string(global_batch) + " is larger than the data set (" +
+                std::to_string(dataset_size) + " examples); use a smaller batch");
+}
+
+torch::Tensor BatchPlan::indices(std::int64_t step, int rank, int world) {
+  const std::int64_t epoch = epoch_of(step);
+  if (epoch != cached_epoch_) {
+    auto gen = make_generator(seed_, Stream::EpochPermutation, static_cast<std::uint64_t>(epoch));
+    permutation_ = torch::randperm(size_, gen, torch::kLong);
+    cached_epoch_ = epoch;
+  }
+  const auto [begin, end] = rank_slice(batch_, rank, world);
+  const std::int64_t offset = (step % steps_per_epoch_) * batch_;
+  return permutation_.slice(0, offset + begin, offset + end);
+}
+
+}  // namespace ddpm::data

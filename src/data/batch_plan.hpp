@@ -1,0 +1,32 @@
+// Which examples each training step uses. The global batch of a step is a pure function of
+// (seed, step): one permutation per epoch seeded by (seed, epoch), cut into consecutive global
+// batches (the tail that does not fill a batch is dropped). Rank r of W takes the r-th of W equal
+// slices, so N ranks together see exactly the examples that one rank would.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+namespace ddpm::data {
+
+class BatchPlan {
+ public:
+  BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::uint64_t seed);
+
+  std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  std::int64_t epoch_of(std::int64_t step) const { return step / steps_per_epoch_; }
+  // int64 indices into the data set for this rank's slice of step `step` (0-based).
+  torch::Tensor indices(std::int64_t step, int rank, int world);
+
+ private:
+  std::int64_t size_, batch_, steps_per_epoch_;
+  std::uint64_t seed_;
+  std::int64_t cached_epoch_ = -1;
+  torch::Tensor permutation_;
+};
+
+// The [begin, end) rows of a global batch of `global` rows that rank `rank` of `world` owns.
+std::pair<std::int64_t, std::int64_t> rank_slice(std::int64_t global, int rank, int world);
+
+}  // namespace ddpm::data

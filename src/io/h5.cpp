@@ -1,0 +1,138 @@
+#include "io/h5.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "util/error.hpp"
+
+namespace ddpm::io {
+namespace fs = std::filesystem;
+namespace {
+
+const H5::PredType& h5_type(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return H5::PredType::NATIVE_FLOAT;
+    case torch::kFloat64: return H5::PredType::NATIVE_DOUBLE;
+    case torch::kInt64: return H5::PredType::NATIVE_INT64;
+    case torch::kInt32: return H5::PredType::NATIVE_INT32;
+    case torch::kUInt8: return H5::PredType::NATIVE_UINT8;
+    default: throw std::invalid_argument(std::string("write_tensor: unsupported dtype ") + c10::toString(t));
+  }
+}
+
+torch::ScalarType torch_type(const H5::DataType& t) {
+  if (t == H5::PredType::NATIVE_FLOAT) return torch::kFloat32;
+  if (t == H5::PredType::NATIVE_DOUBLE) return torch::kFloat64;
+  if (t == H5::PredType::NATIVE_INT64) return torch::kInt64;
+  if (t == H5::PredType::NATIVE_INT32) return torch::kInt32;
+  if (t == H5::PredType::NATIVE_UINT8) return torch::kUInt8;
+  throw Error("unsupported HDF5 element type in dataset");
+}
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) throw Error(path + ": cannot open for fsync: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw Error(path + ": fsync failed: " + std::strerror(err));
+}
+
+}  // namespace
+
+void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t) {
+  auto c = t.detach().cpu().contiguous();
+  std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
+  H5::DataSpace space(static_cast<int>(dims.size()), dims.empty() ? nullptr : dims.data());
+  auto ds = group.createDataSet(name, h5_type(c.scalar_type()), space);
+  if (c.numel() > 0) ds.write(c.data_ptr(), h5_type(c.scalar_type()));
+}
+
+std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name) {
+  auto space = group.openDataSet(name).getSpace();
+  std::vector<hsize_t> dims(space.getSimpleExtentNdims());
+  space.getSimpleExtentDims(dims.data());
+  return {dims.begin(), dims.end()};
+}
+
+torch::Tensor read_tensor(const H5::Group& group, const std::string& name) {
+  auto ds = group.openDataSet(name);
+  const auto type = torch_type(ds.getDataType());
+  auto out = torch::empty(dataset_shape(group, name), type);
+  if (out.numel() > 0) ds.read(out.data_ptr(), h5_type(type));
+  return out;
+}
+
+void write_attr(H5::H5Object& obj, const std::string& name, const std::string& value) {
+  H5::StrType type(H5::PredType::C_S1, std::max<std::size_t>(value.size(), 1));
+  obj.createAttribute(name, type, H5::DataSpace(H5S_SCALAR)).write(type, value.c_str());
+}
+
+void write_attr(H5::H5Object& obj, const std::string& name, std::int64_t value) {
+  obj.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
+      .write(H5::PredType::NATIVE_INT64, &value);
+}
+
+void write_attr(H5::H5Object& obj, const std::string& name, double value) {
+  obj.createAttribute(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR))
+      .write(H5::PredType::NATIVE_DOUBLE, &value);
+}
+
+std::string read_attr_string(const H5::H5Object& obj, const std::string& name) {
+  auto attr = obj.openAttribute(name);
+  std::string value;
+  attr.read(attr.getStrType(), value);
+  return value;
+}
+
+std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name) {
+  std::int64_t v = 0;
+  obj.openAttribute(name).read(H5::PredType::NATIVE_INT64, &v);
+  return v;
+}
+
+bool has_attr(const H5::H5Object& obj, const std::string& name) { return obj.attrExists(name); }
+
+void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir.string() + ": cannot create the output folder: " + ec.message());
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    {
+      H5::H5File file(tmp, H5F_ACC_TRUNC);
+      fill(file);
+      file.flush(H5F_SCOPE_GLOBAL);
+    }
+    fsync_path(tmp, O_RDONLY);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw Error(path + ": cannot rename " + tmp + " over it: " + std::strerror(errno));
+    fsync_path(dir.string(), O_RDONLY | O_DIRECTORY);
+  } catch (const H5::Exception& e) {
+    fs::remove(tmp, ec);
+    throw Error(path + ": HDF5 write failed (" + e.getFuncName() + ": " + e.getDetailMsg() +
+                "); check free space and permissions of " + dir.string() + "; the previous file is kept");
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+H5::H5File open_read(const std::string& path) {
+  if (!fs::exists(path)) throw Error(path + ": no such file");
+  try {
+    if (!H5::H5File::isHdf5(path)) throw Error(path + ": not an HDF5 file");
+    return H5::H5File(path, H5F_ACC_RDONLY);
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": cannot open as HDF5 (" + e.getDetailMsg() + "); the file is truncated or corrupt");
+  }
+}
+
+}  // namespace ddpm::io

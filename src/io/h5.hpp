@@ -1,0 +1,32 @@
+// Thin helpers over the HDF5 C++ API: tensors as datasets, scalars and text as attributes, and
+// an atomic whole-file write (temporary name in the same folder, fsync, rename, fsync folder).
+#pragma once
+
+#include <H5Cpp.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <string>
+
+namespace ddpm::io {
+
+// Writes a contiguous CPU tensor (float32, float64, int64, int32 or uint8) as a dataset.
+void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t);
+torch::Tensor read_tensor(const H5::Group& group, const std::string& name);
+std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name);
+
+void write_attr(H5::H5Object& obj, const std::string& name, const std::string& value);
+void write_attr(H5::H5Object& obj, const std::string& name, std::int64_t value);
+void write_attr(H5::H5Object& obj, const std::string& name, double value);
+std::string read_attr_string(const H5::H5Object& obj, const std::string& name);
+std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name);
+bool has_attr(const H5::H5Object& obj, const std::string& name);
+
+// Runs `fill` on a new file at a temporary name beside `path`, then makes it `path` atomically.
+// On any failure the temporary file is removed and the previous `path` is left untouched.
+void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill);
+
+// Opens an existing file read-only; a missing or non-HDF5 file gives a ddpm::Error naming it.
+H5::H5File open_read(const std::string& path);
+
+}  // namespace ddpm::io

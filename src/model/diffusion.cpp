@@ -1,0 +1,129 @@
+#include "model/diffusion.hpp"
+
+#include <cmath>
+
+namespace ddpm::model {
+
+Schedule make_schedule(const config::DiffusionConfig& cfg) {
+  const int T = cfg.timesteps;
+  Schedule s;
+  s.betas.resize(T);
+  if (cfg.schedule == "linear") {
+    for (int t = 0; t < T; ++t)
+      s.betas[t] = cfg.beta_start + (cfg.beta_end - cfg.beta_start) * t / double(T - 1);
+  } else {
+    // Nichol & Dhariwal: abar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas <= 0.999.
+    auto f = [&](double t) {
+      const double c = std::cos((t / T + cfg.cosine_s) / (1.0 + cfg.cosine_s) * M_PI / 2.0);
+      return c * c;
+    };
+    for (int t = 0; t < T; ++t) s.betas[t] = std::min(1.0 - f(t + 1) / f(t), 0.999);
+  }
+  s.alphas.resize(T);
+  s.abar.resize(T);
+  s.abar_prev.resize(T);
+  s.posterior_variance.resize(T);
+  double prod = 1.0;
+  for (int t = 0; t < T; ++t) {
+    s.alphas[t] = 1.0 - s.betas[t];
+    s.abar_prev[t] = prod;
+    prod *= s.alphas[t];
+    s.abar[t] = prod;
+    s.posterior_variance[t] = s.betas[t] * (1.0 - s.abar_prev[t]) / (1.0 - s.abar[t]);
+  }
+  return s;
+}
+
+double ddim_sigma(double abar_t, double abar_prev, double eta) {
+  return eta * std::sqrt((1.0 - abar_prev) / (1.0 - abar_t) * (1.0 - abar_t / abar_prev));
+}
+
+std::vector<std::int64_t> respaced_timesteps(int T, int steps) {
+  std::vector<std::int64_t> ts(steps);
+  for (int i = 0; i < steps; ++i)
+    ts[steps - 1 - i] = static_cast<std::int64_t>(std::llround(double(i) * (T - 1) / std::max(steps - 1, 1)));
+  if (steps == 1) ts[0] = T - 1;
+  return ts;
+}
+
+Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)) {
+  for (double a : s_.abar) {
+    sqrt_abar_.push_back(std::sqrt(a));
+    sqrt_1m_abar_.push_back(std::sqrt(1.0 - a));
+  }
+}
+
+torch::Tensor Diffusion::gather(const std::vector<double>& v, const torch::Tensor& t,
+                                const torch::Tensor& like) const {
+  auto table = torch::tensor(std::vector<float>(v.begin(), v.end()), torch::TensorOptions().device(like.device()));
+  auto out = table.index_select(0, t.to(like.device(), torch::kLong)).to(like.scalar_type());
+  std::vector<std::int64_t> shape(like.dim(), 1);
+  shape[0] = t.size(0);
+  return out.view(shape);
+}
+
+torch::Tensor Diffusion::q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const {
+  return gather(sqrt_abar_, t, x0) * x0 + gather(sqrt_1m_abar_, t, x0) * eps;
+}
+
+torch::Tensor Diffusion::loss(const EpsModel& model, const torch::Tensor& x0, const torch::Tensor& t,
+                              const torch::Tensor& eps) const {
+  return torch::mse_loss(model(q_sample(x0, t, eps), t).to(torch::kFloat32), eps);
+}
+
+torch::Tensor Diffusion::predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const {
+  return (x_t - gather(sqrt_1m_abar_, t, x_t) * eps) / gather(sqrt_abar_, t, x_t);
+}
+
+torch::Tensor Diffusion::posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const {
+  std::vector<double> c0(s_.betas.size()), ct(s_.betas.size());
+  for (std::size_t i = 0; i < c0.size(); ++i) {
+    c0[i] = std::sqrt(s_.abar_prev[i]) * s_.betas[i] / (1.0 - s_.abar[i]);
+    ct[i] = std::sqrt(s_.alphas[i]) * (1.0 - s_.abar_prev[i]) / (1.0 - s_.abar[i]);
+  }
+  return gather(c0, t, x0) * x0 + gather(ct, t, x_t) * x_t;
+}
+
+torch::Tensor Diffusion::posterior_mean_eps(const torch::Tensor& x_t, const torch::Tensor& t,
+                                            const torch::Tensor& eps) const {
+  std::vector<double> inv_sqrt_alpha(s_.betas.size()), eps_coef(s_.betas.size());
+  for (std::size_t i = 0; i < eps_coef.size(); ++i) {
+    inv_sqrt_alpha[i] = 1.0 / std::sqrt(s_.alphas[i]);
+    eps_coef[i] = s_.betas[i] / sqrt_1m_abar_[i];
+  }
+  return gather(inv_sqrt_alpha, t, x_t) * (x_t - gather(eps_coef, t, x_t) * eps);
+}
+
+torch::Tensor Diffusion::ddpm_step(const torch::Tensor& x_t, std::int64_t t, const torch::Tensor& eps,
+                                   const torch::Tensor& z, bool posterior_var, bool clip_x0) const {
+  // Scalar coefficients in float64, applied once per step; no per-step table uploads.
+  const double c0 = std::sqrt(s_.abar_prev[t]) * s_.betas[t] / (1.0 - s_.abar[t]);
+  const double ct = std::sqrt(s_.alphas[t]) * (1.0 - s_.abar_prev[t]) / (1.0 - s_.abar[t]);
+  auto x0 = (x_t - sqrt_1m_abar_[t] * eps) * (1.0 / sqrt_abar_[t]);
+  if (clip_x0) x0 = x0.clamp(-1.0, 1.0);
+  auto mean = x0 * c0 + x_t * ct;
+  if (t == 0) return mean;
+  const double var = posterior_var ? s_.posterior_variance[t] : s_.betas[t];
+  return mean + std::sqrt(var) * z;
+}
+
+torch::Tensor Diffusion::ddim_step(const torch::Tensor& x_t, std::int64_t t, std::int64_t t_prev,
+                                   const torch::Tensor& eps, const torch::Tensor& z, double eta,
+                                   bool clip_x0) const {
+  const double abar_t = s_.abar[t];
+  const double abar_prev = t_prev >= 0 ? s_.abar[t_prev] : 1.0;
+  auto x0 = (x_t - std::sqrt(1.0 - abar_t) * eps) * (1.0 / std::sqrt(abar_t));
+  // With clipping, eps is re-derived from the clipped x0 so that the step stays consistent.
+  auto e = eps;
+  if (clip_x0) {
+    x0 = x0.clamp(-1.0, 1.0);
+    e = (x_t - std::sqrt(abar_t) * x0) * (1.0 / std::sqrt(1.0 - abar_t));
+  }
+  if (t_prev < 0) return x0;
+  const double sigma = ddim_sigma(abar_t, abar_prev, eta);
+  auto out = x0 * std::sqrt(abar_prev) + e * std::sqrt(std::max(1.0 - abar_prev - sigma * sigma, 0.0));
+  if (sigma > 0.0) out = out + sigma * z;
+  return out;
+}
+
+}  // namespace ddpm::model

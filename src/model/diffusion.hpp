@@ -1,0 +1,63 @@
+// The DDPM / DDIM mathematics over a precomputed schedule. Everything is computed in float64 and
+// kept both as std::vector<double> (for tests and scalars) and as float32 tensors (for batches).
+// Timesteps are 0-based: t = 0 is the paper's t = 1.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace ddpm::model {
+
+struct Schedule {
+  std::vector<double> betas, alphas, abar, abar_prev;
+  std::vector<double> posterior_variance;  // beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+};
+
+Schedule make_schedule(const config::DiffusionConfig& cfg);
+
+// sigma_t of DDIM for a step from abar_t to abar_prev (Song et al. eq. 16).
+double ddim_sigma(double abar_t, double abar_prev, double eta);
+
+// `steps` timesteps out of T, evenly spaced, descending, ending at 0.
+std::vector<std::int64_t> respaced_timesteps(int T, int steps);
+
+using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
+
+class Diffusion {
+ public:
+  explicit Diffusion(const config::DiffusionConfig& cfg);
+
+  int timesteps() const { return static_cast<int>(s_.betas.size()); }
+  const Schedule& schedule() const { return s_; }
+
+  // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+  torch::Tensor q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
+  // The simple loss: mean over everything of (eps - eps_theta(x_t, t))^2.
+  torch::Tensor loss(const EpsModel& model, const torch::Tensor& x0, const torch::Tensor& t,
+                     const torch::Tensor& eps) const;
+
+  torch::Tensor predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
+  // Mean of q(x_{t-1} | x_t, x0).
+  torch::Tensor posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const;
+  // The same mean written through eps: 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps).
+  torch::Tensor posterior_mean_eps(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
+
+  // One ancestral step x_t -> x_{t-1} for a scalar t (all images at the same step).
+  // `posterior_var` picks sigma^2 = beta~_t, else beta_t; no noise is added at t = 0.
+  torch::Tensor ddpm_step(const torch::Tensor& x_t, std::int64_t t, const torch::Tensor& eps,
+                          const torch::Tensor& z, bool posterior_var, bool clip_x0) const;
+  // One DDIM step from t to t_prev (t_prev = -1 means the final step to x0).
+  torch::Tensor ddim_step(const torch::Tensor& x_t, std::int64_t t, std::int64_t t_prev,
+                          const torch::Tensor& eps, const torch::Tensor& z, double eta, bool clip_x0) const;
+
+ private:
+  torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
+  Schedule s_;
+  std::vector<double> sqrt_abar_, sqrt_1m_abar_;
+};
+
+}  // namespace ddpm::model

@@ -1,0 +1,31 @@
+// Reverse-process sampling (ancestral DDPM or DDIM) for a block of images identified by their
+// global sample indices. Image i's noise comes only from (seed, i), so a set of images does not
+// depend on how it is split into ranks, provided each rank's range starts at a multiple of
+// cfg.batch_size (see sample_images).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "config/config.hpp"
+#include "model/diffusion.hpp"
+
+namespace ddpm::model {
+
+struct SampleRequest {
+  std::int64_t first_index = 0;  // global index of the first image
+  std::int64_t count = 0;
+  std::uint64_t seed = 0;
+};
+
+// Called after each reverse step of each batch with (batch-steps done, total) for progress.
+using StepCallback = std::function<void(int done, int total)>;
+
+// Returns float [count, C, H, W] in [-1, 1].
+torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
+                           const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
+                           const torch::Device& device, const StepCallback& on_step = nullptr);
+
+}  // namespace ddpm::model

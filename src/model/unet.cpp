@@ -1,0 +1,157 @@
+#include "model/unet.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ddpm::model {
+namespace nn = torch::nn;
+
+namespace {
+nn::Conv2d conv(int in, int out, int k, int stride = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
+}
+nn::GroupNorm group_norm(int groups, int ch) { return nn::GroupNorm(nn::GroupNormOptions(groups, ch)); }
+}  // namespace
+
+torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
+  const int half = dim / 2;
+  auto freqs = torch::exp(torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(t.device())) *
+                          (-std::log(10000.0) / half));
+  auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);
+  auto emb = torch::cat({torch::sin(args), torch::cos(args)}, 1);
+  if (dim % 2 == 1) emb = torch::nn::functional::pad(emb, torch::nn::functional::PadFuncOptions({0, 1}));
+  return emb;
+}
+
+ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double p) {
+  norm1 = register_module("norm1", group_norm(groups, in_ch));
+  conv1 = register_module("conv1", conv(in_ch, out_ch, 3));
+  temb_proj = register_module("temb_proj", nn::Linear(temb_dim, out_ch));
+  norm2 = register_module("norm2", group_norm(groups, out_ch));
+  dropout = register_module("dropout", nn::Dropout(p));
+  conv2 = register_module("conv2", conv(out_ch, out_ch, 3));
+  if (in_ch != out_ch) skip = register_module("skip", conv(in_ch, out_ch, 1));
+}
+
+torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+  auto h = conv1(torch::silu(norm1(x)));
+  h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
+  h = conv2(dropout(torch::silu(norm2(h))));
+  return (skip ? skip(x) : x) + h;
+}
+
+AttentionImpl::AttentionImpl(int channels, int groups) {
+  norm = register_module("norm", group_norm(groups, channels));
+  qkv = register_module("qkv", conv(channels, 3 * channels, 1));
+  proj = register_module("proj", conv(channels, channels, 1));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
+  const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto qkv_out = qkv(norm(x)).reshape({B, 3, C, H * W});
+  auto q = qkv_out.select(1, 0), k = qkv_out.select(1, 1), v = qkv_out.select(1, 2);
+  // [B, HW, HW] weights over key positions; the scale keeps logits O(1) at init.
+  auto w = torch::softmax(torch::bmm(q.transpose(1, 2), k) * (1.0 / std::sqrt(double(C))), -1);
+  auto h = torch::bmm(v, w.transpose(1, 2)).reshape({B, C, H, W});
+  return x + proj(h);
+}
+
+UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
+  const int base = cfg.base_channels, g = cfg.groups;
+  temb_dim_ = base * cfg.time_embed_mult;
+  temb1 = register_module("temb1", nn::Linear(base, temb_dim_));
+  temb2 = register_module("temb2", nn::Linear(temb_dim_, temb_dim_));
+  conv_in = register_module("conv_in", conv(cfg.in_channels, base, 3));
+
+  auto has_attn = [&](int res) {
+    return std::find(cfg.attention_resolutions.begin(), cfg.attention_resolutions.end(), res) !=
+           cfg.attention_resolutions.end();
+  };
+  const int levels = static_cast<int>(cfg.channel_mult.size());
+  std::vector<int> skip_channels{base};
+  int ch = base, res = cfg.image_size;
+  for (int level = 0; level < levels; ++level) {
+    const int out = base * cfg.channel_mult[level];
+    for (int i = 0; i < cfg.num_res_blocks; ++i) {
+      Block b;
+      const std::string name = "down" + std::to_string(level) + "_" + std::to_string(i);
+      b.res = register_module(name + "_res", ResBlock(ch, out, temb_dim_, g, cfg.dropout));
+      if (has_attn(res)) b.attn = register_module(name + "_attn", Attention(out, g));
+      ch = out;
+      down_.push_back(b);
+      skip_channels.push_back(ch);
+    }
+    if (level + 1 < levels) {
+      Block b;
+      b.resample = register_module("down" + std::to_string(level) + "_resample", conv(ch, ch, 3, 2));
+      down_.push_back(b);
+      skip_channels.push_back(ch);
+      res /= 2;
+    }
+  }
+
+  mid1 = register_module("mid1", ResBlock(ch, ch, temb_dim_, g, cfg.dropout));
+  if (cfg.mid_attention) mid_attn = register_module("mid_attn", Attention(ch, g));
+  mid2 = register_module("mid2", ResBlock(ch, ch, temb_dim_, g, cfg.dropout));
+
+  // The up path has one more block per level than the down path: it also consumes the skip
+  // of the resampling conv (or of conv_in at the top).
+  for (int level = levels - 1; level >= 0; --level) {
+    const int out = base * cfg.channel_mult[level];
+    for (int i = 0; i <= cfg.num_res_blocks; ++i) {
+      Block b;
+      const std::string name = "up" + std::to_string(level) + "_" + std::to_string(i);
+      const int skip = skip_channels.back();
+      skip_channels.pop_back();
+      b.res = register_module(name + "_res", ResBlock(ch + skip, out, temb_dim_, g, cfg.dropout));
+      if (has_attn(res)) b.attn = register_module(name + "_attn", Attention(out, g));
+      ch = out;
+      if (level > 0 && i == cfg.num_res_blocks) {
+        b.resample = register_module("up" + std::to_string(level) + "_resample", conv(ch, ch, 3));
+        res *= 2;
+      }
+      up_.push_back(b);
+    }
+  }
+  norm_out = register_module("norm_out", group_norm(g, ch));
+  conv_out = register_module("conv_out", conv(ch, cfg.in_channels, 3));
+}
+
+torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t) {
+  auto temb = temb2(torch::silu(temb1(timestep_embedding(t, cfg_.base_channels))));
+  std::vector<torch::Tensor> skips;
+  auto h = conv_in(x);
+  skips.push_back(h);
+  for (auto& b : down_) {
+    if (b.res) {
+      h = b.res(h, temb);
+      if (b.attn) h = b.attn(h);
+    } else {
+      h = b.resample(h);
+    }
+    skips.push_back(h);
+  }
+  h = mid1(h, temb);
+  if (mid_attn) h = mid_attn(h);
+  h = mid2(h, temb);
+  for (auto& b : up_) {
+    h = b.res(torch::cat({h, skips.back()}, 1), temb);
+    skips.pop_back();
+    if (b.attn) h = b.attn(h);
+    if (b.resample) {
+      namespace F = torch::nn::functional;
+      h = b.resample(F::interpolate(h, F::InterpolateFuncOptions()
+                                           .scale_factor(std::vector<double>{2.0, 2.0})
+                                           .mode(torch::kNearest)));
+    }
+  }
+  return conv_out(torch::silu(norm_out(h)));
+}
+
+std::int64_t UNetImpl::parameter_count() const {
+  std::int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace ddpm::model

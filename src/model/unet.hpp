@@ -1,0 +1,63 @@
+// The noise-prediction network eps_theta(x_t, t): a small DDPM U-Net ("U-Net light").
+#pragma once
+
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+
+namespace ddpm::model {
+
+class ResBlockImpl : public torch::nn::Module {
+ public:
+  ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);
+
+ private:
+  torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
+  torch::nn::Linear temb_proj{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+// Single-head self-attention over the spatial positions, with a residual connection.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int channels, int groups);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::GroupNorm norm{nullptr};
+  torch::nn::Conv2d qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+class UNetImpl : public torch::nn::Module {
+ public:
+  explicit UNetImpl(const config::ModelConfig& cfg);
+  // x: [B, C, H, W] in [-1, 1]; t: [B] integer timesteps in [0, T). Returns predicted noise.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t);
+  std::int64_t parameter_count() const;
+
+ private:
+  // One entry per block of the down path, the middle, the up path, in execution order.
+  struct Block {
+    ResBlock res{nullptr};
+    Attention attn{nullptr};
+    torch::nn::Conv2d resample{nullptr};  // stride-2 conv (down) or conv after nearest upsampling (up)
+  };
+  config::ModelConfig cfg_;
+  int temb_dim_ = 0;
+  torch::nn::Linear temb1{nullptr}, temb2{nullptr};
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::GroupNorm norm_out{nullptr};
+  std::vector<Block> down_, up_;
+  ResBlock mid1{nullptr}, mid2{nullptr};
+  Attention mid_attn{nullptr};
+};
+TORCH_MODULE(UNet);
+
+// Sinusoidal embedding of integer timesteps, [B] -> [B, dim].
+torch::Tensor timestep_embedding(const torch::Tensor& t, int dim);
+
+}  // namespace ddpm::model

@@ -1,0 +1,134 @@
+#include "train/trainer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "io/checkpoint.hpp"
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace ddpm::train {
+namespace {
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, int rank,
+                 int world, Collectives collectives)
+    : cfg_(cfg),
+      data_(train_set),
+      device_(device),
+      rank_(rank),
+      world_(world),
+      coll_(std::move(collectives)),
+      diffusion_(cfg.diffusion),
+      plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed) {
+  if (cfg.train.batch_size % world != 0)
+    throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
+                " (the global batch) must be divisible by the number of ranks (" + std::to_string(world) +
+                "); change the batch size or the -np of mpirun");
+  // Initial weights depend only on the seed, so every rank builds the same model.
+  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
+  model_ = model::UNet(cfg.model);
+  ema_model_ = model::UNet(cfg.model);
+  model_->to(device_);
+  ema_model_->to(device_);
+  ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay);
+  optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
+  // Dropout masks differ per rank, as in any data-parallel run.
+  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
+                                  static_cast<std::uint64_t>(rank)}));
+}
+
+double Trainer::lr_at(std::int64_t step) const {
+  const auto w = cfg_.train.warmup_steps;
+  if (w == 0 || step >= w) return cfg_.train.lr;
+  return cfg_.train.lr * double(step + 1) / double(w);
+}
+
+StepStats Trainer::train_step() {
+  model_->train();
+  const std::int64_t B = cfg_.train.batch_size;
+  const auto [begin, end] = data::rank_slice(B, rank_, world_);
+
+  // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
+  // depend on the world size.
+  auto gen = make_generator(cfg_.run.seed, Stream::TrainNoise, static_cast<std::uint64_t>(step_));
+  auto t = torch::randint(0, diffusion_.timesteps(), {B}, gen, torch::kLong).slice(0, begin, end);
+  const auto& shape = data_.images.sizes();
+  auto eps = torch::randn({B, 1, shape[1], shape[2]}, gen).slice(0, begin, end);
+
+  auto idx = plan_.indices(step_, rank_, world_);
+  auto x0 = data::to_model_range(data_.images.index_select(0, idx)).to(device_);
+  t = t.to(device_);
+  eps = eps.to(device_);
+
+  StepStats stats;
+  stats.lr = lr_at(step_);
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
+
+  optimizer_->zero_grad();
+  auto loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
+                              x0, t, eps);
+  loss.backward();
+  coll_.sync_gradients();
+  // With clipping off, the norm is still measured (max_norm = inf) for the log.
+  const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
+  stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
+  optimizer_->step();
+  ema_->update(*model_);
+  stats.loss = loss.item<double>();
+  ++step_;
+  return stats;
+}
+
+void Trainer::run() {
+  const auto total = cfg_.train.steps;
+  if (rank_ == 0)
+    spdlog::info("training {} steps from step {}: global batch {} = {} per rank x {} ranks, {} steps per epoch",
+                 total, step_, cfg_.train.batch_size, cfg_.train.batch_size / world_, world_,
+                 plan_.steps_per_epoch());
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  auto interval_start = start;
+  const auto start_step = step_;
+  double loss_sum = 0.0;
+  std::int64_t interval_steps = 0;
+  while (step_ < total) {
+    const auto stats = train_step();
+    loss_sum += stats.loss;
+    ++interval_steps;
+    if (step_ % cfg_.train.log_every == 0 || step_ == total) {
+      const auto now = clock::now();
+      const double dt = std::chrono::duration<double>(now - interval_start).count();
+      const double loss = coll_.mean_over_ranks(loss_sum / interval_steps);
+      const double img_s = interval_steps * cfg_.train.batch_size / dt;
+      const double elapsed = std::chrono::duration<double>(now - start).count();
+      const double eta = elapsed / double(step_ - start_step) * double(total - step_);
+      if (rank_ == 0)
+        spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s  ETA {}", step_,
+                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, format_duration(eta));
+      loss_sum = 0.0;
+      interval_steps = 0;
+      interval_start = now;
+    }
+    if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total) write_checkpoint();
+  }
+}
+
+void Trainer::write_checkpoint() {
+  if (rank_ != 0) return;
+  const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
+  io::write_checkpoint(path, *model_, *ema_model_, {step_, cfg_.yaml});
+  spdlog::info("checkpoint written: {}", path);
+}
+
+}  // namespace ddpm::train

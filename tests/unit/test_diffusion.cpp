@@ -1,0 +1,124 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "model/diffusion.hpp"
+
+using namespace ddpm;
+
+namespace {
+config::DiffusionConfig linear_cfg(int T = 1000) {
+  config::DiffusionConfig c;
+  c.timesteps = T;
+  return c;
+}
+}  // namespace
+
+TEST(Schedule, LinearMatchesClosedFormAndProduct) {
+  const auto cfg = linear_cfg();
+  const auto s = model::make_schedule(cfg);
+  ASSERT_EQ(s.betas.size(), 1000u);
+  EXPECT_DOUBLE_EQ(s.betas.front(), 1e-4);
+  EXPECT_NEAR(s.betas.back(), 0.02, 1e-15);
+  double log_sum = 0.0;
+  for (int t = 0; t < 1000; ++t) {
+    EXPECT_NEAR(s.betas[t], 1e-4 + (0.02 - 1e-4) * t / 999.0, 1e-15);
+    log_sum += std::log1p(-s.betas[t]);
+    EXPECT_NEAR(s.abar[t], std::exp(log_sum), 1e-12 * std::max(1.0, s.abar[t]));
+    EXPECT_DOUBLE_EQ(s.abar_prev[t], t == 0 ? 1.0 : s.abar[t - 1]);
+  }
+  // Known value of the DDPM paper's schedule: abar_T ~ 4.04e-5.
+  EXPECT_NEAR(s.abar.back(), 4.0358e-5, 1e-8);
+}
+
+TEST(Schedule, CosineMatchesItsClosedForm) {
+  auto cfg = linear_cfg();
+  cfg.schedule = "cosine";
+  const auto s = model::make_schedule(cfg);
+  auto f = [&](double t) {
+    const double c = std::cos((t / 1000.0 + 0.008) / 1.008 * M_PI / 2.0);
+    return c * c;
+  };
+  // Away from the end, where betas are clipped at 0.999, abar_t = f(t+1) / f(0).
+  for (int t = 0; t < 990; ++t) EXPECT_NEAR(s.abar[t], f(t + 1) / f(0), 1e-12);
+  for (double b : s.betas) EXPECT_LE(b, 0.999);
+}
+
+TEST(Diffusion, QSampleHasClosedFormMeanAndVariance) {
+  model::Diffusion d(linear_cfg());
+  const int64_t n = 200000, t = 300;
+  auto x0 = torch::full({n, 1, 1, 1}, 0.5);
+  torch::manual_seed(7);
+  auto xt = d.q_sample(x0, torch::full({n}, t, torch::kLong), torch::randn({n, 1, 1, 1}));
+  const double abar = d.schedule().abar[t];
+  const double mean = xt.mean().item<double>(), var = xt.var().item<double>();
+  // Five standard errors of the estimates.
+  EXPECT_NEAR(mean, std::sqrt(abar) * 0.5, 5 * std::sqrt((1 - abar) / n));
+  EXPECT_NEAR(var, 1 - abar, 5 * (1 - abar) * std::sqrt(2.0 / n));
+}
+
+TEST(Diffusion, PosteriorMeanFromX0EqualsFromEps) {
+  model::Diffusion d(linear_cfg());
+  torch::manual_seed(3);
+  auto x0 = torch::rand({64, 1, 8, 8}) * 2 - 1;
+  auto eps = torch::randn({64, 1, 8, 8});
+  auto t = torch::randint(1, 1000, {64}, torch::kLong);
+  auto xt = d.q_sample(x0, t, eps);
+  auto a = d.posterior_mean(x0, xt, t);
+  auto b = d.posterior_mean_eps(xt, t, eps);
+  EXPECT_LT((a - b).abs().max().item<double>(), 2e-4);
+  // The ancestral step without clipping and without noise is that mean.
+  auto x0_one = x0.slice(0, 0, 1), eps_one = eps.slice(0, 0, 1);
+  auto xt_one = d.q_sample(x0_one, torch::full({1}, 500, torch::kLong), eps_one);
+  auto step = d.ddpm_step(xt_one, 500, eps_one, torch::zeros_like(xt_one), true, false);
+  auto mean = d.posterior_mean(x0_one, xt_one, torch::full({1}, 500, torch::kLong));
+  EXPECT_LT((step - mean).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Diffusion, DdimWithEtaOneOverAllStepsHasPosteriorStd) {
+  model::Diffusion d(linear_cfg());
+  const auto& s = d.schedule();
+  for (int t = 1; t < 1000; ++t)
+    EXPECT_NEAR(model::ddim_sigma(s.abar[t], s.abar[t - 1], 1.0), std::sqrt(s.posterior_variance[t]), 1e-12);
+  // The step adds exactly sigma * z.
+  auto x = torch::randn({4, 1, 4, 4}), eps = torch::randn({4, 1, 4, 4}), z = torch::randn({4, 1, 4, 4});
+  auto with = d.ddim_step(x, 400, 399, eps, z, 1.0, false);
+  auto without = d.ddim_step(x, 400, 399, eps, torch::zeros_like(z), 1.0, false);
+  EXPECT_LT(((with - without) - std::sqrt(s.posterior_variance[400]) * z).abs().max().item<double>(), 1e-5);
+  // And its mean equals the DDPM posterior mean.
+  auto ddpm = d.ddpm_step(x, 400, eps, torch::zeros_like(z), true, false);
+  EXPECT_LT((without - ddpm).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Diffusion, DdimEtaZeroWithTrueNoiseMovesAlongTheForwardPath) {
+  model::Diffusion d(linear_cfg());
+  auto x0 = torch::rand({8, 1, 4, 4}) * 2 - 1, eps = torch::randn({8, 1, 4, 4});
+  auto xt = d.q_sample(x0, torch::full({8}, 700, torch::kLong), eps);
+  auto prev = d.ddim_step(xt, 700, 200, eps, torch::Tensor(), 0.0, false);
+  auto expected = d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps);
+  EXPECT_LT((prev - expected).abs().max().item<double>(), 1e-4);
+  auto final_x0 = d.ddim_step(xt, 700, -1, eps, torch::Tensor(), 0.0, false);
+  EXPECT_LT((final_x0 - x0).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Diffusion, RespacedTimestepsDescendFromTMinusOneToZero) {
+  const auto all = model::respaced_timesteps(1000, 1000);
+  ASSERT_EQ(all.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(all[i], 999 - i);
+  const auto ten = model::respaced_timesteps(1000, 10);
+  ASSERT_EQ(ten.size(), 10u);
+  EXPECT_EQ(ten.front(), 999);
+  EXPECT_EQ(ten.back(), 0);
+  for (int i = 1; i < 10; ++i) EXPECT_LT(ten[i], ten[i - 1]);
+  EXPECT_EQ(model::respaced_timesteps(1000, 1), std::vector<std::int64_t>{999});
+}
+
+TEST(Diffusion, LossIsMeanSquaredNoiseError) {
+  model::Diffusion d(linear_cfg(10));
+  auto x0 = torch::zeros({2, 1, 2, 2}), eps = torch::ones({2, 1, 2, 2});
+  auto t = torch::zeros({2}, torch::kLong);
+  // A model that predicts zero noise has loss mean(eps^2) = 1.
+  auto loss = d.loss([](const torch::Tensor& x, const torch::Tensor&) { return torch::zeros_like(x); }, x0, t, eps);
+  EXPECT_DOUBLE_EQ(loss.item<double>(), 1.0);
+}

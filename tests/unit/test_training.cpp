@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "config/config.hpp"
+#include "data/mnist.hpp"
+#include "io/checkpoint.hpp"
+#include "model/sampler.hpp"
+#include "train/trainer.hpp"
+#include "util/error.hpp"
+
+using namespace ddpm;
+namespace fs = std::filesystem;
+
+namespace {
+
+config::Config tiny_config(const std::string& out_dir) {
+  return config::parse(
+      "run: {name: tiny, seed: 5, out_dir: " + out_dir +
+          "}\n"
+          "model: {base_channels: 8, channel_mult: [1, 2], num_res_blocks: 1, attention_resolutions: [14], "
+          "groups: 4, dropout: 0.0}\n"
+          "train: {steps: 200, batch_size: 32, lr: 2.0e-3, warmup_steps: 10, log_every: 100, checkpoint_every: 1000}\n"
+          "sample: {sampler: ddim, steps: 5, eta: 1.0, batch_size: 4}\n",
+      "tiny");
+}
+
+const data::Dataset& mnist() {
+  static const data::Dataset d = data::load_dataset(std::string(DDPM_SOURCE_DIR) + "/data/mnist", data::Split::Train);
+  return d;
+}
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("ddpm_test_" + std::to_string(::getpid()));
+  ~TempDir() { fs::remove_all(path); }
+};
+
+}  // namespace
+
+TEST(Trainer, TinyModelOnMnistLowersTheLossClearly) {
+  TempDir tmp;
+  const auto cfg = tiny_config(tmp.path.string());
+  train::Trainer trainer(cfg, mnist(), torch::kCPU);
+  std::vector<double> losses;
+  for (int i = 0; i < 200; ++i) losses.push_back(trainer.train_step().loss);
+  auto mean = [&](int a, int b) {
+    double s = 0;
+    for (int i = a; i < b; ++i) s += losses[i];
+    return s / (b - a);
+  };
+  const double first = mean(0, 20), last = mean(180, 200);
+  std::cout << "mean loss, first 20 steps " << first << ", last 20 steps " << last << "\n";
+  EXPECT_LT(last, 0.7 * first);
+  EXPECT_EQ(trainer.step(), 200);
+}
+
+TEST(Trainer, SameSeedGivesSameWeightsAndAnotherSeedDoesNot) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  auto run = [&](const config::Config& c) {
+    train::Trainer t(c, mnist(), torch::kCPU);
+    for (int i = 0; i < 3; ++i) t.train_step();
+    return torch::cat({t.model()->parameters().front().flatten(), t.model()->parameters().back().flatten()});
+  };
+  const auto a = run(cfg), b = run(cfg);
+  EXPECT_TRUE(torch::equal(a, b));
+  cfg.run.seed = 6;
+  EXPECT_FALSE(torch::equal(a, run(cfg)));
+}
+
+TEST(Sampler, ImagesDoNotDependOnHowTheyAreSplit) {
+  TempDir tmp;
+  const auto cfg = tiny_config(tmp.path.string());
+  model::UNet net(cfg.model);
+  net->eval();
+  model::Diffusion d(cfg.diffusion);
+  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+  auto whole = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 9}, torch::kCPU);
+  EXPECT_EQ(whole.sizes(), (std::vector<int64_t>{6, 1, 28, 28}));
+  EXPECT_LE(whole.abs().max().item<double>(), 1.0);
+  // Batch size 4: ranges that start on a batch boundary reproduce the images bitwise.
+  auto first = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 4, 9}, torch::kCPU);
+  auto second = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {4, 2, 9}, torch::kCPU);
+  EXPECT_TRUE(torch::equal(torch::cat({first, second}), whole));
+  auto other_seed = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 10}, torch::kCPU);
+  EXPECT_FALSE(torch::equal(other_seed, whole));
+}
+
+TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
+  TempDir tmp;
+  const auto cfg = tiny_config(tmp.path.string());
+  train::Trainer trainer(cfg, mnist(), torch::kCPU);
+  for (int i = 0; i < 2; ++i) trainer.train_step();
+  trainer.write_checkpoint();
+  const auto path = io::latest_checkpoint(cfg.out_dir());
+  ASSERT_TRUE(path.has_value());
+  EXPECT_EQ(*path, io::checkpoint_path(cfg.out_dir(), 2));
+  model::UNet live(cfg.model), ema(cfg.model);
+  const auto info = io::read_checkpoint(*path, *live, *ema);
+  EXPECT_EQ(info.step, 2);
+  EXPECT_EQ(info.config_yaml, cfg.yaml);
+  auto a = trainer.model()->parameters(), b = live->parameters();
+  auto ea = trainer.ema_model()->parameters(), eb = ema->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i], b[i]));
+    EXPECT_TRUE(torch::equal(ea[i], eb[i]));
+  }
+  // Another architecture is refused with the names and shapes that differ.
+  auto other = cfg.model;
+  other.base_channels = 16;
+  model::UNet wide(other), wide_ema(other);
+  try {
+    io::read_checkpoint(*path, *wide, *wide_ema);
+    FAIL() << "a checkpoint of another architecture was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("checkpoint of another architecture"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model/conv_in.weight: file has [8, 1, 3, 3], model has [16, 1, 3, 3]"), std::string::npos)
+        << msg;
+  }
+}

@@ -1,0 +1,72 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/ema.hpp"
+#include "model/unet.hpp"
+
+using namespace ddpm;
+
+namespace {
+config::ModelConfig tiny() {
+  config::ModelConfig m;
+  m.base_channels = 8;
+  m.channel_mult = {1, 2};
+  m.num_res_blocks = 1;
+  m.attention_resolutions = {14};
+  m.groups = 4;
+  m.dropout = 0.0;
+  return m;
+}
+}  // namespace
+
+TEST(UNet, DefaultModelHasSeedParameterCount) {
+  model::UNet net(config::ModelConfig{});
+  const auto n = net->parameter_count();
+  EXPECT_GE(n, 1'600'000);
+  EXPECT_LE(n, 1'700'000);
+}
+
+TEST(UNet, OutputHasInputShapeAndGradientsReachEveryParameter) {
+  model::UNet net(tiny());
+  auto x = torch::randn({3, 1, 28, 28});
+  auto out = net->forward(x, torch::tensor({0, 10, 999}));
+  EXPECT_EQ(out.sizes(), x.sizes());
+  out.pow(2).mean().backward();
+  for (const auto& p : net->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+  }
+}
+
+TEST(UNet, TimestepEmbeddingIsSinCosOfScaledTime) {
+  auto e = model::timestep_embedding(torch::tensor({0, 5}), 8);
+  ASSERT_EQ(e.sizes(), (std::vector<int64_t>{2, 8}));
+  for (int i = 0; i < 4; ++i) {
+    const double f = std::exp(-std::log(10000.0) * i / 4);
+    EXPECT_NEAR(e[1][i].item<double>(), std::sin(5 * f), 1e-5);
+    EXPECT_NEAR(e[1][4 + i].item<double>(), std::cos(5 * f), 1e-5);
+    EXPECT_NEAR(e[0][4 + i].item<double>(), 1.0, 1e-6);
+  }
+}
+
+TEST(Ema, UpdateFollowsDecayArithmeticWithWarmup) {
+  auto live = torch::nn::Linear(2, 1), shadow = torch::nn::Linear(2, 1);
+  model::Ema ema(*live, *shadow, 0.9);
+  EXPECT_DOUBLE_EQ(ema.decay_at(0), 0.1);        // (1+0)/(10+0)
+  EXPECT_DOUBLE_EQ(ema.decay_at(10), 11.0 / 20);  // still warming up
+  EXPECT_DOUBLE_EQ(ema.decay_at(1000), 0.9);      // capped by the configured decay
+  {
+    torch::NoGradGuard g;
+    live->weight.fill_(1.0);
+    shadow->weight.fill_(0.0);
+  }
+  ema.update(*live);  // d = 0.1: 0.1 * 0 + 0.9 * 1
+  EXPECT_NEAR(shadow->weight[0][0].item<double>(), 0.9, 1e-7);
+  {
+    torch::NoGradGuard g;
+    live->weight.fill_(3.0);
+  }
+  ema.update(*live);  // d = 2/11: 2/11 * 0.9 + 9/11 * 3
+  EXPECT_NEAR(shadow->weight[0][0].item<double>(), 2.0 / 11 * 0.9 + 9.0 / 11 * 3.0, 1e-6);
+  EXPECT_EQ(ema.updates(), 2);
+}
