@@ -7,13 +7,14 @@
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "io/png.hpp"
+#include "eval/distributed_sampling.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::app {
 
-void cmd_sample(const Session& s) {
+void cmd_sample(Session& s) {
   const auto& cfg = s.cfg;
   const auto ckpt = io::latest_checkpoint(cfg.out_dir());
   if (!ckpt)
@@ -22,10 +23,10 @@ void cmd_sample(const Session& s) {
   model::UNet live(cfg.model), ema(cfg.model);
   const auto info = io::read_checkpoint(*ckpt, *live, *ema);
   auto& net = cfg.sample.use_ema ? ema : live;
-  net->to(s.device);
+  net->to(s.ctx.device());
   net->eval();
-  spdlog::info("sampling {} images with {} ({} steps, eta {}) from {} ({} weights, step {})",
-               cfg.sample.num_samples, cfg.sample.sampler, cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps,
+  spdlog::info("sampling {} images on {} rank(s) with {} ({} steps, eta {}) from {} ({} weights, step {})",
+               cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps,
                cfg.sample.eta, *ckpt, cfg.sample.use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
@@ -39,10 +40,10 @@ void cmd_sample(const Session& s) {
     spdlog::info("sampling {}/{} batch-steps, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                  elapsed / done * (total - done));
   };
-  const int size = cfg.model.image_size;
-  auto images = model::sample_images([&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); },
-                                     diffusion, cfg.sample, {cfg.model.in_channels, size, size},
-                                     {0, cfg.sample.num_samples, cfg.run.seed}, s.device, progress);
+  auto images = eval::sample_distributed(
+      *s.comm, [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); }, diffusion, cfg,
+      s.ctx.device(), progress);
+  if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
   spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,

@@ -6,10 +6,10 @@
 
 namespace ddpm::app {
 
-void cmd_train(const Session& s) {
+void cmd_train(Session& s) {
   const auto train_set = data::load_dataset(s.cfg.data.dir, data::Split::Train);
   spdlog::info("{}: {} training images", s.cfg.data.dir, train_set.size());
-  train::Trainer trainer(s.cfg, train_set, s.device);
+  train::Trainer trainer(s.cfg, train_set, s.ctx.device(), *s.comm);
   spdlog::info("U-Net: {} parameters", trainer.model()->parameter_count());
   trainer.run();
 }

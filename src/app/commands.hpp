@@ -1,10 +1,13 @@
 // One function per subcommand; main.cpp parses the command line and dispatches.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
+#include "dist/communicator.hpp"
+#include "dist/context.hpp"
 
 namespace ddpm::app {
 
@@ -13,15 +16,18 @@ struct Options {
   std::vector<std::string> overrides;
 };
 
-// Loads the configuration, sets threads and device, logs the resolved config.
+// What every stage needs: the configuration, this rank's device and the communicator.
 struct Session {
   config::Config cfg;
-  torch::Device device{torch::kCPU};
+  dist::Context& ctx;
+  std::unique_ptr<dist::Communicator> comm;
+  int threads = 1;
 };
-Session start_session(const Options& opt);
+// Loads the configuration, sets threads and device, makes the communicator, logs the set-up.
+Session start_session(dist::Context& ctx, const Options& opt);
 
-void cmd_train(const Session& s);
-void cmd_sample(const Session& s);
-void cmd_bench(const Session& s);
+void cmd_train(Session& s);
+void cmd_sample(Session& s);
+void cmd_bench(Session& s);
 
 }  // namespace ddpm::app

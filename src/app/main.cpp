@@ -6,12 +6,14 @@
 #include <cstring>
 
 #include "app/commands.hpp"
+#include "dist/context.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
 
 int main(int argc, char** argv) {
   using namespace ddpm;
-  setup_logging(0);
+  dist::Context ctx(&argc, &argv);
+  setup_logging(ctx.rank());
   CLI::App app{"ddpm_dist: distributed DDPM training and evaluation on MNIST"};
   app.require_subcommand(1);
   app::Options opt;
@@ -38,20 +40,21 @@ int main(int argc, char** argv) {
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Every rank sees the same command line; only rank 0 prints help or the parse error.
+    if (ctx.rank() == 0) return app.exit(e);
+    return e.get_exit_code();
   }
 
+  // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
-    const auto session = app::start_session(opt);
+    auto session = app::start_session(ctx, opt);
     if (all->parsed() || train->parsed()) app::cmd_train(session);
     if (all->parsed() || sample->parsed()) app::cmd_sample(session);
     if (bench->parsed()) app::cmd_bench(session);
   } catch (const Error& e) {
-    spdlog::error("{}", e.what());
-    return 2;
+    ctx.abort(e.what(), 2);
   } catch (const std::exception& e) {
-    spdlog::error("internal error: {}", e.what());
-    return 1;
+    ctx.abort(std::string("internal error: ") + e.what(), 1);
   }
   return 0;
 }

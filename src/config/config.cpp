@@ -57,6 +57,8 @@ void visit(Config& c, V& v) {
   v.field("ema_decay", c.train.ema_decay);
   v.field("log_every", c.train.log_every);
   v.field("checkpoint_every", c.train.checkpoint_every);
+  v.field("bucket_mb", c.train.bucket_mb);
+  v.field("overlap", c.train.overlap);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -176,6 +178,8 @@ class Writer {
   }
   std::string text() const {
     YAML::Emitter e;
+    // 15 significant digits print 0.2 as 0.2, not 0.20000000000000001.
+    e.SetDoublePrecision(15);
     e << out_;
     return e.c_str();
   }
@@ -276,6 +280,7 @@ void validate(const Config& c) {
           "must be in [0, 1), got " + str(t.ema_decay));
   require(t.log_every >= 1, s, "train.log_every", "must be >= 1, got " + str(t.log_every));
   require(t.checkpoint_every >= 1, s, "train.checkpoint_every", "must be >= 1");
+  require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
 
   const auto& p = c.sample;
   require(p.num_samples >= 1, s, "sample.num_samples", "must be >= 1, got " + str(p.num_samples));

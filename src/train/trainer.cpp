@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.hpp"
 #include "util/error.hpp"
+#include "util/fault.hpp"
 #include "util/rng.hpp"
 
 namespace ddpm::train {
@@ -20,19 +21,19 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, int rank,
-                 int world, Collectives collectives)
+Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
+                 dist::Communicator& comm)
     : cfg_(cfg),
       data_(train_set),
       device_(device),
-      rank_(rank),
-      world_(world),
-      coll_(std::move(collectives)),
+      comm_(comm),
+      rank_(comm.rank()),
+      world_(comm.size()),
       diffusion_(cfg.diffusion),
       plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed) {
-  if (cfg.train.batch_size % world != 0)
+  if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
-                " (the global batch) must be divisible by the number of ranks (" + std::to_string(world) +
+                " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
                 "); change the batch size or the -np of mpirun");
   // Initial weights depend only on the seed, so every rank builds the same model.
   torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
@@ -40,11 +41,14 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
   ema_model_ = model::UNet(cfg.model);
   model_->to(device_);
   ema_model_->to(device_);
+  dist::broadcast_module(comm_, *model_);
   ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay);
   optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
+  grad_sync_ = std::make_unique<dist::GradSync>(
+      comm_, model_->parameters(), dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4, cfg.train.overlap});
   // Dropout masks differ per rank, as in any data-parallel run.
   torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
-                                  static_cast<std::uint64_t>(rank)}));
+                                  static_cast<std::uint64_t>(rank_)}));
 }
 
 double Trainer::lr_at(std::int64_t step) const {
@@ -75,11 +79,13 @@ StepStats Trainer::train_step() {
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
 
+  fault::at_train_step(step_, rank_);
   optimizer_->zero_grad();
+  grad_sync_->prepare();
   auto loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
                               x0, t, eps);
   loss.backward();
-  coll_.sync_gradients();
+  grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
   stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
@@ -109,7 +115,9 @@ void Trainer::run() {
     if (step_ % cfg_.train.log_every == 0 || step_ == total) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
-      const double loss = coll_.mean_over_ranks(loss_sum / interval_steps);
+      auto mean_loss = torch::tensor({loss_sum / interval_steps}, torch::kFloat64);
+      comm_.allreduce_sum(mean_loss);
+      const double loss = mean_loss.item<double>() / world_;
       const double img_s = interval_steps * cfg_.train.batch_size / dt;
       const double elapsed = std::chrono::duration<double>(now - start).count();
       const double eta = elapsed / double(step_ - start_step) * double(total - step_);
@@ -125,10 +133,13 @@ void Trainer::run() {
 }
 
 void Trainer::write_checkpoint() {
-  if (rank_ != 0) return;
-  const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
-  io::write_checkpoint(path, *model_, *ema_model_, {step_, cfg_.yaml});
-  spdlog::info("checkpoint written: {}", path);
+  // Rank 0 writes while the others wait here, outside any collective that could time out.
+  if (rank_ == 0) {
+    const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
+    io::write_checkpoint(path, *model_, *ema_model_, {step_, cfg_.yaml});
+    spdlog::info("checkpoint written: {}", path);
+  }
+  comm_.barrier();
 }
 
 }  // namespace ddpm::train

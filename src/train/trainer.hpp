@@ -10,6 +10,8 @@
 #include "config/config.hpp"
 #include "data/batch_plan.hpp"
 #include "data/mnist.hpp"
+#include "dist/communicator.hpp"
+#include "dist/grad_sync.hpp"
 #include "model/diffusion.hpp"
 #include "model/ema.hpp"
 #include "model/unet.hpp"
@@ -22,17 +24,11 @@ struct StepStats {
   double lr = 0.0;
 };
 
-// Where a distributed run plugs in: called between backward and the optimizer step to average
-// gradients, and to average scalars for the log. Defaults are single-process no-ops.
-struct Collectives {
-  std::function<void()> sync_gradients = [] {};
-  std::function<double(double)> mean_over_ranks = [](double v) { return v; };
-};
-
 class Trainer {
  public:
-  Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, int rank = 0,
-          int world = 1, Collectives collectives = {});
+  // Every rank builds the same model from the seed; rank 0's weights are broadcast anyway so that
+  // replicas start identical whatever the initialisation does.
+  Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, dist::Communicator& comm);
 
   // Trains from the current step up to cfg.train.steps, logging and checkpointing on the way.
   void run();
@@ -43,18 +39,21 @@ class Trainer {
   std::int64_t step() const { return step_; }
   model::UNet& model() { return model_; }
   model::UNet& ema_model() { return ema_model_; }
+  // Seconds this rank spent waiting for gradient all-reduces, summed over all steps so far.
+  double comm_wait_seconds() const { return grad_sync_->wait_seconds(); }
   void write_checkpoint();
 
  private:
   const config::Config& cfg_;
   const data::Dataset& data_;
   torch::Device device_;
+  dist::Communicator& comm_;
   int rank_, world_;
-  Collectives coll_;
   model::Diffusion diffusion_;
   model::UNet model_{nullptr}, ema_model_{nullptr};
   std::unique_ptr<model::Ema> ema_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
+  std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
   std::int64_t step_ = 0;
 };

@@ -5,6 +5,7 @@
 
 #include "config/config.hpp"
 #include "data/mnist.hpp"
+#include "dist/communicator.hpp"
 #include "io/checkpoint.hpp"
 #include "model/sampler.hpp"
 #include "train/trainer.hpp"
@@ -41,7 +42,8 @@ struct TempDir {
 TEST(Trainer, TinyModelOnMnistLowersTheLossClearly) {
   TempDir tmp;
   const auto cfg = tiny_config(tmp.path.string());
-  train::Trainer trainer(cfg, mnist(), torch::kCPU);
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
   std::vector<double> losses;
   for (int i = 0; i < 200; ++i) losses.push_back(trainer.train_step().loss);
   auto mean = [&](int a, int b) {
@@ -59,7 +61,8 @@ TEST(Trainer, SameSeedGivesSameWeightsAndAnotherSeedDoesNot) {
   TempDir tmp;
   auto cfg = tiny_config(tmp.path.string());
   auto run = [&](const config::Config& c) {
-    train::Trainer t(c, mnist(), torch::kCPU);
+    dist::SelfCommunicator self;
+    train::Trainer t(c, mnist(), torch::kCPU, self);
     for (int i = 0; i < 3; ++i) t.train_step();
     return torch::cat({t.model()->parameters().front().flatten(), t.model()->parameters().back().flatten()});
   };
@@ -90,7 +93,8 @@ TEST(Sampler, ImagesDoNotDependOnHowTheyAreSplit) {
 TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
   TempDir tmp;
   const auto cfg = tiny_config(tmp.path.string());
-  train::Trainer trainer(cfg, mnist(), torch::kCPU);
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
   for (int i = 0; i < 2; ++i) trainer.train_step();
   trainer.write_checkpoint();
   const auto path = io::latest_checkpoint(cfg.out_dir());

@@ -1,0 +1,56 @@
+// Collective operations over the ranks of one job. MpiCommunicator moves CPU tensors through MPI;
+// NcclCommunicator moves CUDA tensors through NCCL; SelfCommunicator is the world of one rank
+// (a reference for tests, and a job started without mpirun needs nothing else).
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+
+namespace ddpm::dist {
+
+// An operation in flight; wait() returns when its result is in the tensor.
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string name() const = 0;
+
+  // In-place sum over ranks of a contiguous tensor.
+  virtual void allreduce_sum(torch::Tensor& t) = 0;
+  // The same, started now; the tensor must stay alive and untouched until wait() returns.
+  virtual std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) = 0;
+  // Lets operations in flight advance; called between pieces of other work.
+  virtual void progress() {}
+  // Brackets several async all-reduces launched together (NCCL fuses them; MPI ignores it).
+  virtual void group_begin() {}
+  virtual void group_end() {}
+  virtual void broadcast(torch::Tensor& t, int root) = 0;
+  // Concatenates every rank's tensor along dimension 0 on `root` (sizes along dimension 0 may
+  // differ per rank; the other dimensions and the dtype must agree). Other ranks get an
+  // undefined tensor.
+  virtual torch::Tensor gatherv(const torch::Tensor& t, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+class SelfCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string name() const override { return "self"; }
+  void allreduce_sum(torch::Tensor&) override {}
+  std::unique_ptr<Work> allreduce_sum_async(torch::Tensor&) override;
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor gatherv(const torch::Tensor& t, int) override { return t.clone(); }
+  void barrier() override {}
+};
+
+}  // namespace ddpm::dist

@@ -1,0 +1,73 @@
+#include "dist/context.hpp"
+
+#include <mpi.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "dist/mpi_communicator.hpp"
+#include "dist/nccl_communicator.hpp"
+#include "util/error.hpp"
+
+namespace ddpm::dist {
+
+Context::Context(int* argc, char*** argv) {
+  int provided = 0;
+  // Only the main thread calls MPI (CPU autograd runs hooks on the thread that calls backward).
+  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+  MPI_Comm_rank(local, &local_rank_);
+  MPI_Comm_size(local, &local_size_);
+  MPI_Comm_free(&local);
+}
+
+Context::~Context() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+int Context::configure(const std::string& device, int threads) {
+  const bool cuda = torch::cuda::is_available();
+  if (device == "cuda" && !cuda)
+    throw Error("run.device is 'cuda' but no CUDA device is visible to this LibTorch (" TORCH_VERSION
+                "); set run.device: cpu (or auto)");
+  device_ = (device != "cpu" && cuda) ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_))
+                                      : torch::Device(torch::kCPU);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = threads > 0 ? threads : std::max(1, cores / local_size_);
+  torch::set_num_threads(n);
+  if (threads == 0 && local_size_ > cores && rank_ == 0)
+    spdlog::warn("{} ranks on a host with {} cores: 1 intra-op thread each, and the ranks share cores", local_size_,
+                 cores);
+  return n;
+}
+
+std::unique_ptr<Communicator> Context::make_communicator(const std::string& backend) const {
+  const bool nccl = backend == "nccl" || (backend == "auto" && device_.is_cuda());
+  if (backend == "nccl" && !device_.is_cuda() && torch::cuda::is_available())
+    throw Error("run.backend: nccl needs run.device: cuda (or auto)");
+  if (nccl) return make_nccl_communicator(local_rank_);
+  if (device_.is_cuda() && world_ > 1)
+    throw Error("run.backend: mpi moves CPU tensors only, and this run is on CUDA; set run.backend: nccl (or auto)");
+  if (world_ == 1) return std::make_unique<SelfCommunicator>();
+  return std::make_unique<MpiCommunicator>();
+}
+
+void Context::abort(const std::string& what, int code) const {
+  // Ranks other than 0 carry their rank in the log pattern already.
+  if (rank_ == 0 && world_ > 1)
+    spdlog::error("[rank 0] {}", what);
+  else
+    spdlog::error("{}", what);
+  spdlog::default_logger()->flush();
+  if (world_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  MPI_Finalize();
+  std::exit(code);
+}
+
+}  // namespace ddpm::dist

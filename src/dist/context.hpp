@@ -1,0 +1,42 @@
+// The process's place in the job: MPI start-up and shutdown, rank, world size, local rank,
+// the device and the intra-op threads of this rank, and the communicator the config asks for.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+
+#include "dist/communicator.hpp"
+
+namespace ddpm::dist {
+
+class Context {
+ public:
+  Context(int* argc, char*** argv);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_; }
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+
+  // Picks the device (`auto|cpu|cuda`; cuda:local_rank) and sets intra-op threads
+  // (0 = cores on this host / ranks on this host, at least 1). Returns the thread count.
+  int configure(const std::string& device, int threads);
+  torch::Device device() const { return device_; }
+  // `auto|mpi|nccl`: nccl with CUDA, else mpi; a world of one rank needs no MPI traffic.
+  std::unique_ptr<Communicator> make_communicator(const std::string& backend) const;
+
+  // Logs `what` with this rank and ends the whole job (MPI_Abort), so that no rank is left
+  // waiting in a collective.
+  [[noreturn]] void abort(const std::string& what, int code) const;
+
+ private:
+  int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
+  torch::Device device_{torch::kCPU};
+};
+
+}  // namespace ddpm::dist

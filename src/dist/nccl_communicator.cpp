@@ -1,0 +1,183 @@
+#include "dist/nccl_communicator.hpp"
+
+#include "util/error.hpp"
+
+#ifdef DDPM_HAVE_NCCL
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+#include <torch/torch.h>
+#ifdef DDPM_TORCH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+#endif
+
+namespace ddpm::dist {
+
+#ifndef DDPM_HAVE_NCCL
+
+bool nccl_compiled() { return false; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(int) {
+  throw Error("run.backend: nccl was asked for, but this build has no NCCL (nccl.h and the CUDA runtime were not "
+              "found at configure time); set run.backend: mpi, or rebuild with CUDA and NCCL installed");
+}
+
+#else
+
+namespace {
+
+void cuda_check(cudaError_t rc, const char* what) {
+  if (rc != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(rc));
+}
+void nccl_check(ncclResult_t rc, const char* what) {
+  if (rc != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(rc));
+}
+
+ncclDataType_t nccl_type(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return ncclFloat32;
+    case torch::kFloat64: return ncclFloat64;
+    case torch::kBFloat16: return ncclBfloat16;
+    case torch::kHalf: return ncclFloat16;
+    case torch::kInt64: return ncclInt64;
+    case torch::kInt32: return ncclInt32;
+    case torch::kUInt8: return ncclUint8;
+    default: throw std::invalid_argument(std::string("NcclCommunicator: unsupported dtype ") + c10::toString(t));
+  }
+}
+
+// The stream LibTorch computes on: the current stream where LibTorch has CUDA, else the legacy
+// default stream that a CUDA LibTorch uses unless told otherwise.
+cudaStream_t compute_stream() {
+#ifdef DDPM_TORCH_CUDA
+  return c10::cuda::getCurrentCUDAStream().stream();
+#else
+  return nullptr;
+#endif
+}
+
+class NcclWork final : public Work {
+ public:
+  NcclWork(cudaEvent_t done, torch::Tensor keep_alive) : done_(done), tensor_(std::move(keep_alive)) {}
+  ~NcclWork() override { cudaEventDestroy(done_); }
+  // The compute stream waits for the all-reduce; the host does not block.
+  void wait() override { cuda_check(cudaStreamWaitEvent(compute_stream(), done_, 0), "cudaStreamWaitEvent"); }
+
+ private:
+  cudaEvent_t done_;
+  torch::Tensor tensor_;
+};
+
+class NcclCommunicator final : public Communicator {
+ public:
+  explicit NcclCommunicator(int local_rank) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    cuda_check(cudaSetDevice(local_rank), "cudaSetDevice");
+    ncclUniqueId id;
+    if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  }
+  ~NcclCommunicator() override {
+    ncclCommDestroy(comm_);
+    cudaStreamDestroy(stream_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string name() const override { return "nccl"; }
+
+  void allreduce_sum(torch::Tensor& t) override {
+    // Host scalars (losses, counters) take MPI; device tensors take NCCL.
+    if (t.device().is_cpu()) {
+      TORCH_CHECK(t.is_contiguous() && t.scalar_type() == torch::kFloat64, "host all-reduce expects float64");
+      MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      return;
+    }
+    allreduce_sum_async(t)->wait();
+    cuda_check(cudaStreamSynchronize(compute_stream()), "cudaStreamSynchronize");
+  }
+  std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
+    check_tensor(t);
+    order_after_compute();
+    nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, stream_),
+               "ncclAllReduce");
+    return std::make_unique<NcclWork>(record(), t);
+  }
+  void group_begin() override { nccl_check(ncclGroupStart(), "ncclGroupStart"); }
+  void group_end() override { nccl_check(ncclGroupEnd(), "ncclGroupEnd"); }
+  void broadcast(torch::Tensor& t, int root) override {
+    check_tensor(t);
+    order_after_compute();
+    nccl_check(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, stream_),
+               "ncclBroadcast");
+    NcclWork(record(), t).wait();
+  }
+  torch::Tensor gatherv(const torch::Tensor& t, int root) override {
+    // Gathers are rare and small (samples, features): they go through the host and MPI.
+    auto host = t.to(torch::kCPU).contiguous();
+    std::int64_t rows = host.size(0);
+    std::vector<std::int64_t> all_rows(size_);
+    MPI_Allgather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, MPI_COMM_WORLD);
+    const auto max_rows = *std::max_element(all_rows.begin(), all_rows.end());
+    auto shape = host.sizes().vec();
+    shape[0] = max_rows;
+    auto padded = torch::zeros(shape, host.options());
+    padded.slice(0, 0, rows).copy_(host);
+    shape[0] = max_rows * size_;
+    auto all = torch::empty(shape, host.options());
+    MPI_Gather(padded.data_ptr(), static_cast<int>(padded.nbytes()), MPI_BYTE, all.data_ptr(),
+               static_cast<int>(padded.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD);
+    if (rank_ != root) return {};
+    std::vector<torch::Tensor> parts;
+    for (int r = 0; r < size_; ++r) parts.push_back(all.slice(0, r * max_rows, r * max_rows + all_rows[r]));
+    return torch::cat(parts).to(t.device());
+  }
+  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+
+ private:
+  void check_tensor(const torch::Tensor& t) const {
+    TORCH_CHECK(t.is_cuda() && t.is_contiguous(), "NcclCommunicator needs a contiguous CUDA tensor");
+  }
+  void order_after_compute() {
+    cudaEvent_t ready;
+    cuda_check(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventRecord(ready, compute_stream()), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream_, ready, 0), "cudaStreamWaitEvent");
+    cudaEventDestroy(ready);
+  }
+  cudaEvent_t record() {
+    cudaEvent_t done;
+    cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
+    return done;
+  }
+
+  int rank_ = 0, size_ = 1;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+bool nccl_compiled() { return true; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(int local_rank) {
+  int devices = 0;
+  const cudaError_t rc = cudaGetDeviceCount(&devices);
+  if (rc != cudaSuccess || devices == 0)
+    throw Error(std::string("run.backend: nccl needs a CUDA GPU, and none is usable here (cudaGetDeviceCount: ") +
+                (rc != cudaSuccess ? cudaGetErrorString(rc) : "0 devices") +
+                "); set run.backend: mpi (or auto) to train on CPU through MPI");
+  if (local_rank >= devices)
+    throw Error("run.backend: nccl: this host runs more ranks than it has GPUs (local rank " +
+                std::to_string(local_rank) + ", " + std::to_string(devices) +
+                " GPUs); start one rank per GPU (mpirun -np <GPUs per node x nodes>)");
+  return std::make_unique<NcclCommunicator>(local_rank);
+}
+
+#endif
+
+}  // namespace ddpm::dist

@@ -1,0 +1,26 @@
+#include "eval/distributed_sampling.hpp"
+
+namespace ddpm::eval {
+
+std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world) {
+  const std::int64_t batches = (num_samples + batch - 1) / batch;
+  const std::int64_t first_batch = batches * rank / world, end_batch = batches * (rank + 1) / world;
+  const std::int64_t first = std::min(num_samples, first_batch * batch);
+  const std::int64_t end = std::min(num_samples, end_batch * batch);
+  return {first, end - first};
+}
+
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::EpsModel& model,
+                                 const model::Diffusion& diffusion, const config::Config& cfg,
+                                 const torch::Device& device, const model::StepCallback& on_step) {
+  const auto [first, count] = sample_range(cfg.sample.num_samples, cfg.sample.batch_size, comm.rank(), comm.size());
+  const int size = cfg.model.image_size;
+  const std::vector<std::int64_t> shape{cfg.model.in_channels, size, size};
+  torch::Tensor local = count > 0 ? model::sample_images(model, diffusion, cfg.sample, shape, {first, count, cfg.run.seed},
+                                                         device, on_step)
+                                  : torch::empty({0, shape[0], shape[1], shape[2]});
+  // Gathered on the host, in rank order, which is index order.
+  return comm.gatherv(local.cpu().contiguous(), 0);
+}
+
+}  // namespace ddpm::eval

@@ -1,0 +1,23 @@
+// Sampling N images across ranks. The images are cut into batches of sample.batch_size at fixed
+// global positions, and each rank takes a contiguous run of whole batches; image i's noise comes
+// from (seed, i). So every image is computed from the same noise in the same batch whatever the
+// number of ranks, and the gathered set is bitwise the same on CPU.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+#include "dist/communicator.hpp"
+#include "model/sampler.hpp"
+
+namespace ddpm::eval {
+
+// The [first, first + count) image range rank `rank` of `world` samples.
+std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world);
+
+// Returns the float images [N, C, H, W] in [-1, 1] on rank 0 (in index order), undefined elsewhere.
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::EpsModel& model,
+                                 const model::Diffusion& diffusion, const config::Config& cfg,
+                                 const torch::Device& device, const model::StepCallback& on_step = nullptr);
+
+}  // namespace ddpm::eval

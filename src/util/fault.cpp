@@ -1,0 +1,49 @@
+#include "util/fault.hpp"
+
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+
+#include "util/error.hpp"
+
+namespace ddpm::fault {
+namespace {
+
+struct Plan {
+  std::string kind;
+  std::int64_t step = -1;
+  int rank = -1;  // -1: every rank
+};
+
+std::optional<Plan> parse(const char* text) {
+  if (!text || !*text) return std::nullopt;
+  const std::string s(text);
+  const auto at = s.find('@');
+  if (at == std::string::npos) throw Error("DDPM_FAULT='" + s + "': expected KIND@STEP[:RANK], e.g. throw@5:1");
+  Plan p;
+  p.kind = s.substr(0, at);
+  if (p.kind != "throw") throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw");
+  const auto colon = s.find(':', at);
+  try {
+    p.step = std::stoll(s.substr(at + 1, colon - at - 1));
+    if (colon != std::string::npos) p.rank = std::stoi(s.substr(colon + 1));
+  } catch (const std::exception&) {
+    throw Error("DDPM_FAULT='" + s + "': STEP and RANK must be integers");
+  }
+  return p;
+}
+
+const std::optional<Plan>& plan() {
+  static const std::optional<Plan> p = parse(std::getenv("DDPM_FAULT"));
+  return p;
+}
+
+}  // namespace
+
+void at_train_step(std::int64_t step, int rank) {
+  const auto& p = plan();
+  if (!p || p->step != step || (p->rank >= 0 && p->rank != rank)) return;
+  throw std::runtime_error("injected fault (DDPM_FAULT): throw at step " + std::to_string(step));
+}
+
+}  // namespace ddpm::fault

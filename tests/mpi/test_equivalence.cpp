@@ -1,0 +1,102 @@
+// A run on 2 ranks against the same run on 1 rank, computed in the same process as a reference.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+#include "data/mnist.hpp"
+#include "dist/mpi_communicator.hpp"
+#include "eval/distributed_sampling.hpp"
+#include "train/trainer.hpp"
+
+using namespace ddpm;
+
+namespace {
+
+config::Config tiny(std::uint64_t seed, bool overlap) {
+  return config::parse("run: {name: eq, seed: " + std::to_string(seed) +
+                           ", out_dir: /tmp/ddpm_mpi_eq}\n"
+                           "model: {base_channels: 8, channel_mult: [1, 2], num_res_blocks: 1, "
+                           "attention_resolutions: [14], groups: 4, dropout: 0.0}\n"
+                           "train: {batch_size: 16, lr: 1.0e-3, warmup_steps: 2, bucket_mb: 0.05, overlap: " +
+                           (overlap ? std::string("true") : std::string("false")) +
+                           "}\n"
+                           "sample: {num_samples: 10, sampler: ddim, steps: 4, eta: 1.0, batch_size: 4}\n",
+                       "tiny");
+}
+
+const data::Dataset& mnist() {
+  static const data::Dataset d = data::load_dataset(std::string(DDPM_SOURCE_DIR) + "/data/mnist", data::Split::Train);
+  return d;
+}
+
+torch::Tensor flat_weights(train::Trainer& t) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : t.model()->parameters()) parts.push_back(p.detach().flatten());
+  for (const auto& p : t.ema_model()->parameters()) parts.push_back(p.detach().flatten());
+  return torch::cat(parts);
+}
+
+torch::Tensor train_steps(const config::Config& cfg, dist::Communicator& comm, int steps) {
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, comm);
+  for (int i = 0; i < steps; ++i) trainer.train_step();
+  return flat_weights(trainer);
+}
+
+double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
+
+}  // namespace
+
+class Equivalence : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Equivalence, TwoRanksTrainLikeOneRankWithTheSameGlobalBatch) {
+  dist::MpiCommunicator world;
+  dist::SelfCommunicator self;
+  const int K = 5;
+  const auto cfg = tiny(3, GetParam());
+  const auto two = train_steps(cfg, world, K);
+  const auto one = train_steps(cfg, self, K);
+  const double diff = relative_difference(two, one);
+  if (world.rank() == 0) std::cout << "relative difference 2 ranks vs 1 rank after " << K << " steps: " << diff << "\n";
+  EXPECT_LT(diff, 1e-5);
+  const auto other_seed = train_steps(tiny(4, GetParam()), self, K);
+  EXPECT_GT(relative_difference(other_seed, one), 1e-2);
+  // The replicas agree with each other exactly.
+  auto sum = two.clone();
+  world.allreduce_sum(sum);
+  EXPECT_TRUE(torch::equal(sum, two * 2));
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, Equivalence, ::testing::Bool());
+
+TEST(DistributedSampling, TwoRanksGiveTheImagesOfOneRankBitwise) {
+  dist::MpiCommunicator world;
+  const auto cfg = tiny(7, true);
+  torch::manual_seed(11);
+  model::UNet net(cfg.model);
+  net->eval();
+  model::Diffusion diffusion(cfg.diffusion);
+  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+  const auto gathered = eval::sample_distributed(world, eps, diffusion, cfg, torch::kCPU);
+  if (world.rank() != 0) {
+    EXPECT_FALSE(gathered.defined());
+    return;
+  }
+  const auto reference = model::sample_images(eps, diffusion, cfg.sample, {1, 28, 28}, {0, 10, cfg.run.seed}, torch::kCPU);
+  ASSERT_EQ(gathered.sizes(), reference.sizes());
+  EXPECT_TRUE(torch::equal(gathered, reference));
+}
+
+TEST(DistributedSampling, RangesStartOnBatchBoundariesAndCoverEveryImage) {
+  for (int world : {1, 2, 3, 8}) {
+    std::int64_t next = 0;
+    for (int r = 0; r < world; ++r) {
+      const auto [first, count] = eval::sample_range(1000, 250, r, world);
+      EXPECT_EQ(first, next);
+      EXPECT_EQ(first % 250, 0);
+      next = first + count;
+    }
+    EXPECT_EQ(next, 1000) << "world " << world;
+  }
+}
