@@ -9,7 +9,7 @@ log() { echo "[setup] $*"; }
 
 PACKAGES=(cmake g++ make pkg-config libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
           libyaml-cpp-dev libspdlog-dev libgtest-dev libcli11-dev libpng-dev libopenblas0-openmp
-          libtcmalloc-minimal4 ca-certificates)
+          libtcmalloc-minimal4 python3-h5py python3-matplotlib ca-certificates)
 
 install_packages() {
   local missing=()

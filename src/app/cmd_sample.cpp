@@ -5,7 +5,7 @@
 #include "app/commands.hpp"
 #include "data/mnist.hpp"
 #include "io/checkpoint.hpp"
-#include "io/h5.hpp"
+#include "io/run_file.hpp"
 #include "io/png.hpp"
 #include "eval/distributed_sampling.hpp"
 #include "model/sampler.hpp"
@@ -50,20 +50,10 @@ void cmd_sample(Session& s) {
                images.size(0) * steps / seconds);
 
   const auto u8 = data::to_uint8(images);
-  const auto path = cfg.out_dir() + "/samples.h5";
-  io::write_atomically(path, [&](H5::H5File& file) {
-    auto group = file.createGroup("samples");
-    io::write_tensor(group, "images", u8);
-    auto ds = group.openDataSet("images");
-    io::write_attr(ds, "sampler", cfg.sample.sampler);
-    io::write_attr(ds, "steps", std::int64_t{steps});
-    io::write_attr(ds, "eta", cfg.sample.eta);
-    io::write_attr(ds, "ema", std::int64_t{cfg.sample.use_ema});
-    io::write_attr(ds, "checkpoint_step", info.step);
-    io::write_attr(ds, "seed", static_cast<std::int64_t>(cfg.run.seed));
-  });
+  const auto path = io::run_file_path(cfg.out_dir());
+  io::write_samples(path, u8, {cfg.sample.sampler, steps, cfg.sample.eta, cfg.sample.use_ema, info.step, cfg.run.seed});
   io::write_png(cfg.out_dir() + "/samples.png", io::make_grid(u8.slice(0, 0, 100), 10));
-  spdlog::info("samples written: {} and {}/samples.png", path, cfg.out_dir());
+  spdlog::info("samples written: {} (/samples/images) and {}/samples.png", path, cfg.out_dir());
 }
 
 }  // namespace ddpm::app

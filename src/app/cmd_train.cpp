@@ -1,16 +1,51 @@
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "app/commands.hpp"
 #include "data/mnist.hpp"
+#include "io/checkpoint.hpp"
+#include "io/run_file.hpp"
 #include "train/trainer.hpp"
+#include "util/error.hpp"
 
 namespace ddpm::app {
+namespace {
+
+// The checkpoint to continue from, or "" to start afresh.
+std::string resume_source(const Session& s) {
+  const auto& resume = s.opt.resume;
+  if (resume.empty()) return "";
+  if (resume != "auto") {
+    if (!std::filesystem::exists(resume))
+      throw Error("--resume " + resume + ": no such checkpoint; use --resume auto to take the newest in " +
+                  s.cfg.out_dir() + "/checkpoints");
+    return resume;
+  }
+  std::vector<std::string> skipped;
+  const auto found = io::latest_checkpoint(s.cfg.out_dir(), &skipped);
+  for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
+  if (!found) {
+    spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting from step 0", s.cfg.out_dir());
+    return "";
+  }
+  return *found;
+}
+
+}  // namespace
 
 void cmd_train(Session& s) {
   const auto train_set = data::load_dataset(s.cfg.data.dir, data::Split::Train);
   spdlog::info("{}: {} training images", s.cfg.data.dir, train_set.size());
   train::Trainer trainer(s.cfg, train_set, s.ctx.device(), *s.comm);
   spdlog::info("U-Net: {} parameters", trainer.model()->parameter_count());
+  const auto from = resume_source(s);
+  if (!from.empty()) {
+    trainer.resume(from);
+  } else if (s.comm->rank() == 0 && !io::read_train_metrics(io::run_file_path(s.cfg.out_dir())).empty()) {
+    spdlog::warn("{} holds the history of an earlier run; starting afresh replaces it (use --resume auto to continue)",
+                 io::run_file_path(s.cfg.out_dir()));
+  }
   trainer.run();
 }
 

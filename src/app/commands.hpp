@@ -14,12 +14,14 @@ namespace ddpm::app {
 struct Options {
   std::string config_path;
   std::vector<std::string> overrides;
+  std::string resume;  // "", "auto" or a checkpoint path
 };
 
 // What every stage needs: the configuration, this rank's device and the communicator.
 struct Session {
   config::Config cfg;
   dist::Context& ctx;
+  Options opt;
   std::unique_ptr<dist::Communicator> comm;
   int threads = 1;
 };
@@ -29,5 +31,7 @@ Session start_session(dist::Context& ctx, const Options& opt);
 void cmd_train(Session& s);
 void cmd_sample(Session& s);
 void cmd_bench(Session& s);
+// Prints a summary of a run file or checkpoint (rank 0 only).
+void cmd_inspect(const std::string& path);
 
 }  // namespace ddpm::app

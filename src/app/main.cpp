@@ -25,8 +25,14 @@ int main(int argc, char** argv) {
   };
   auto* all = add("run", "train, then sample (the default when the first argument is a config file)");
   auto* train = add("train", "train the model");
+  for (auto* sub : {all, train})
+    sub->add_option("--resume", opt.resume,
+                    "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
   auto* sample = add("sample", "sample images with the newest checkpoint");
   auto* bench = add("bench", "measure matrix-product GFLOP/s, training img/s and sampling img-steps/s");
+  std::string inspect_path;
+  auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file");
+  inspect->add_option("file", inspect_path, "HDF5 file written by ddpm_dist")->required();
 
   // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -47,6 +53,10 @@ int main(int argc, char** argv) {
 
   // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
+    if (inspect->parsed()) {
+      if (ctx.rank() == 0) app::cmd_inspect(inspect_path);
+      return 0;
+    }
     auto session = app::start_session(ctx, opt);
     if (all->parsed() || train->parsed()) app::cmd_train(session);
     if (all->parsed() || sample->parsed()) app::cmd_sample(session);

@@ -5,7 +5,7 @@
 namespace ddpm::app {
 
 Session start_session(dist::Context& ctx, const Options& opt) {
-  Session s{config::load(opt.config_path, opt.overrides), ctx, nullptr};
+  Session s{config::load(opt.config_path, opt.overrides), ctx, opt, nullptr};
   s.threads = ctx.configure(s.cfg.run.device, s.cfg.run.threads);
   s.comm = ctx.make_communicator(s.cfg.run.backend);
   spdlog::info("ddpm_dist {} (LibTorch {}), config {}: {} rank(s) x {} intra-op thread(s), device {}, backend {}",

@@ -57,6 +57,7 @@ void visit(Config& c, V& v) {
   v.field("ema_decay", c.train.ema_decay);
   v.field("log_every", c.train.log_every);
   v.field("checkpoint_every", c.train.checkpoint_every);
+  v.field("keep_checkpoints", c.train.keep_checkpoints);
   v.field("bucket_mb", c.train.bucket_mb);
   v.field("overlap", c.train.overlap);
 
@@ -280,6 +281,7 @@ void validate(const Config& c) {
           "must be in [0, 1), got " + str(t.ema_decay));
   require(t.log_every >= 1, s, "train.log_every", "must be >= 1, got " + str(t.log_every));
   require(t.checkpoint_every >= 1, s, "train.checkpoint_every", "must be >= 1");
+  require(t.keep_checkpoints >= 1, s, "train.keep_checkpoints", "must be >= 1, got " + str(t.keep_checkpoints));
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
 
   const auto& p = c.sample;

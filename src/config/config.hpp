@@ -52,6 +52,7 @@ struct TrainConfig {
   double ema_decay = 0.999;
   std::int64_t log_every = 50;
   std::int64_t checkpoint_every = 1000;
+  int keep_checkpoints = 3;
   double bucket_mb = 1.0;  // gradient all-reduce bucket size
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
 };

@@ -1,33 +1,41 @@
 #include "io/checkpoint.hpp"
 
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <regex>
 
 #include "io/h5.hpp"
 #include "util/error.hpp"
+#include "util/fault.hpp"
+#include "util/torch_compat.hpp"
 
 namespace ddpm::io {
 namespace fs = std::filesystem;
 namespace {
 
-void write_module(H5::H5File& file, const std::string& group_name, torch::nn::Module& m) {
-  auto group = file.createGroup(group_name);
-  for (const auto& p : m.named_parameters()) write_tensor(group, p.key(), p.value());
-  for (const auto& b : m.named_buffers()) write_tensor(group, b.key(), b.value());
+using Named = std::vector<std::pair<std::string, torch::Tensor>>;
+
+Named named_tensors(torch::nn::Module& m) {
+  Named out;
+  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers()) out.emplace_back(b.key(), b.value());
+  return out;
 }
 
-void read_module(const std::string& path, const H5::H5File& file, const std::string& group_name,
-                 torch::nn::Module& m) {
-  const auto group = file.openGroup(group_name);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& p : m.named_parameters()) tensors.emplace_back(p.key(), p.value());
-  for (const auto& b : m.named_buffers()) tensors.emplace_back(b.key(), b.value());
+void write_group(H5::Group& parent, const std::string& name, const Named& tensors, const std::string& description) {
+  auto group = parent.createGroup(name);
+  write_attr(group, "description", description);
+  for (const auto& [key, t] : tensors) write_tensor(group, key, t);
+}
 
+// Checks names and shapes of every tensor before anything is copied, so a refused file changes nothing.
+void check_group(const std::string& path, const H5::Group& group, const std::string& group_name, const Named& tensors) {
   std::string problems;
   for (const auto& [name, t] : tensors) {
     if (!group.nameExists(name)) {
-      problems += "\n  missing " + group_name + "/" + name;
+      problems += "\n  missing " + group_name + "/" + name + " " + c10::str(t.sizes());
       continue;
     }
     const auto shape = dataset_shape(group, name);
@@ -39,10 +47,23 @@ void read_module(const std::string& path, const H5::H5File& file, const std::str
     problems += "\n  " + group_name + " holds " + std::to_string(group.getNumObjs()) + " tensors, the model has " +
                 std::to_string(tensors.size());
   if (!problems.empty())
-    throw Error(path + ": checkpoint of another architecture; compare its /config attribute with the model "
+    throw Error(path + ": checkpoint of another architecture; compare its 'config' attribute with the model "
                 "section of your config:" + problems);
+}
+
+void read_group(const H5::Group& group, const Named& tensors) {
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : tensors) t.copy_(read_tensor(group, name));
+  for (const auto& [name, t] : tensors) {
+    auto dst = t;
+    dst.copy_(read_tensor(group, name));
+  }
+}
+
+std::string now_utc() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
 }
 
 }  // namespace
@@ -54,53 +75,124 @@ std::string checkpoint_path(const std::string& run_dir, std::int64_t step) {
 }
 
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                      const CheckpointInfo& info) {
+                      const torch::optim::Adam* optimizer, const CheckpointInfo& info) {
   write_atomically(path, [&](H5::H5File& file) {
-    write_module(file, "model", model);
-    write_module(file, "ema", ema);
     auto root = file.openGroup("/");
+    write_group(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
+    write_group(root, "ema", named_tensors(ema), "exponential moving average of the parameters (used for sampling)");
+    if (optimizer) {
+      auto optim = root.createGroup("optim");
+      write_attr(optim, "description", "Adam state per parameter: first and second moments, step count");
+      Named m1, m2, steps;
+      for (const auto& p : model.named_parameters()) {
+        const auto key = compat::optimizer_state_key(*optimizer, p.value());
+        const auto it = optimizer->state().find(key);
+        if (it == optimizer->state().end()) continue;
+        const auto& st = static_cast<const torch::optim::AdamParamState&>(*it->second);
+        m1.emplace_back(p.key(), st.exp_avg());
+        m2.emplace_back(p.key(), st.exp_avg_sq());
+        steps.emplace_back(p.key(), torch::tensor({st.step()}, torch::kInt64));
+      }
+      write_group(optim, "exp_avg", m1, "Adam first moment");
+      write_group(optim, "exp_avg_sq", m2, "Adam second moment");
+      write_group(optim, "step", steps, "Adam step count");
+    }
+    // Only rank 0 writes checkpoints.
+    fault::at(fault::Point::CheckpointWrite, info.step, 0);
     write_attr(root, "step", info.step);
+    write_attr(root, "epoch", info.epoch);
+    write_attr(root, "ema_updates", info.ema_updates);
+    write_attr(root, "world_size", info.world_size);
     write_attr(root, "config", info.config_yaml);
     write_attr(root, "version", std::string(DDPM_VERSION));
+    write_attr(root, "torch", std::string(TORCH_VERSION));
+    write_attr(root, "created", now_utc());
+    write_attr(root, "rng", std::string("none stored: every random draw derives from (run.seed, step, rank)"));
     // Written last: a reader trusts only files that carry it.
     write_attr(root, "complete", std::int64_t{1});
   });
 }
 
-CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema) {
+CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
+                               torch::optim::Adam* optimizer) {
   auto file = open_read(path);
   try {
     const auto root = file.openGroup("/");
     if (!has_attr(root, "complete"))
       throw Error(path + ": incomplete checkpoint (no 'complete' attribute); use an older one");
-    read_module(path, file, "model", model);
-    read_module(path, file, "ema", ema);
-    return {read_attr_int(root, "step"), read_attr_string(root, "config")};
+    const auto model_tensors = named_tensors(model), ema_tensors = named_tensors(ema);
+    check_group(path, file.openGroup("model"), "model", model_tensors);
+    check_group(path, file.openGroup("ema"), "ema", ema_tensors);
+    read_group(file.openGroup("model"), model_tensors);
+    read_group(file.openGroup("ema"), ema_tensors);
+    if (optimizer) {
+      if (!file.nameExists("optim")) throw Error(path + ": holds no optimizer state; it cannot resume training");
+      const auto m1 = file.openGroup("optim/exp_avg"), m2 = file.openGroup("optim/exp_avg_sq"),
+                 steps = file.openGroup("optim/step");
+      for (const auto& p : model.named_parameters()) {
+        if (!m1.nameExists(p.key())) continue;
+        auto st = std::make_unique<torch::optim::AdamParamState>();
+        st->exp_avg(read_tensor(m1, p.key()).to(p.value().device()));
+        st->exp_avg_sq(read_tensor(m2, p.key()).to(p.value().device()));
+        st->step(read_tensor(steps, p.key()).item<std::int64_t>());
+        optimizer->state()[compat::optimizer_state_key(*optimizer, p.value())] = std::move(st);
+      }
+    }
+    CheckpointInfo info;
+    info.step = read_attr_int(root, "step");
+    info.epoch = read_attr_int(root, "epoch");
+    info.ema_updates = read_attr_int(root, "ema_updates");
+    info.world_size = read_attr_int(root, "world_size");
+    info.config_yaml = read_attr_string(root, "config");
+    return info;
   } catch (const H5::Exception& e) {
-    throw Error(path + ": unreadable checkpoint (" + e.getDetailMsg() + "); use an older one");
+    throw Error(path + ": unreadable checkpoint (" + e.getFuncName() + ": " + e.getDetailMsg() +
+                "); use an older one");
   }
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+namespace {
+std::vector<fs::path> checkpoints_newest_first(const std::string& run_dir) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(dir)) return std::nullopt;
+  std::vector<fs::path> out;
+  if (!fs::is_directory(dir)) return out;
   static const std::regex pattern(R"(step_(\d{8})\.h5)");
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const auto name = e.path().filename().string();
-    if (std::regex_match(name, pattern)) names.push_back(name);
-  }
-  std::sort(names.rbegin(), names.rend());
-  for (const auto& n : names) {
-    const auto path = (dir / n).string();
+  for (const auto& e : fs::directory_iterator(dir))
+    if (std::regex_match(e.path().filename().string(), pattern)) out.push_back(e.path());
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+}  // namespace
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
+  for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {
-      auto file = open_read(path);
-      if (has_attr(file.openGroup("/"), "complete")) return path;
-    } catch (const std::exception&) {
-      // An unreadable newest file falls through to the one before it.
+      auto file = open_read(path.string());
+      if (has_attr(file.openGroup("/"), "complete")) return path.string();
+      if (skipped) skipped->push_back(path.string() + ": incomplete (no 'complete' attribute)");
+    } catch (const std::exception& e) {
+      if (skipped) skipped->push_back(e.what());
     }
   }
   return std::nullopt;
+}
+
+void prune_checkpoints(const std::string& run_dir, int keep) {
+  const auto all = checkpoints_newest_first(run_dir);
+  std::error_code ec;
+  for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove(all[i], ec);
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  std::vector<std::string> removed;
+  if (!fs::is_directory(dir)) return removed;
+  static const std::regex pattern(R"(step_\d{8}\.h5\.tmp\.\d+)");
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (std::regex_match(e.path().filename().string(), pattern) && fs::remove(e.path(), ec))
+      removed.push_back(e.path().string());
+  return removed;
 }
 
 }  // namespace ddpm::io

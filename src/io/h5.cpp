@@ -34,6 +34,16 @@ torch::ScalarType torch_type(const H5::DataType& t) {
   throw Error("unsupported HDF5 element type in dataset");
 }
 
+// HDF5 errors become exceptions with our messages; the library's own stack dump to stderr would
+// only add noise.
+void quiet_hdf5() {
+  static const bool once = [] {
+    H5::Exception::dontPrint();
+    return true;
+  }();
+  (void)once;
+}
+
 void fsync_path(const std::string& path, int flags) {
   const int fd = ::open(path.c_str(), flags);
   if (fd < 0) throw Error(path + ": cannot open for fsync: " + std::strerror(errno));
@@ -69,16 +79,19 @@ torch::Tensor read_tensor(const H5::Group& group, const std::string& name) {
 }
 
 void write_attr(H5::H5Object& obj, const std::string& name, const std::string& value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
   H5::StrType type(H5::PredType::C_S1, std::max<std::size_t>(value.size(), 1));
   obj.createAttribute(name, type, H5::DataSpace(H5S_SCALAR)).write(type, value.c_str());
 }
 
 void write_attr(H5::H5Object& obj, const std::string& name, std::int64_t value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
   obj.createAttribute(name, H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
       .write(H5::PredType::NATIVE_INT64, &value);
 }
 
 void write_attr(H5::H5Object& obj, const std::string& name, double value) {
+  if (obj.attrExists(name)) obj.removeAttr(name);
   obj.createAttribute(name, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR))
       .write(H5::PredType::NATIVE_DOUBLE, &value);
 }
@@ -96,9 +109,18 @@ std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name) {
   return v;
 }
 
+double read_attr_double(const H5::H5Object& obj, const std::string& name) {
+  double v = 0;
+  obj.openAttribute(name).read(H5::PredType::NATIVE_DOUBLE, &v);
+  return v;
+}
+
 bool has_attr(const H5::H5Object& obj, const std::string& name) { return obj.attrExists(name); }
 
-void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
+namespace {
+
+void commit_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& make) {
+  quiet_hdf5();
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
@@ -106,11 +128,7 @@ void write_atomically(const std::string& path, const std::function<void(H5::H5Fi
   if (ec) throw Error(dir.string() + ": cannot create the output folder: " + ec.message());
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   try {
-    {
-      H5::H5File file(tmp, H5F_ACC_TRUNC);
-      fill(file);
-      file.flush(H5F_SCOPE_GLOBAL);
-    }
+    make(tmp);
     fsync_path(tmp, O_RDONLY);
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error(path + ": cannot rename " + tmp + " over it: " + std::strerror(errno));
@@ -119,13 +137,74 @@ void write_atomically(const std::string& path, const std::function<void(H5::H5Fi
     fs::remove(tmp, ec);
     throw Error(path + ": HDF5 write failed (" + e.getFuncName() + ": " + e.getDetailMsg() +
                 "); check free space and permissions of " + dir.string() + "; the previous file is kept");
+  } catch (const fs::filesystem_error& e) {
+    fs::remove(tmp, ec);
+    throw Error(path + ": " + e.what() + "; the previous file is kept");
   } catch (...) {
     fs::remove(tmp, ec);
     throw;
   }
 }
 
+}  // namespace
+
+void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
+  commit_atomically(path, [&](const std::string& tmp) {
+    H5::H5File file(tmp, H5F_ACC_TRUNC);
+    fill(file);
+    file.flush(H5F_SCOPE_GLOBAL);
+  });
+}
+
+void update_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
+  if (!fs::exists(path)) return write_atomically(path, fill);
+  commit_atomically(path, [&](const std::string& tmp) {
+    fs::copy_file(path, tmp, fs::copy_options::overwrite_existing);
+    H5::H5File file(tmp, H5F_ACC_RDWR);
+    fill(file);
+    file.flush(H5F_SCOPE_GLOBAL);
+  });
+}
+
+void append_1d(H5::Group& group, const std::string& name, const std::vector<double>& values,
+               const std::string& description) {
+  if (!group.nameExists(name)) {
+    const hsize_t zero = 0, unlimited = H5S_UNLIMITED, chunk = 256;
+    H5::DataSpace space(1, &zero, &unlimited);
+    H5::DSetCreatPropList props;
+    props.setChunk(1, &chunk);
+    auto ds = group.createDataSet(name, H5::PredType::NATIVE_DOUBLE, space, props);
+    write_attr(ds, "description", description);
+  }
+  auto ds = group.openDataSet(name);
+  hsize_t old_size = 0;
+  ds.getSpace().getSimpleExtentDims(&old_size);
+  const hsize_t added = values.size(), new_size = old_size + added;
+  if (added == 0) return;
+  ds.extend(&new_size);
+  auto file_space = ds.getSpace();
+  file_space.selectHyperslab(H5S_SELECT_SET, &added, &old_size);
+  H5::DataSpace mem(1, &added);
+  ds.write(values.data(), H5::PredType::NATIVE_DOUBLE, mem, file_space);
+}
+
+std::vector<double> read_1d(const H5::Group& group, const std::string& name) {
+  auto ds = group.openDataSet(name);
+  hsize_t n = 0;
+  ds.getSpace().getSimpleExtentDims(&n);
+  std::vector<double> out(n);
+  if (n > 0) ds.read(out.data(), H5::PredType::NATIVE_DOUBLE);
+  return out;
+}
+
+void truncate_1d(H5::Group& group, const std::string& name, std::int64_t length) {
+  auto ds = group.openDataSet(name);
+  const hsize_t n = static_cast<hsize_t>(length);
+  ds.extend(&n);
+}
+
 H5::H5File open_read(const std::string& path) {
+  quiet_hdf5();
   if (!fs::exists(path)) throw Error(path + ": no such file");
   try {
     if (!H5::H5File::isHdf5(path)) throw Error(path + ": not an HDF5 file");

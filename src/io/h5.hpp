@@ -20,11 +20,22 @@ void write_attr(H5::H5Object& obj, const std::string& name, std::int64_t value);
 void write_attr(H5::H5Object& obj, const std::string& name, double value);
 std::string read_attr_string(const H5::H5Object& obj, const std::string& name);
 std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name);
+double read_attr_double(const H5::H5Object& obj, const std::string& name);
 bool has_attr(const H5::H5Object& obj, const std::string& name);
 
 // Runs `fill` on a new file at a temporary name beside `path`, then makes it `path` atomically.
 // On any failure the temporary file is removed and the previous `path` is left untouched.
 void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill);
+
+// Like write_atomically, but `fill` starts from a copy of the current `path` when there is one.
+// Readers that have the old file open keep reading it; a crash leaves the previous file.
+void update_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill);
+
+// 1-D extendible dataset helpers for metric histories.
+void append_1d(H5::Group& group, const std::string& name, const std::vector<double>& values,
+               const std::string& description);
+std::vector<double> read_1d(const H5::Group& group, const std::string& name);
+void truncate_1d(H5::Group& group, const std::string& name, std::int64_t length);
 
 // Opens an existing file read-only; a missing or non-HDF5 file gives a ddpm::Error naming it.
 H5::H5File open_read(const std::string& path);

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "io/checkpoint.hpp"
+#include "io/run_file.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/rng.hpp"
@@ -46,9 +47,19 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
   optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model_->parameters(), dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4, cfg.train.overlap});
-  // Dropout masks differ per rank, as in any data-parallel run.
-  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
-                                  static_cast<std::uint64_t>(rank_)}));
+}
+
+void Trainer::resume(const std::string& path) {
+  const auto info = io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get());
+  step_ = info.step;
+  ema_->set_updates(info.ema_updates);
+  if (rank_ == 0) {
+    spdlog::info("resumed from {} at step {} (epoch {})", path, step_, info.epoch);
+    if (info.world_size != world_)
+      spdlog::info("the checkpoint was written by {} rank(s), this run has {}: the global batch of {} is the same, so "
+                   "training continues on the same examples",
+                   info.world_size, world_, cfg_.train.batch_size);
+  }
 }
 
 double Trainer::lr_at(std::int64_t step) const {
@@ -79,7 +90,11 @@ StepStats Trainer::train_step() {
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
 
-  fault::at_train_step(step_, rank_);
+  fault::at(fault::Point::TrainStep, step_, rank_);
+  // Dropout masks differ per rank, as in any data-parallel run, and depend only on (seed, step,
+  // rank): a resumed run draws the masks the uninterrupted run would have.
+  torch::manual_seed(derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
+                                  static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
   optimizer_->zero_grad();
   grad_sync_->prepare();
   auto loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
@@ -98,10 +113,20 @@ StepStats Trainer::train_step() {
 
 void Trainer::run() {
   const auto total = cfg_.train.steps;
-  if (rank_ == 0)
+  const auto run_file = io::run_file_path(cfg_.out_dir());
+  double wall_offset = 0.0;
+  if (rank_ == 0) {
     spdlog::info("training {} steps from step {}: global batch {} = {} per rank x {} ranks, {} steps per epoch",
                  total, step_, cfg_.train.batch_size, cfg_.train.batch_size / world_, world_,
                  plan_.steps_per_epoch());
+    for (const auto& f : io::remove_stale_temporaries(cfg_.out_dir()))
+      spdlog::info("removed {}, left by a writer that was killed", f);
+    // A resumed run continues the history: rows after the checkpoint's step are dropped.
+    io::truncate_train_metrics(run_file, step_);
+    const auto history = io::read_train_metrics(run_file);
+    if (!history.empty()) wall_offset = history.back().wall_s;
+    io::write_run_config(run_file, cfg_.yaml, world_);
+  }
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   auto interval_start = start;
@@ -121,9 +146,11 @@ void Trainer::run() {
       const double img_s = interval_steps * cfg_.train.batch_size / dt;
       const double elapsed = std::chrono::duration<double>(now - start).count();
       const double eta = elapsed / double(step_ - start_step) * double(total - step_);
-      if (rank_ == 0)
+      if (rank_ == 0) {
         spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s  ETA {}", step_,
                      total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, format_duration(eta));
+        io::append_train_metrics(run_file, {{double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed}});
+      }
       loss_sum = 0.0;
       interval_steps = 0;
       interval_start = now;
@@ -136,7 +163,14 @@ void Trainer::write_checkpoint() {
   // Rank 0 writes while the others wait here, outside any collective that could time out.
   if (rank_ == 0) {
     const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
-    io::write_checkpoint(path, *model_, *ema_model_, {step_, cfg_.yaml});
+    io::CheckpointInfo info;
+    info.step = step_;
+    info.epoch = plan_.epoch_of(step_);
+    info.ema_updates = ema_->updates();
+    info.world_size = world_;
+    info.config_yaml = cfg_.yaml;
+    io::write_checkpoint(path, *model_, *ema_model_, optimizer_.get(), info);
+    io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
     spdlog::info("checkpoint written: {}", path);
   }
   comm_.barrier();

@@ -41,7 +41,11 @@ class Trainer {
   model::UNet& ema_model() { return ema_model_; }
   // Seconds this rank spent waiting for gradient all-reduces, summed over all steps so far.
   double comm_wait_seconds() const { return grad_sync_->wait_seconds(); }
+  // Rank 0 writes a checkpoint of the current step (and prunes old ones); the others wait.
   void write_checkpoint();
+  // Continues from a checkpoint: weights, EMA, optimizer state and step.
+  void resume(const std::string& path);
+  const torch::optim::Adam& optimizer() const { return *optimizer_; }
 
  private:
   const config::Config& cfg_;

@@ -1,8 +1,12 @@
 #include "util/fault.hpp"
 
+#include <csignal>
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "util/error.hpp"
 
@@ -19,10 +23,12 @@ std::optional<Plan> parse(const char* text) {
   if (!text || !*text) return std::nullopt;
   const std::string s(text);
   const auto at = s.find('@');
-  if (at == std::string::npos) throw Error("DDPM_FAULT='" + s + "': expected KIND@STEP[:RANK], e.g. throw@5:1");
+  if (at == std::string::npos)
+    throw Error("DDPM_FAULT='" + s + "': expected KIND@STEP[:RANK], e.g. throw@5:1");
   Plan p;
   p.kind = s.substr(0, at);
-  if (p.kind != "throw") throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw");
+  if (p.kind != "throw" && p.kind != "kill" && p.kind != "kill_in_checkpoint")
+    throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw, kill, kill_in_checkpoint");
   const auto colon = s.find(':', at);
   try {
     p.step = std::stoll(s.substr(at + 1, colon - at - 1));
@@ -40,10 +46,17 @@ const std::optional<Plan>& plan() {
 
 }  // namespace
 
-void at_train_step(std::int64_t step, int rank) {
+void at(Point point, std::int64_t step, int rank) {
   const auto& p = plan();
   if (!p || p->step != step || (p->rank >= 0 && p->rank != rank)) return;
-  throw std::runtime_error("injected fault (DDPM_FAULT): throw at step " + std::to_string(step));
+  const bool in_step = point == Point::TrainStep;
+  if (in_step && p->kind == "throw")
+    throw std::runtime_error("injected fault (DDPM_FAULT): throw at step " + std::to_string(step));
+  if ((in_step && p->kind == "kill") || (!in_step && p->kind == "kill_in_checkpoint")) {
+    spdlog::warn("injected fault (DDPM_FAULT): SIGKILL at step {}", step);
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
 }
 
 }  // namespace ddpm::fault

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "config/config.hpp"
 #include "data/mnist.hpp"
@@ -10,6 +11,7 @@
 #include "model/sampler.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
+#include "util/torch_compat.hpp"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
@@ -102,6 +104,8 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
   EXPECT_EQ(*path, io::checkpoint_path(cfg.out_dir(), 2));
   model::UNet live(cfg.model), ema(cfg.model);
   const auto info = io::read_checkpoint(*path, *live, *ema);
+  EXPECT_EQ(info.ema_updates, 2);
+  EXPECT_EQ(info.world_size, 1);
   EXPECT_EQ(info.step, 2);
   EXPECT_EQ(info.config_yaml, cfg.yaml);
   auto a = trainer.model()->parameters(), b = live->parameters();
@@ -124,4 +128,113 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
     EXPECT_NE(msg.find("model/conv_in.weight: file has [8, 1, 3, 3], model has [16, 1, 3, 3]"), std::string::npos)
         << msg;
   }
+}
+
+namespace {
+
+struct Snapshot {
+  std::vector<torch::Tensor> model, ema, exp_avg, exp_avg_sq;
+  std::vector<std::int64_t> adam_steps;
+};
+
+Snapshot snapshot(train::Trainer& t) {
+  Snapshot s;
+  for (const auto& p : t.model()->parameters()) {
+    s.model.push_back(p.detach().clone());
+    const auto& st = static_cast<const torch::optim::AdamParamState&>(
+        *t.optimizer().state().at(compat::optimizer_state_key(t.optimizer(), p)));
+    s.exp_avg.push_back(st.exp_avg().clone());
+    s.exp_avg_sq.push_back(st.exp_avg_sq().clone());
+    s.adam_steps.push_back(st.step());
+  }
+  for (const auto& p : t.ema_model()->parameters()) s.ema.push_back(p.detach().clone());
+  return s;
+}
+
+bool bitwise_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(Resume, StoppingAndResumingIsBitwiseTheStraightRun) {
+  TempDir tmp;
+  // Dropout on: its masks must also continue exactly.
+  auto cfg = tiny_config(tmp.path.string());
+  cfg.model.dropout = 0.1;
+  const int K = 3;
+  dist::SelfCommunicator self;
+  train::Trainer straight(cfg, mnist(), torch::kCPU, self);
+  for (int i = 0; i < 2 * K; ++i) straight.train_step();
+
+  {
+    train::Trainer first(cfg, mnist(), torch::kCPU, self);
+    for (int i = 0; i < K; ++i) first.train_step();
+    first.write_checkpoint();
+  }
+  train::Trainer resumed(cfg, mnist(), torch::kCPU, self);
+  resumed.resume(io::checkpoint_path(cfg.out_dir(), K));
+  EXPECT_EQ(resumed.step(), K);
+  for (int i = 0; i < K; ++i) resumed.train_step();
+
+  const auto a = snapshot(straight), b = snapshot(resumed);
+  EXPECT_TRUE(bitwise_equal(a.model, b.model));
+  EXPECT_TRUE(bitwise_equal(a.ema, b.ema));
+  EXPECT_TRUE(bitwise_equal(a.exp_avg, b.exp_avg));
+  EXPECT_TRUE(bitwise_equal(a.exp_avg_sq, b.exp_avg_sq));
+  EXPECT_EQ(a.adam_steps, b.adam_steps);
+  EXPECT_EQ(b.adam_steps.front(), 2 * K);
+}
+
+TEST(Checkpoint, DamagedFilesAreRefusedClearly) {
+  TempDir tmp;
+  const auto cfg = tiny_config(tmp.path.string());
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
+  trainer.write_checkpoint();
+  const auto good = io::checkpoint_path(cfg.out_dir(), 0);
+  model::UNet live(cfg.model), ema(cfg.model);
+  auto message = [&](const std::string& path) {
+    try {
+      io::read_checkpoint(path, *live, *ema);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // Truncated to half its size.
+  const auto truncated = (tmp.path / "truncated.h5").string();
+  fs::copy_file(good, truncated);
+  fs::resize_file(truncated, fs::file_size(good) / 2);
+  EXPECT_NE(message(truncated).find(truncated), std::string::npos) << message(truncated);
+  EXPECT_NE(message(truncated).find("truncated or corrupt"), std::string::npos) << message(truncated);
+  // Not HDF5 at all.
+  const auto text = (tmp.path / "notes.h5").string();
+  std::ofstream(text) << "not a checkpoint\n";
+  EXPECT_NE(message(text).find("not an HDF5 file"), std::string::npos) << message(text);
+  EXPECT_NE(message((tmp.path / "missing.h5").string()).find("no such file"), std::string::npos);
+  // The newest readable checkpoint is found past a damaged newer one.
+  fs::copy_file(truncated, io::checkpoint_path(cfg.out_dir(), 9));
+  std::vector<std::string> skipped;
+  EXPECT_EQ(io::latest_checkpoint(cfg.out_dir(), &skipped), good);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("step_00000009.h5"), std::string::npos) << skipped[0];
+}
+
+TEST(Checkpoint, OnlyTheNewestAreKept) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  cfg.train.keep_checkpoints = 2;
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
+  for (int i = 0; i < 3; ++i) {
+    trainer.train_step();
+    trainer.write_checkpoint();
+  }
+  EXPECT_FALSE(fs::exists(io::checkpoint_path(cfg.out_dir(), 1)));
+  EXPECT_TRUE(fs::exists(io::checkpoint_path(cfg.out_dir(), 2)));
+  EXPECT_TRUE(fs::exists(io::checkpoint_path(cfg.out_dir(), 3)));
 }

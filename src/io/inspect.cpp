@@ -1,0 +1,103 @@
+#include "io/inspect.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "io/h5.hpp"
+#include "io/run_file.hpp"
+#include "util/error.hpp"
+
+namespace ddpm::io {
+namespace {
+
+std::string config_digest(const std::string& yaml) {
+  const auto c = YAML::Load(yaml);
+  auto get = [&](const char* section, const char* key) {
+    if (!c[section] || !c[section][key]) return std::string("?");
+    const auto n = c[section][key];
+    if (n.IsSequence()) {
+      std::string out = "[";
+      for (std::size_t i = 0; i < n.size(); ++i) out += (i ? "," : "") + n[i].as<std::string>();
+      return out + "]";
+    }
+    return n.as<std::string>();
+  };
+  return fmt::format(
+      "  run {} (seed {}); model base {} x {} with {} res blocks; T = {} ({}); {} steps of global batch {} at lr {}\n"
+      "  config hash {:016x}\n",
+      get("run", "name"), get("run", "seed"), get("model", "base_channels"), get("model", "channel_mult"),
+      get("model", "num_res_blocks"), get("diffusion", "timesteps"), get("diffusion", "schedule"), get("train", "steps"),
+      get("train", "batch_size"), get("train", "lr"), std::hash<std::string>{}(yaml));
+}
+
+std::string describe_checkpoint(const std::string& path, const H5::H5File& file) {
+  const auto root = file.openGroup("/");
+  std::int64_t params = 0;
+  const auto model = file.openGroup("model");
+  for (hsize_t i = 0; i < model.getNumObjs(); ++i) {
+    const auto shape = dataset_shape(model, model.getObjnameByIdx(i));
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;
+    params += n;
+  }
+  std::string out = fmt::format("{}: checkpoint\n", path);
+  out += fmt::format("  step {}, epoch {}, written by {} rank(s), {} on {}\n", read_attr_int(root, "step"),
+                     read_attr_int(root, "epoch"), read_attr_int(root, "world_size"),
+                     has_attr(root, "complete") ? "complete" : "INCOMPLETE", read_attr_string(root, "created"));
+  out += fmt::format("  {} tensors, {} values in /model; EMA {}; optimizer state {}\n", model.getNumObjs(), params,
+                     file.nameExists("ema") ? "present" : "missing", file.nameExists("optim") ? "present" : "missing");
+  out += fmt::format("  ddpm_dist {}, LibTorch {}\n", read_attr_string(root, "version"), read_attr_string(root, "torch"));
+  return out + config_digest(read_attr_string(root, "config"));
+}
+
+std::string describe_run(const std::string& path, const H5::H5File& file) {
+  std::string out = fmt::format("{}: run\n", path);
+  if (file.nameExists("config")) {
+    const auto g = file.openGroup("config");
+    out += fmt::format("  started {} on {} rank(s), ddpm_dist {}, LibTorch {}\n", read_attr_string(g, "created"),
+                       read_attr_int(g, "world_size"), read_attr_string(g, "version"), read_attr_string(g, "torch"));
+    out += config_digest(read_attr_string(g, "yaml"));
+  }
+  const auto rows = read_train_metrics(path);
+  if (!rows.empty()) {
+    const auto best = std::min_element(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.loss < b.loss; });
+    std::vector<double> speed;
+    for (const auto& r : rows) speed.push_back(r.img_per_s);
+    std::nth_element(speed.begin(), speed.begin() + speed.size() / 2, speed.end());
+    out += fmt::format("  training: {} steps logged in {} rows, {:.0f} s of wall time\n", rows.back().step, rows.size(),
+                       rows.back().wall_s);
+    out += fmt::format("  loss: last {:.4f} (step {}), best {:.4f} (step {}), first {:.4f}\n", rows.back().loss,
+                       rows.back().step, best->loss, best->step, rows.front().loss);
+    out += fmt::format("  throughput: median {:.1f} img/s\n", speed[speed.size() / 2]);
+  } else {
+    out += "  training: no history yet\n";
+  }
+  if (file.nameExists("samples")) {
+    const auto g = file.openGroup("samples");
+    const auto ds = g.openDataSet("images");
+    const auto shape = dataset_shape(g, "images");
+    out += fmt::format("  samples: {} images, {} with {} steps (eta {}), {} weights of step {}, seed {}\n", shape[0],
+                       read_attr_string(ds, "sampler"), read_attr_int(ds, "steps"), read_attr_double(ds, "eta"),
+                       read_attr_int(ds, "ema") ? "EMA" : "raw", read_attr_int(ds, "checkpoint_step"),
+                       read_attr_int(ds, "seed"));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe(const std::string& path) {
+  auto file = open_read(path);
+  try {
+    if (file.nameExists("model") && has_attr(file.openGroup("/"), "step")) return describe_checkpoint(path, file);
+    if (file.nameExists("config") || file.nameExists("train")) return describe_run(path, file);
+    throw Error(path + ": an HDF5 file, but neither a ddpm_dist run file nor a checkpoint");
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": cannot read (" + e.getDetailMsg() + ")");
+  }
+}
+
+}  // namespace ddpm::io

@@ -1,0 +1,114 @@
+#include "io/run_file.hpp"
+
+#include <torch/torch.h>
+
+#include <array>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "io/h5.hpp"
+#include "util/error.hpp"
+
+namespace ddpm::io {
+namespace {
+
+struct Column {
+  const char* name;
+  double MetricsRow::*field;
+  const char* description;
+};
+constexpr std::array<Column, 6> kColumns{{
+    {"step", &MetricsRow::step, "optimizer steps done"},
+    {"loss", &MetricsRow::loss, "simple loss ||eps - eps_theta||^2, mean over ranks and over the log interval"},
+    {"lr", &MetricsRow::lr, "learning rate at the last step of the interval"},
+    {"grad_norm", &MetricsRow::grad_norm, "global L2 norm of the averaged gradient before clipping (last step)"},
+    {"img_per_s", &MetricsRow::img_per_s, "training throughput over the interval, images per second, all ranks"},
+    {"wall_s", &MetricsRow::wall_s, "seconds of training wall time since the run began, across resumes"},
+}};
+
+H5::Group open_or_create(H5::H5File& file, const std::string& name) {
+  return file.nameExists(name) ? file.openGroup(name) : file.createGroup(name);
+}
+
+std::string now_utc() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+std::string run_file_path(const std::string& run_dir) { return run_dir + "/run.h5"; }
+
+void write_run_config(const std::string& path, const std::string& yaml, int world_size) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "config");
+    write_attr(g, "description", std::string("the resolved configuration of the latest start of this run"));
+    write_attr(g, "yaml", yaml);
+    write_attr(g, "created", now_utc());
+    write_attr(g, "version", std::string(DDPM_VERSION));
+    write_attr(g, "torch", std::string(TORCH_VERSION));
+    write_attr(g, "world_size", std::int64_t{world_size});
+  });
+}
+
+void append_train_metrics(const std::string& path, const std::vector<MetricsRow>& rows) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "train");
+    for (const auto& c : kColumns) {
+      std::vector<double> v;
+      for (const auto& r : rows) v.push_back(r.*(c.field));
+      append_1d(g, c.name, v, c.description);
+    }
+  });
+}
+
+std::vector<MetricsRow> read_train_metrics(const std::string& path) {
+  if (!std::filesystem::exists(path)) return {};
+  auto file = open_read(path);
+  if (!file.nameExists("train")) return {};
+  try {
+    const auto g = file.openGroup("train");
+    std::vector<MetricsRow> rows;
+    for (const auto& c : kColumns) {
+      const auto v = read_1d(g, c.name);
+      if (rows.empty()) rows.resize(v.size());
+      if (v.size() != rows.size()) throw Error(path + ": /train datasets differ in length; the file is damaged");
+      for (std::size_t i = 0; i < v.size(); ++i) rows[i].*(c.field) = v[i];
+    }
+    return rows;
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": cannot read /train (" + e.getDetailMsg() + ")");
+  }
+}
+
+void truncate_train_metrics(const std::string& path, std::int64_t step) {
+  const auto rows = read_train_metrics(path);
+  std::int64_t keep = 0;
+  while (keep < static_cast<std::int64_t>(rows.size()) && rows[keep].step <= step) ++keep;
+  if (keep == static_cast<std::int64_t>(rows.size())) return;
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = file.openGroup("train");
+    for (const auto& c : kColumns) truncate_1d(g, c.name, keep);
+  });
+}
+
+void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs) {
+  update_atomically(path, [&](H5::H5File& file) {
+    if (file.nameExists("samples")) file.unlink("samples");
+    auto g = file.createGroup("samples");
+    write_tensor(g, "images", images_u8);
+    auto ds = g.openDataSet("images");
+    write_attr(ds, "description", std::string("generated images, uint8 [N, H, W], 0 = black, 255 = white"));
+    write_attr(ds, "sampler", attrs.sampler);
+    write_attr(ds, "steps", attrs.steps);
+    write_attr(ds, "eta", attrs.eta);
+    write_attr(ds, "ema", std::int64_t{attrs.ema});
+    write_attr(ds, "checkpoint_step", attrs.checkpoint_step);
+    write_attr(ds, "seed", static_cast<std::int64_t>(attrs.seed));
+  });
+}
+
+}  // namespace ddpm::io

@@ -1,0 +1,67 @@
+#include <H5Cpp.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "io/inspect.hpp"
+#include "io/run_file.hpp"
+#include "util/error.hpp"
+
+using namespace ddpm;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("ddpm_run_" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+};
+io::MetricsRow row(double step) { return {step, 1.0 / step, 1e-3, 0.5, 100.0, step * 2}; }
+}  // namespace
+
+TEST(RunFile, MetricsAppendAndResumeWithoutGapOrDuplicate) {
+  TempDir tmp;
+  const auto path = (tmp.path / "run.h5").string();
+  io::write_run_config(path, "run: {name: x}\n", 2);
+  io::append_train_metrics(path, {row(10), row(20)});
+  io::append_train_metrics(path, {row(30)});
+  auto rows = io::read_train_metrics(path);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[2].step, 30);
+  EXPECT_DOUBLE_EQ(rows[1].loss, 1.0 / 20);
+  // A resume from the checkpoint of step 20 drops the row of step 30, then appends again.
+  io::truncate_train_metrics(path, 20);
+  io::append_train_metrics(path, {row(30), row(40)});
+  rows = io::read_train_metrics(path);
+  ASSERT_EQ(rows.size(), 4u);
+  for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].step, 10.0 * (i + 1));
+  // No temporary file is left behind.
+  for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_EQ(e.path().filename(), "run.h5");
+}
+
+TEST(RunFile, SamplesAndSummary) {
+  TempDir tmp;
+  const auto path = (tmp.path / "run.h5").string();
+  io::write_run_config(path, "run: {name: demo, seed: 4}\ntrain: {steps: 40, batch_size: 8, lr: 0.001}\n", 1);
+  io::append_train_metrics(path, {row(10), row(20), row(40)});
+  io::write_samples(path, torch::zeros({5, 28, 28}, torch::kUInt8), {"ddim", 50, 0.0, true, 40, 4});
+  io::write_samples(path, torch::ones({6, 28, 28}, torch::kUInt8), {"ddpm", 1000, 0.0, false, 40, 4});
+  const auto text = io::describe(path);
+  EXPECT_NE(text.find("run demo (seed 4)"), std::string::npos) << text;
+  EXPECT_NE(text.find("loss: last 0.0250 (step 40), best 0.0250 (step 40), first 0.1000"), std::string::npos) << text;
+  EXPECT_NE(text.find("samples: 6 images, ddpm with 1000 steps"), std::string::npos) << text;
+  EXPECT_NE(text.find("raw weights of step 40"), std::string::npos) << text;
+}
+
+TEST(RunFile, ForeignHdf5IsNamed) {
+  TempDir tmp;
+  const auto path = (tmp.path / "other.h5").string();
+  { H5::H5File f(path, H5F_ACC_TRUNC); }
+  try {
+    io::describe(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("neither a ddpm_dist run file nor a checkpoint"), std::string::npos);
+  }
+}
