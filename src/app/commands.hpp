@@ -31,6 +31,10 @@ Session start_session(dist::Context& ctx, const Options& opt);
 void cmd_train(Session& s);
 void cmd_sample(Session& s);
 void cmd_bench(Session& s);
+// Samples, measures FID / confidence / coverage and draws the pictures; prints the report table
+// with the wall time of `earlier_stages` and its own.
+void cmd_eval(Session& s, const std::vector<std::pair<std::string, double>>& earlier_stages = {});
+void cmd_classifier(Session& s);
 // Prints a summary of a run file or checkpoint (rank 0 only).
 void cmd_inspect(const std::string& path);
 

@@ -1,8 +1,10 @@
-// ddpm_dist CONFIG [--set key=value ...]           train, then sample
-// ddpm_dist {train|sample|bench} CONFIG [--set ...]  one stage
+// ddpm_dist CONFIG [--set key=value ...]                              train, then evaluate
+// ddpm_dist {train|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
+// ddpm_dist inspect FILE.h5
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "app/commands.hpp"
@@ -23,12 +25,14 @@ int main(int argc, char** argv) {
     sub->add_option("--set", opt.overrides, "override a key: section.key=value (repeatable)");
     return sub;
   };
-  auto* all = add("run", "train, then sample (the default when the first argument is a config file)");
+  auto* all = add("run", "train, then sample and evaluate (the default when the first argument is a config file)");
   auto* train = add("train", "train the model");
   for (auto* sub : {all, train})
     sub->add_option("--resume", opt.resume,
                     "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
   auto* sample = add("sample", "sample images with the newest checkpoint");
+  auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
+  auto* classifier = add("classifier", "train the evaluation classifier and store it in eval.classifier");
   auto* bench = add("bench", "measure matrix-product GFLOP/s, training img/s and sampling img-steps/s");
   std::string inspect_path;
   auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file");
@@ -58,8 +62,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto session = app::start_session(ctx, opt);
-    if (all->parsed() || train->parsed()) app::cmd_train(session);
-    if (all->parsed() || sample->parsed()) app::cmd_sample(session);
+    std::vector<std::pair<std::string, double>> stages;
+    if (all->parsed() || train->parsed()) {
+      const auto start = std::chrono::steady_clock::now();
+      app::cmd_train(session);
+      stages.emplace_back("train", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    if (sample->parsed()) app::cmd_sample(session);
+    if (all->parsed() || evaluate->parsed()) app::cmd_eval(session, stages);
+    if (classifier->parsed()) app::cmd_classifier(session);
     if (bench->parsed()) app::cmd_bench(session);
   } catch (const Error& e) {
     ctx.abort(e.what(), 2);

@@ -70,6 +70,14 @@ void visit(Config& c, V& v) {
   v.field("batch_size", c.sample.batch_size);
   v.field("clip_x0", c.sample.clip_x0);
   v.field("use_ema", c.sample.use_ema);
+
+  v.section("eval");
+  v.field("classifier", c.eval.classifier);
+  v.field("classifier_epochs", c.eval.classifier_epochs);
+  v.field("classifier_seed", c.eval.classifier_seed);
+  v.field("weights", c.eval.weights);
+  v.field("batch_size", c.eval.batch_size);
+  v.field("trajectory_images", c.eval.trajectory_images);
 }
 
 template <class T>
@@ -197,7 +205,7 @@ void reject_unknown_keys(const YAML::Node& root, const std::string& source,
   visit(dummy, lister);
   if (!root.IsMap())
     throw Error(where(source, root) + ": the configuration must be a mapping of sections (" +
-                "run, data, model, diffusion, train, sample)");
+                "run, data, model, diffusion, train, sample, eval)");
   for (const auto& sec : root) {
     const auto name = sec.first.as<std::string>();
     if (std::find(lister.sections.begin(), lister.sections.end(), name) == lister.sections.end())
@@ -295,6 +303,14 @@ void validate(const Config& c) {
   require(p.eta >= 0.0 && p.eta <= 1.0, s, "sample.eta", "must be in [0, 1], got " + str(p.eta));
   require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
   require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
+
+  const auto& e = c.eval;
+  require(!e.classifier.empty(), s, "eval.classifier", "must name an HDF5 file");
+  require(e.classifier_epochs >= 1, s, "eval.classifier_epochs", "must be >= 1, got " + str(e.classifier_epochs));
+  require_one_of(s, "eval.weights", e.weights, {"ema", "raw", "both"});
+  require(e.batch_size >= 1, s, "eval.batch_size", "must be >= 1");
+  require(e.trajectory_images >= 1 && e.trajectory_images <= 100, s, "eval.trajectory_images",
+          "must be in [1, 100], got " + str(e.trajectory_images));
 }
 
 }  // namespace

@@ -68,6 +68,15 @@ struct SampleConfig {
   bool use_ema = true;
 };
 
+struct EvalConfig {
+  std::string classifier = "results/classifier.h5";  // trained on first use, reused after
+  int classifier_epochs = 3;
+  std::uint64_t classifier_seed = 0;
+  std::string weights = "ema";  // ema | raw | both
+  std::int64_t batch_size = 500;  // images per classifier forward pass
+  int trajectory_images = 8;      // rows of forward.png and reverse.png
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -75,6 +84,7 @@ struct Config {
   DiffusionConfig diffusion;
   TrainConfig train;
   SampleConfig sample;
+  EvalConfig eval;
 
   std::string source;  // the file it came from, for messages
   std::string yaml;    // the resolved configuration as YAML text

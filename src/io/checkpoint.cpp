@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "io/h5.hpp"
+#include "io/named_tensors.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/torch_compat.hpp"
@@ -14,50 +15,6 @@
 namespace ddpm::io {
 namespace fs = std::filesystem;
 namespace {
-
-using Named = std::vector<std::pair<std::string, torch::Tensor>>;
-
-Named named_tensors(torch::nn::Module& m) {
-  Named out;
-  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value());
-  for (const auto& b : m.named_buffers()) out.emplace_back(b.key(), b.value());
-  return out;
-}
-
-void write_group(H5::Group& parent, const std::string& name, const Named& tensors, const std::string& description) {
-  auto group = parent.createGroup(name);
-  write_attr(group, "description", description);
-  for (const auto& [key, t] : tensors) write_tensor(group, key, t);
-}
-
-// Checks names and shapes of every tensor before anything is copied, so a refused file changes nothing.
-void check_group(const std::string& path, const H5::Group& group, const std::string& group_name, const Named& tensors) {
-  std::string problems;
-  for (const auto& [name, t] : tensors) {
-    if (!group.nameExists(name)) {
-      problems += "\n  missing " + group_name + "/" + name + " " + c10::str(t.sizes());
-      continue;
-    }
-    const auto shape = dataset_shape(group, name);
-    if (shape != t.sizes().vec())
-      problems += "\n  " + group_name + "/" + name + ": file has " + c10::str(c10::IntArrayRef(shape)) +
-                  ", model has " + c10::str(t.sizes());
-  }
-  if (group.getNumObjs() != tensors.size())
-    problems += "\n  " + group_name + " holds " + std::to_string(group.getNumObjs()) + " tensors, the model has " +
-                std::to_string(tensors.size());
-  if (!problems.empty())
-    throw Error(path + ": checkpoint of another architecture; compare its 'config' attribute with the model "
-                "section of your config:" + problems);
-}
-
-void read_group(const H5::Group& group, const Named& tensors) {
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, t] : tensors) {
-    auto dst = t;
-    dst.copy_(read_tensor(group, name));
-  }
-}
 
 std::string now_utc() {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -78,8 +35,8 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
                       const torch::optim::Adam* optimizer, const CheckpointInfo& info) {
   write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
-    write_group(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
-    write_group(root, "ema", named_tensors(ema), "exponential moving average of the parameters (used for sampling)");
+    write_named(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
+    write_named(root, "ema", named_tensors(ema), "exponential moving average of the parameters (used for sampling)");
     if (optimizer) {
       auto optim = root.createGroup("optim");
       write_attr(optim, "description", "Adam state per parameter: first and second moments, step count");
@@ -93,9 +50,9 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
         m2.emplace_back(p.key(), st.exp_avg_sq());
         steps.emplace_back(p.key(), torch::tensor({st.step()}, torch::kInt64));
       }
-      write_group(optim, "exp_avg", m1, "Adam first moment");
-      write_group(optim, "exp_avg_sq", m2, "Adam second moment");
-      write_group(optim, "step", steps, "Adam step count");
+      write_named(optim, "exp_avg", m1, "Adam first moment");
+      write_named(optim, "exp_avg_sq", m2, "Adam second moment");
+      write_named(optim, "step", steps, "Adam step count");
     }
     // Only rank 0 writes checkpoints.
     fault::at(fault::Point::CheckpointWrite, info.step, 0);
@@ -121,10 +78,10 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     if (!has_attr(root, "complete"))
       throw Error(path + ": incomplete checkpoint (no 'complete' attribute); use an older one");
     const auto model_tensors = named_tensors(model), ema_tensors = named_tensors(ema);
-    check_group(path, file.openGroup("model"), "model", model_tensors);
-    check_group(path, file.openGroup("ema"), "ema", ema_tensors);
-    read_group(file.openGroup("model"), model_tensors);
-    read_group(file.openGroup("ema"), ema_tensors);
+    check_named(path, file.openGroup("model"), "model", model_tensors);
+    check_named(path, file.openGroup("ema"), "ema", ema_tensors);
+    read_named(file.openGroup("model"), model_tensors);
+    read_named(file.openGroup("ema"), ema_tensors);
     if (optimizer) {
       if (!file.nameExists("optim")) throw Error(path + ": holds no optimizer state; it cannot resume training");
       const auto m1 = file.openGroup("optim/exp_avg"), m2 = file.openGroup("optim/exp_avg_sq"),

@@ -111,4 +111,60 @@ void write_samples(const std::string& path, const torch::Tensor& images_u8, cons
   });
 }
 
+namespace {
+void replace_group_member(H5::Group& g, const std::string& name) {
+  if (g.nameExists(name)) g.unlink(name);
+}
+void write_scalar(H5::Group& g, const std::string& name, double value, const std::string& description) {
+  replace_group_member(g, name);
+  write_tensor(g, name, torch::tensor({value}, torch::kFloat64).reshape({}));
+  auto ds = g.openDataSet(name);
+  write_attr(ds, "description", description);
+}
+void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, const std::string& description) {
+  replace_group_member(g, name);
+  write_tensor(g, name, t);
+  auto ds = g.openDataSet(name);
+  write_attr(ds, "description", description);
+}
+}  // namespace
+
+void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,
+                std::int64_t ref_count, const EvalRecord& r) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto eval = open_or_create(file, "eval");
+    write_attr(eval, "description", std::string("evaluation in the feature space of the project's MNIST classifier"));
+    write_attr(eval, "feature_extractor", r.classifier_path);
+    write_attr(eval, "classifier_test_accuracy", r.classifier_test_accuracy);
+    write_attr(eval, "reference", std::string("MNIST test set, ") + std::to_string(ref_count) + " images");
+    write_array(eval, "ref_mu", ref_mu, "mean of the reference features");
+    write_array(eval, "ref_sigma", ref_sigma, "unbiased covariance of the reference features");
+    auto g = open_or_create(file, "eval/" + r.weights);
+    write_scalar(g, "fid", r.fid, "Frechet distance between generated and reference features");
+    write_scalar(g, "fid_floor", r.fid_floor,
+                 "the same distance for as many real training images as samples: the best a model can expect");
+    write_scalar(g, "mean_confidence", r.mean_confidence, "mean over samples of the classifier's max softmax");
+    write_scalar(g, "classes_present", r.classes_present, "fraction of the 10 classes predicted at least once");
+    write_array(g, "class_histogram", torch::tensor(r.class_histogram, torch::kInt64), "predicted-class counts, 0..9");
+    write_array(g, "gen_features", r.gen_features, "classifier features of the generated samples [N, D]");
+    write_array(g, "labels_pred", r.labels_pred, "predicted class of each generated sample");
+    write_attr(g, "n_samples", r.n_samples);
+    write_attr(g, "weights", r.weights);
+    write_attr(g, "sampler", r.sampler);
+    write_attr(g, "steps", r.steps);
+    write_attr(g, "eta", r.eta);
+    write_attr(g, "checkpoint_step", r.checkpoint_step);
+  });
+}
+
+void write_trajectory(const std::string& path, const std::string& name, const torch::Tensor& frames_u8,
+                      const std::vector<std::int64_t>& timesteps, const std::string& description) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "trajectory");
+    write_array(g, name, frames_u8, description);
+    write_array(g, name + "_timesteps", torch::tensor(timesteps, torch::kInt64),
+                "timestep of each column of " + name + " (0-based; T = pure noise, -1 = the final sample)");
+  });
+}
+
 }  // namespace ddpm::io

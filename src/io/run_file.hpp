@@ -34,4 +34,27 @@ void truncate_train_metrics(const std::string& path, std::int64_t step);
 // /samples/images uint8 [N, H, W] with its settings as attributes.
 void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs);
 
+struct EvalRecord {
+  std::string weights;  // ema | raw: the group /eval/<weights>
+  double fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0;
+  std::vector<std::int64_t> class_histogram;
+  torch::Tensor gen_features;  // float32 [N, D]
+  torch::Tensor labels_pred;   // int64 [N]
+  std::int64_t n_samples = 0;
+  std::string sampler;
+  std::int64_t steps = 0;
+  double eta = 0;
+  std::int64_t checkpoint_step = 0;
+  double classifier_test_accuracy = 0;
+  std::string classifier_path;
+};
+
+// /eval/ref_mu, /eval/ref_sigma (float64) and /eval/<weights>/{fid, fid_floor, mean_confidence,
+// classes_present, class_histogram, gen_features, labels_pred} with the settings as attributes.
+void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,
+                std::int64_t ref_count, const EvalRecord& record);
+// /trajectory/<name>: uint8 [rows, columns, H, W] with the timestep of each column.
+void write_trajectory(const std::string& path, const std::string& name, const torch::Tensor& frames_u8,
+                      const std::vector<std::int64_t>& timesteps, const std::string& description);
+
 }  // namespace ddpm::io

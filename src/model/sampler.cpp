@@ -32,7 +32,8 @@ class NoiseStreams {
 
 torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
-                           const torch::Device& device, const StepCallback& on_step) {
+                           const torch::Device& device, const StepCallback& on_step,
+                           const StateCallback& on_state) {
   c10::InferenceMode guard;
   const int T = diffusion.timesteps();
   const auto ts = cfg.sampler == "ddpm" ? respaced_timesteps(T, T) : respaced_timesteps(T, cfg.steps);
@@ -55,6 +56,7 @@ torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, c
   for (int c = 0; c < batches; ++c) {
     const auto [begin, n] = chunks[c];
     auto x = noise.draw(begin, n).to(device);
+    if (on_state) on_state(T, x);
     for (int i = 0; i < total; ++i) {
       const std::int64_t t = ts[i];
       const auto t_batch = torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(device));
@@ -66,6 +68,7 @@ torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, c
       } else {
         x = diffusion.ddim_step(x, t, last ? -1 : ts[i + 1], eps, z, cfg.eta, cfg.clip_x0);
       }
+      if (on_state) on_state(last ? -1 : ts[i + 1], x);
       if (on_step) on_step(c * total + i + 1, batches * total);
     }
     images.push_back(x.clamp(-1.0, 1.0).cpu());

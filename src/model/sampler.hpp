@@ -22,10 +22,14 @@ struct SampleRequest {
 
 // Called after each reverse step of each batch with (batch-steps done, total) for progress.
 using StepCallback = std::function<void(int done, int total)>;
+// Called with the starting noise (t = T) and after each reverse step with (timestep reached, x):
+// the timestep is that of the new x_t, or -1 for the final image. For the reverse-process picture.
+using StateCallback = std::function<void(std::int64_t t, const torch::Tensor& x)>;
 
 // Returns float [count, C, H, W] in [-1, 1].
 torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
-                           const torch::Device& device, const StepCallback& on_step = nullptr);
+                           const torch::Device& device, const StepCallback& on_step = nullptr,
+                           const StateCallback& on_state = nullptr);
 
 }  // namespace ddpm::model

@@ -1,0 +1,129 @@
+#include "eval/classifier_training.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "data/batch_plan.hpp"
+#include "dist/grad_sync.hpp"
+#include "io/h5.hpp"
+#include "io/named_tensors.hpp"
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace ddpm::eval {
+namespace {
+constexpr std::int64_t kBatch = 128;
+constexpr const char* kArchitecture = "conv5x5(32)-pool-conv5x5(64)-pool-fc(128)-fc(10)";
+}  // namespace
+
+double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Dataset& set, std::int64_t batch,
+                const torch::Device& device) {
+  c10::InferenceMode guard;
+  net->eval();
+  const auto [begin, end] = std::pair<std::int64_t, std::int64_t>{set.size() * comm.rank() / comm.size(),
+                                                                  set.size() * (comm.rank() + 1) / comm.size()};
+  double correct = 0;
+  for (std::int64_t i = begin; i < end; i += batch) {
+    const auto n = std::min(batch, end - i);
+    auto x = data::to_model_range(set.images.slice(0, i, i + n)).to(device);
+    auto pred = net->forward(x).argmax(1).cpu();
+    correct += pred.eq(set.labels.slice(0, i, i + n).to(torch::kLong)).sum().item<double>();
+  }
+  auto total = torch::tensor({correct}, torch::kFloat64);
+  comm.allreduce_sum(total);
+  return total.item<double>() / static_cast<double>(set.size());
+}
+
+double train_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
+                        const data::Dataset& train_set, const data::Dataset& test_set, const torch::Device& device) {
+  if (kBatch % comm.size() != 0)
+    throw Error("the classifier's global batch of " + std::to_string(kBatch) + " does not divide among " +
+                std::to_string(comm.size()) + " ranks; use a power-of-two number of ranks for `ddpm_dist classifier`");
+  net->to(device);
+  dist::broadcast_module(comm, *net);
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(1e-3));
+  dist::GradSync sync(comm, net->parameters(), {1.0, 0.25, true});
+  data::BatchPlan plan(train_set.size(), kBatch, cfg.eval.classifier_seed);
+  const std::int64_t steps = plan.steps_per_epoch() * cfg.eval.classifier_epochs;
+  const auto start = std::chrono::steady_clock::now();
+  double loss_sum = 0;
+  for (std::int64_t step = 0; step < steps; ++step) {
+    net->train();
+    // The learning rate falls by 10x over the last epoch.
+    const double lr = plan.epoch_of(step) + 1 < cfg.eval.classifier_epochs ? 1e-3 : 1e-4;
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    torch::manual_seed(derive_seed({cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Dropout),
+                                    static_cast<std::uint64_t>(comm.rank()), static_cast<std::uint64_t>(step)}));
+    auto idx = plan.indices(step, comm.rank(), comm.size());
+    auto x = data::to_model_range(train_set.images.index_select(0, idx)).to(device);
+    auto y = train_set.labels.index_select(0, idx).to(torch::kLong).to(device);
+    optimizer.zero_grad();
+    sync.prepare();
+    auto loss = torch::cross_entropy_loss(net->forward(x), y);
+    loss.backward();
+    sync.finish();
+    optimizer.step();
+    loss_sum += loss.item<double>();
+    if ((step + 1) % 100 == 0 || step + 1 == steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      spdlog::info("classifier step {}/{}  epoch {}  loss {:.4f}  {:.0f} img/s  ETA {:.0f} s", step + 1, steps,
+                   plan.epoch_of(step), loss_sum / ((step % 100) + 1), (step + 1) * kBatch / elapsed,
+                   elapsed / (step + 1) * (steps - step - 1));
+      loss_sum = 0;
+    }
+  }
+  return accuracy(comm, net, test_set, 1000, device);
+}
+
+void save_classifier(const std::string& path, model::Classifier& net, double test_accuracy, const config::Config& cfg) {
+  io::write_atomically(path, [&](H5::H5File& file) {
+    auto root = file.openGroup("/");
+    io::write_named(root, "classifier", io::named_tensors(*net), "MNIST classifier weights, by module name");
+    io::write_attr(root, "architecture", std::string(kArchitecture));
+    io::write_attr(root, "feature_dim", std::int64_t{model::ClassifierImpl::kFeatureDim});
+    io::write_attr(root, "test_accuracy", test_accuracy);
+    io::write_attr(root, "seed", static_cast<std::int64_t>(cfg.eval.classifier_seed));
+    io::write_attr(root, "epochs", std::int64_t{cfg.eval.classifier_epochs});
+    io::write_attr(root, "description", std::string("the feature extractor of ddpm_dist's FID: features are the "
+                                                    "128-d ReLU layer before the last linear layer"));
+  });
+}
+
+double load_classifier(const std::string& path, model::Classifier& net) {
+  auto file = io::open_read(path);
+  try {
+    if (!file.nameExists("classifier"))
+      throw Error(path + ": not a ddpm_dist classifier file (no /classifier group); delete it to train a new one");
+    const auto tensors = io::named_tensors(*net);
+    io::check_named(path, file.openGroup("classifier"), "classifier", tensors);
+    io::read_named(file.openGroup("classifier"), tensors);
+    return io::read_attr_double(file.openGroup("/"), "test_accuracy");
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": unreadable classifier (" + e.getDetailMsg() + "); delete it to train a new one");
+  }
+}
+
+ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
+                                 const torch::Device& device) {
+  const auto& path = cfg.eval.classifier;
+  if (!std::filesystem::exists(path)) {
+    spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
+                 cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
+    const auto train_set = data::load_dataset(cfg.data.dir, data::Split::Train);
+    const auto test_set = data::load_dataset(cfg.data.dir, data::Split::Test);
+    torch::manual_seed(derive_seed({cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Init)}));
+    model::Classifier fresh;
+    const double acc = train_classifier(comm, cfg, fresh, train_set, test_set, device);
+    spdlog::info("classifier test accuracy {:.2f}%", 100 * acc);
+    if (comm.rank() == 0) save_classifier(path, fresh, acc, cfg);
+    comm.barrier();
+  }
+  ClassifierInfo info{path, load_classifier(path, net)};
+  net->to(device);
+  net->eval();
+  return info;
+}
+
+}  // namespace ddpm::eval

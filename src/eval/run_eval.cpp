@@ -1,0 +1,185 @@
+#include "eval/run_eval.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "data/mnist.hpp"
+#include "eval/classifier_training.hpp"
+#include "eval/distributed_sampling.hpp"
+#include "eval/metrics.hpp"
+#include "io/checkpoint.hpp"
+#include "io/png.hpp"
+#include "model/unet.hpp"
+#include "util/error.hpp"
+#include "util/rng.hpp"
+
+namespace ddpm::eval {
+namespace {
+
+using clock = std::chrono::steady_clock;
+double since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
+
+int sampler_steps(const config::Config& cfg) {
+  return cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
+}
+
+// rows x columns frames -> one picture, a row per image.
+void write_strip(const std::string& path, const torch::Tensor& frames_u8) {
+  const auto rows = frames_u8.size(0), cols = frames_u8.size(1);
+  io::write_png(path, io::make_grid(frames_u8.reshape({rows * cols, frames_u8.size(2), frames_u8.size(3)}),
+                                    static_cast<int>(cols)));
+}
+
+// A few training images at t = 0, T/10, ..., T under q(x_t | x_0).
+void forward_picture(const config::Config& cfg, const model::Diffusion& diffusion, const std::string& run_file) {
+  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
+  const int k = cfg.eval.trajectory_images, T = diffusion.timesteps();
+  auto x0 = data::to_model_range(train.images.slice(0, 0, k));
+  auto gen = make_generator(cfg.run.seed, Stream::SampleNoise, 0xF0F0);
+  auto eps = torch::randn(x0.sizes(), gen);
+  std::vector<torch::Tensor> columns{data::to_uint8(x0)};
+  std::vector<std::int64_t> timesteps{0};
+  for (int j = 1; j <= 10; ++j) {
+    const std::int64_t t = static_cast<std::int64_t>(T) * j / 10 - 1;  // 0-based: t = T-1 is the paper's T
+    columns.push_back(data::to_uint8(diffusion.q_sample(x0, torch::full({k}, t, torch::kLong), eps).clamp(-1, 1)));
+    timesteps.push_back(t + 1);
+  }
+  auto frames = torch::stack(columns, 1);
+  io::write_trajectory(run_file, "forward", frames, timesteps, "training images under q(x_t | x_0), a row per image");
+  write_strip(cfg.out_dir() + "/forward.png", frames);
+}
+
+// The first few samples along the reverse process, from noise to digit.
+void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model, const model::Diffusion& diffusion,
+                     const torch::Device& device, const std::string& run_file) {
+  const int k = cfg.eval.trajectory_images;
+  std::vector<torch::Tensor> columns;
+  std::vector<std::int64_t> timesteps;
+  // About 10 evenly spaced reverse steps, plus the noise and the final image.
+  const int stride = std::max(1, sampler_steps(cfg) / 10);
+  int call = 0;
+  auto keep = [&](std::int64_t t, const torch::Tensor& x) {
+    if (call++ % stride == 0 || t == -1) {
+      columns.push_back(data::to_uint8(x.clamp(-1, 1).cpu()));
+      timesteps.push_back(t);
+    }
+  };
+  auto sample_cfg = cfg.sample;
+  sample_cfg.batch_size = k;
+  const int size = cfg.model.image_size;
+  model::sample_images(eps_model, diffusion, sample_cfg, {cfg.model.in_channels, size, size}, {0, k, cfg.run.seed},
+                       device, nullptr, keep);
+  auto frames = torch::stack(columns, 1);
+  io::write_trajectory(run_file, "reverse", frames, timesteps, "samples along the reverse process, a row per image");
+  write_strip(cfg.out_dir() + "/reverse.png", frames);
+}
+
+}  // namespace
+
+EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
+  EvalSummary summary;
+  const auto ckpt = io::latest_checkpoint(cfg.out_dir());
+  if (!ckpt)
+    throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to evaluate; run `ddpm_dist train " +
+                cfg.source + "` first");
+  model::UNet live(cfg.model), ema(cfg.model);
+  const auto info = io::read_checkpoint(*ckpt, *live, *ema);
+  live->to(device);
+  ema->to(device);
+  live->eval();
+  ema->eval();
+  model::Diffusion diffusion(cfg.diffusion);
+
+  const auto metric_start = clock::now();
+  model::Classifier classifier;
+  const auto cls = ensure_classifier(comm, cfg, classifier, device);
+  summary.classifier_accuracy = cls.test_accuracy;
+  if (comm.rank() == 0) spdlog::info("evaluation classifier {}: test accuracy {:.2f}%", cls.path, 100 * cls.test_accuracy);
+  const auto ref = reference_stats(comm, classifier, cfg, cfg.sample.num_samples, device);
+  summary.metric_seconds += since(metric_start);
+
+  const auto run_file = io::run_file_path(cfg.out_dir());
+  std::vector<std::string> weight_sets;
+  if (cfg.eval.weights != "raw") weight_sets.push_back("ema");
+  if (cfg.eval.weights != "ema") weight_sets.push_back("raw");
+  for (const auto& w : weight_sets) {
+    auto& net = w == "ema" ? ema : live;
+    auto eps_model = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+    if (comm.rank() == 0)
+      spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} steps, eta {})",
+                   cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, sampler_steps(cfg),
+                   cfg.sample.eta);
+    const auto sample_start = clock::now();
+    auto last_log = sample_start;
+    auto progress = [&](int done, int total) {
+      if (comm.rank() != 0 || (done != total && clock::now() - last_log < std::chrono::seconds(15))) return;
+      last_log = clock::now();
+      const double elapsed = since(sample_start);
+      spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
+                   elapsed / done * (total - done));
+    };
+    const auto local = sample_local(comm, eps_model, diffusion, cfg, device, progress);
+    const auto images = comm.gatherv(local.cpu().contiguous(), 0);
+    summary.sample_seconds += since(sample_start);
+
+    const auto measure_start = clock::now();
+    const auto m = evaluate(comm, classifier, local, ref, cfg.sample.batch_size, device);
+    summary.metric_seconds += since(measure_start);
+
+    io::EvalRecord r;
+    r.weights = w;
+    r.fid = m.fid;
+    r.fid_floor = ref.fid_floor;
+    r.mean_confidence = m.mean_confidence;
+    r.classes_present = m.classes_present;
+    r.class_histogram = m.class_histogram;
+    r.gen_features = m.gen_features;
+    r.labels_pred = m.labels_pred;
+    r.n_samples = m.count;
+    r.sampler = cfg.sample.sampler;
+    r.steps = sampler_steps(cfg);
+    r.eta = cfg.sample.eta;
+    r.checkpoint_step = info.step;
+    r.classifier_test_accuracy = cls.test_accuracy;
+    r.classifier_path = cls.path;
+    if (comm.rank() == 0) {
+      const auto u8 = data::to_uint8(images);
+      // /samples holds the first weight set evaluated (EMA unless only raw was asked for).
+      if (w == weight_sets.front()) {
+        io::write_samples(run_file, u8, {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, cfg.run.seed});
+        io::write_png(cfg.out_dir() + "/samples.png", io::make_grid(u8.slice(0, 0, 100), 10));
+        reverse_picture(cfg, eps_model, diffusion, device, run_file);
+      }
+      io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
+      spdlog::info("{} weights: FID {:.3f} (floor {:.3f}), mean confidence {:.2f}%, classes present {:.0f}/10", w, r.fid,
+                   r.fid_floor, 100 * r.mean_confidence, 10 * r.classes_present);
+    }
+    summary.records.push_back(r);
+  }
+  if (comm.rank() == 0) {
+    forward_picture(cfg, diffusion, run_file);
+    spdlog::info("evaluation written: {} (/samples, /eval, /trajectory), {}/{{samples,forward,reverse}}.png", run_file,
+                 cfg.out_dir());
+  }
+  comm.barrier();
+  return summary;
+}
+
+std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
+  std::string out = "\n";
+  out += fmt::format("{:<8} {:>10} {:>10} {:>12} {:>9} {:>8} {:>14}\n", "weights", "FID", "FID floor", "confidence",
+                     "classes", "samples", "sampler");
+  for (const auto& r : s.records)
+    out += fmt::format("{:<8} {:>10.3f} {:>10.3f} {:>11.2f}% {:>6.0f}/10 {:>8} {:>14}\n", r.weights, r.fid, r.fid_floor,
+                       100 * r.mean_confidence, 10 * r.classes_present, r.n_samples,
+                       fmt::format("{} x{}", r.sampler, r.steps));
+  out += fmt::format("classifier test accuracy {:.2f}%\n", 100 * s.classifier_accuracy);
+  std::string times;
+  for (const auto& [name, sec] : stage_seconds) times += fmt::format("  {} {:.1f} s", name, sec);
+  out += "wall time:" + times + "\n";
+  return out;
+}
+
+}  // namespace ddpm::eval

@@ -1,0 +1,64 @@
+// The evaluation classifier of the repository (results/classifier.h5, trained here on first use
+// and cached for later runs) and what FID measures with it.
+#include <H5Cpp.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+#include "dist/communicator.hpp"
+#include "eval/classifier_training.hpp"
+#include "eval/metrics.hpp"
+#include "util/error.hpp"
+
+using namespace ddpm;
+
+namespace {
+config::Config repo_config() {
+  const std::string root = DDPM_SOURCE_DIR;
+  return config::parse("data: {dir: " + root + "/data/mnist}\neval: {classifier: " + root + "/results/classifier.h5}\n",
+                       "classifier-test");
+}
+}  // namespace
+
+TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDigits) {
+  const auto cfg = repo_config();
+  dist::SelfCommunicator self;
+  model::Classifier net;
+  const auto info = eval::ensure_classifier(self, cfg, net, torch::kCPU);
+  const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
+  // Measured again from the stored weights, not taken from the stored attribute.
+  const double acc = eval::accuracy(self, net, test, 1000, torch::kCPU);
+  std::cout << "classifier test accuracy " << 100 * acc << "% (stored " << 100 * info.test_accuracy << "%)\n";
+  EXPECT_GE(acc, 0.99);
+  EXPECT_NEAR(acc, info.test_accuracy, 1e-12);
+
+  const std::int64_t n = 1000;
+  const auto ref = eval::reference_stats(self, net, cfg, n, torch::kCPU);
+  torch::manual_seed(0);
+  const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
+  const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
+  std::cout << "FID of uniform noise " << m.fid << ", floor (1000 real training images) " << ref.fid_floor << "\n";
+  EXPECT_GT(ref.fid_floor, 0.0);
+  EXPECT_GT(m.fid, 20 * ref.fid_floor);
+  std::int64_t total = 0;
+  for (auto c : m.class_histogram) total += c;
+  EXPECT_EQ(total, n);
+  EXPECT_EQ(m.gen_features.sizes(), (std::vector<int64_t>{n, model::ClassifierImpl::kFeatureDim}));
+}
+
+TEST(Classifier, AFileOfAnotherArchitectureIsRefused) {
+  const std::string path = "/tmp/ddpm_not_a_classifier.h5";
+  {
+    H5::H5File f(path, H5F_ACC_TRUNC);
+    f.createGroup("classifier");
+  }
+  model::Classifier net;
+  try {
+    eval::load_classifier(path, net);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a file of another architecture"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("missing classifier/conv1.weight"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
