@@ -27,7 +27,10 @@ TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
   const auto one = eval::evaluate(self, net, images, ref1, 50, torch::kCPU);
   if (world.rank() == 0) std::cout << "FID 2 ranks " << two.fid << ", 1 rank " << one.fid << "\n";
   EXPECT_NEAR(two.fid, one.fid, 1e-9 * one.fid);
-  EXPECT_NEAR(ref2.fid_floor, ref1.fid_floor, 1e-9 * ref1.fid_floor);
+  // The floor of this untrained feature map is ~0.006, a small difference of traces ~100x larger:
+  // its error is relative to the traces, not to itself.
+  const double scale = std::max(ref1.fid_floor, ref1.sigma.trace().item<double>());
+  EXPECT_NEAR(ref2.fid_floor, ref1.fid_floor, 1e-9 * scale);
   EXPECT_NEAR(two.mean_confidence, one.mean_confidence, 1e-12);
   EXPECT_EQ(two.class_histogram, one.class_histogram);
   std::int64_t total = 0;
