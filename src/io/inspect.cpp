@@ -1,6 +1,7 @@
 #include "io/inspect.hpp"
 
 #include <fmt/format.h>
+#include <torch/torch.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -83,6 +84,21 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
                        read_attr_string(ds, "sampler"), read_attr_int(ds, "steps"), read_attr_double(ds, "eta"),
                        read_attr_int(ds, "ema") ? "EMA" : "raw", read_attr_int(ds, "checkpoint_step"),
                        read_attr_int(ds, "seed"));
+  }
+  if (file.nameExists("eval")) {
+    const auto eval = file.openGroup("eval");
+    out += fmt::format("  evaluation (classifier test accuracy {:.2f}%, reference {}):\n",
+                       100 * read_attr_double(eval, "classifier_test_accuracy"), read_attr_string(eval, "reference"));
+    for (const char* w : {"ema", "raw"}) {
+      if (!eval.nameExists(w)) continue;
+      const auto g = eval.openGroup(w);
+      auto scalar = [&](const char* name) { return read_tensor(g, name).item<double>(); };
+      out += fmt::format("    {}: FID {:.3f} (floor {:.3f}), confidence {:.2f}%, classes present {:.0f}/10, {} samples, "
+                         "{} x{}, checkpoint step {}\n",
+                         w, scalar("fid"), scalar("fid_floor"), 100 * scalar("mean_confidence"),
+                         10 * scalar("classes_present"), read_attr_int(g, "n_samples"), read_attr_string(g, "sampler"),
+                         read_attr_int(g, "steps"), read_attr_int(g, "checkpoint_step"));
+    }
   }
   return out;
 }

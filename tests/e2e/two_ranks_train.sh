@@ -12,6 +12,8 @@ grep -q "global batch .* per rank x 2 ranks" "$out_dir/log"
 ls "$out_dir"/checkpoints/step_*.h5 "$out_dir/run.h5" "$out_dir"/{samples,forward,reverse}.png
 grep -q "report:" "$out_dir/log"
 grep -A2 "report:" "$out_dir/log" | grep -q "FID floor"
+"$BIN" inspect "$out_dir/run.h5" > "$out_dir/inspect.txt"
+grep -q "ema: FID .* (floor .*), confidence" "$out_dir/inspect.txt" || { cat "$out_dir/inspect.txt"; echo "FAIL: inspect shows no evaluation"; exit 1; }
 h5dump -H "$out_dir/run.h5" > "$out_dir/header.txt"
 for name in images fid fid_floor mean_confidence class_histogram gen_features ref_mu ref_sigma forward reverse; do
   grep -q "DATASET \"$name\"" "$out_dir/header.txt" || { echo "FAIL: run.h5 lacks $name"; exit 1; }
