@@ -8,6 +8,7 @@
 #include "io/run_file.hpp"
 #include "io/png.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "eval/trained_model.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "util/error.hpp"
@@ -16,18 +17,12 @@ namespace ddpm::app {
 
 void cmd_sample(Session& s) {
   const auto& cfg = s.cfg;
-  const auto ckpt = io::latest_checkpoint(cfg.out_dir());
-  if (!ckpt)
-    throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
-                cfg.source + "` first");
-  model::UNet live(cfg.model), ema(cfg.model);
-  const auto info = io::read_checkpoint(*ckpt, *live, *ema);
-  auto& net = cfg.sample.use_ema ? ema : live;
-  net->to(s.ctx.device());
-  net->eval();
+  auto trained = eval::load_trained(cfg, s.ctx.device());
+  const auto& info = trained.info;
+  auto& net = cfg.sample.use_ema ? trained.ema : trained.live;
   spdlog::info("sampling {} images on {} rank(s) with {} ({} steps, eta {}) from {} ({} weights, step {})",
                cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps,
-               cfg.sample.eta, *ckpt, cfg.sample.use_ema ? "EMA" : "raw", info.step);
+               cfg.sample.eta, trained.path, cfg.sample.use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
   const auto start = std::chrono::steady_clock::now();

@@ -9,6 +9,7 @@
 #include "eval/classifier_training.hpp"
 #include "eval/distributed_sampling.hpp"
 #include "eval/metrics.hpp"
+#include "eval/trained_model.hpp"
 #include "io/checkpoint.hpp"
 #include "io/png.hpp"
 #include "model/unet.hpp"
@@ -80,16 +81,10 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
   EvalSummary summary;
-  const auto ckpt = io::latest_checkpoint(cfg.out_dir());
-  if (!ckpt)
-    throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to evaluate; run `ddpm_dist train " +
-                cfg.source + "` first");
-  model::UNet live(cfg.model), ema(cfg.model);
-  const auto info = io::read_checkpoint(*ckpt, *live, *ema);
-  live->to(device);
-  ema->to(device);
-  live->eval();
-  ema->eval();
+  auto trained = load_trained(cfg, device);
+  const auto& info = trained.info;
+  auto& live = trained.live;
+  auto& ema = trained.ema;
   model::Diffusion diffusion(cfg.diffusion);
 
   const auto metric_start = clock::now();

@@ -1,13 +1,12 @@
 #include "io/checkpoint.hpp"
 
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <regex>
 
 #include "io/h5.hpp"
 #include "io/named_tensors.hpp"
+#include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/torch_compat.hpp"
@@ -16,12 +15,6 @@ namespace ddpm::io {
 namespace fs = std::filesystem;
 namespace {
 
-std::string now_utc() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 }  // namespace
 

@@ -3,11 +3,10 @@
 #include <torch/torch.h>
 
 #include <array>
-#include <chrono>
-#include <ctime>
 #include <filesystem>
 
 #include "io/h5.hpp"
+#include "util/clock.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::io {
@@ -31,12 +30,6 @@ H5::Group open_or_create(H5::H5File& file, const std::string& name) {
   return file.nameExists(name) ? file.openGroup(name) : file.createGroup(name);
 }
 
-std::string now_utc() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 }  // namespace
 
