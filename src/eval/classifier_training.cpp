@@ -106,13 +106,12 @@ double load_classifier(const std::string& path, model::Classifier& net) {
 }
 
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
+                                 const data::Dataset& train_set, const data::Dataset& test_set,
                                  const torch::Device& device) {
   const auto& path = cfg.eval.classifier;
   if (!std::filesystem::exists(path)) {
     spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
                  cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
-    const auto train_set = data::load_dataset(cfg.data.dir, data::Split::Train);
-    const auto test_set = data::load_dataset(cfg.data.dir, data::Split::Test);
     torch::manual_seed(derive_seed({cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Init)}));
     model::Classifier fresh;
     const double acc = train_classifier(comm, cfg, fresh, train_set, test_set, device);

@@ -28,8 +28,10 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
 // Loads weights; refuses a file of another architecture. Returns the stored test accuracy.
 double load_classifier(const std::string& path, model::Classifier& net);
 
-// Loads cfg.eval.classifier, or trains and saves it there when the file does not exist.
+// Loads cfg.eval.classifier, or trains it on `train_set` (tested on `test_set`) and saves it there
+// when the file does not exist.
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
+                                 const data::Dataset& train_set, const data::Dataset& test_set,
                                  const torch::Device& device);
 
 }  // namespace ddpm::eval

@@ -37,9 +37,8 @@ FeatureStats stats_of(dist::Communicator& comm, model::Classifier& net, const to
 }  // namespace
 
 Reference reference_stats(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
-                          std::int64_t n_samples, const torch::Device& device) {
-  const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
-  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
+                          const data::Dataset& train, const data::Dataset& test, std::int64_t n_samples,
+                          const torch::Device& device) {
   const auto ref = stats_of(comm, net, test.images, cfg.eval.batch_size, device);
   // The floor: as many real training images as there are samples, chosen by a fixed seed.
   auto gen = make_generator(cfg.eval.classifier_seed, Stream::EpochPermutation, 0xF100);

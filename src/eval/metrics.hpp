@@ -27,9 +27,10 @@ struct Metrics {
   torch::Tensor labels_pred;   // int64 [N] on rank 0
 };
 
-// Feature statistics of the test set and the floor for `n_samples`, computed across ranks.
+// Feature statistics of `test` and the floor for `n_samples` images of `train`, computed across ranks.
 Reference reference_stats(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
-                          std::int64_t n_samples, const torch::Device& device);
+                          const data::Dataset& train, const data::Dataset& test, std::int64_t n_samples,
+                          const torch::Device& device);
 
 // `local_images`: this rank's generated images, float [n, 1, 28, 28] in [-1, 1], classified in
 // batches of `batch`. With local ranges that start at multiples of `batch` (as sample_range gives

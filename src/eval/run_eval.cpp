@@ -34,8 +34,8 @@ void write_strip(const std::string& path, const torch::Tensor& frames_u8) {
 }
 
 // A few training images at t = 0, T/10, ..., T under q(x_t | x_0).
-void forward_picture(const config::Config& cfg, const model::Diffusion& diffusion, const std::string& run_file) {
-  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
+void forward_picture(const config::Config& cfg, const data::Dataset& train, const model::Diffusion& diffusion,
+                     const std::string& run_file) {
   const int k = cfg.eval.trajectory_images, T = diffusion.timesteps();
   auto x0 = data::to_model_range(train.images.slice(0, 0, k));
   auto gen = make_generator(cfg.run.seed, Stream::SampleNoise, 0xF0F0);
@@ -89,10 +89,13 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 
   const auto metric_start = clock::now();
   model::Classifier classifier;
-  const auto cls = ensure_classifier(comm, cfg, classifier, device);
+  // MNIST is read once for the classifier, the reference statistics and the forward picture.
+  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
+  const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
+  const auto cls = ensure_classifier(comm, cfg, classifier, train, test, device);
   summary.classifier_accuracy = cls.test_accuracy;
   if (comm.rank() == 0) spdlog::info("evaluation classifier {}: test accuracy {:.2f}%", cls.path, 100 * cls.test_accuracy);
-  const auto ref = reference_stats(comm, classifier, cfg, cfg.sample.num_samples, device);
+  const auto ref = reference_stats(comm, classifier, cfg, train, test, cfg.sample.num_samples, device);
   summary.metric_seconds += since(metric_start);
 
   const auto run_file = io::run_file_path(cfg.out_dir());
@@ -154,7 +157,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     summary.records.push_back(r);
   }
   if (comm.rank() == 0) {
-    forward_picture(cfg, diffusion, run_file);
+    forward_picture(cfg, train, diffusion, run_file);
     spdlog::info("evaluation written: {} (/samples, /eval, /trajectory), {}/{{samples,forward,reverse}}.png", run_file,
                  cfg.out_dir());
   }

@@ -19,8 +19,10 @@ TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
   const std::int64_t n = 300;
   torch::manual_seed(6);
   const auto images = torch::rand({n, 1, 28, 28}) * 2 - 1;
-  const auto ref2 = eval::reference_stats(world, net, cfg, n, torch::kCPU);
-  const auto ref1 = eval::reference_stats(self, net, cfg, n, torch::kCPU);
+  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
+  const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
+  const auto ref2 = eval::reference_stats(world, net, cfg, train, test, n, torch::kCPU);
+  const auto ref1 = eval::reference_stats(self, net, cfg, train, test, n, torch::kCPU);
   // Unequal shares that start on batch boundaries, as sample_range gives them.
   const auto half = world.rank() == 0 ? images.slice(0, 0, 100) : images.slice(0, 100, n);
   const auto two = eval::evaluate(world, net, half, ref2, 50, torch::kCPU);

@@ -24,8 +24,9 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   const auto cfg = repo_config();
   dist::SelfCommunicator self;
   model::Classifier net;
-  const auto info = eval::ensure_classifier(self, cfg, net, torch::kCPU);
+  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
   const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
+  const auto info = eval::ensure_classifier(self, cfg, net, train, test, torch::kCPU);
   // Measured again from the stored weights, not taken from the stored attribute.
   const double acc = eval::accuracy(self, net, test, 1000, torch::kCPU);
   std::cout << "classifier test accuracy " << 100 * acc << "% (stored " << 100 * info.test_accuracy << "%)\n";
@@ -33,7 +34,7 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   EXPECT_NEAR(acc, info.test_accuracy, 1e-12);
 
   const std::int64_t n = 1000;
-  const auto ref = eval::reference_stats(self, net, cfg, n, torch::kCPU);
+  const auto ref = eval::reference_stats(self, net, cfg, train, test, n, torch::kCPU);
   torch::manual_seed(0);
   const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
