@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Sets up what is missing, then runs the main job (train, then sample) on this machine.
+# Sets up what is missing, then runs the main job (train, sample, evaluate) on this machine.
 #   launch/local.sh [CONFIG] [NP]
-# CONFIG defaults to configs/mnist_cpu.yaml; NP (ranks) to the number of cores.
+# Without arguments: with GPUs, configs/mnist.yaml on one rank per GPU; without, configs/mnist_cpu.yaml
+# on one rank per core. Extra arguments after NP go to ddpm_dist (e.g. --resume auto).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/launch/setup.sh"
 
-CONFIG="${1:-configs/mnist_cpu.yaml}"
+GPUS="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
 CORES="$(nproc)"
-NP="${2:-$CORES}"
+if [ "${GPUS:-0}" -gt 0 ]; then DEFAULT_CONFIG=configs/mnist.yaml DEFAULT_NP="$GPUS"
+else DEFAULT_CONFIG=configs/mnist_cpu.yaml DEFAULT_NP="$CORES"; fi
+CONFIG="${1:-$DEFAULT_CONFIG}"
+NP="${2:-$DEFAULT_NP}"
+shift $(( $# < 2 ? $# : 2 ))
 THREADS=$(( CORES / NP > 0 ? CORES / NP : 1 ))
 
-MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS")
-# More ranks than cores needs --oversubscribe; otherwise pin each rank to its own cores.
+# On SIGTERM or Ctrl-C mpirun sends the ranks SIGTERM and SIGKILL 1 s later; 60 s lets them finish
+# the step and write the checkpoint.
+MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" --mca odls_base_sigkill_timeout 60)
+# More ranks than cores needs --oversubscribe (Open MPI refuses otherwise: "not enough slots");
+# otherwise each rank is pinned to its own cores.
 if [ "$NP" -gt "$CORES" ]; then
   MPI_FLAGS+=(--oversubscribe --bind-to none)
 else
@@ -23,7 +31,11 @@ if [ "$(id -u)" -eq 0 ]; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
-echo "[local] $NP rank(s) x $THREADS thread(s): $CONFIG"
-mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS"
-OUT="$(grep -A3 '^run:' "$CONFIG" | sed -n 's/^ *name: *//p' | head -1)"
-echo "[local] results: results/${OUT:-run}/"
+RUN_NAME="$(sed -n '/^run:/,/^[^ #]/s/^ *name: *\([^ #]*\).*/\1/p' "$CONFIG" | head -1)"
+OUT="results/${RUN_NAME:-run}"
+echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s): $CONFIG"
+start=$SECONDS
+mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "$@"
+echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+echo "[local] results in $OUT/: run.h5 (history, samples, metrics), checkpoints/, samples.png, forward.png, reverse.png"
+if [ -f "$OUT/run.h5" ]; then build/ddpm_dist inspect "$OUT/run.h5"; fi

@@ -87,17 +87,32 @@ fetch_mnist() {
   log "MNIST: 4 files verified in data/mnist"
 }
 
+# /usr/local for root or whoever may write there, else ~/.local; DDPM_PREFIX chooses another.
+install_prefix() {
+  if [ -n "${DDPM_PREFIX:-}" ]; then echo "$DDPM_PREFIX"
+  elif [ -w /usr/local/bin ]; then echo /usr/local
+  else echo "$HOME/.local"; fi
+}
+
 build() {
   local type="${BUILD_TYPE:-Release}"
+  local prefix
+  prefix="$(install_prefix)"
   if [ ! -f build/CMakeCache.txt ]; then
-    cmake -S . -B build -DCMAKE_BUILD_TYPE="$type" -DCMAKE_INSTALL_PREFIX="${DDPM_PREFIX:-/usr/local}" >/dev/null
+    cmake -S . -B build -DCMAKE_BUILD_TYPE="$type" >/dev/null
   fi
   log "building into build/ ($(nproc) jobs)"
   cmake --build build -j "$(nproc)"
+  cmake --install build --prefix "$prefix" >/dev/null
+  log "installed $prefix/bin/ddpm_dist"
+  case ":$PATH:" in
+    *":$prefix/bin:"*) ;;
+    *) log "note: $prefix/bin is not on your PATH; add it: export PATH=\"$prefix/bin:\$PATH\"" ;;
+  esac
 }
 
 install_packages
 check_blas
 fetch_mnist
 build
-log "done: build/ddpm_dist is ready"
+log "done: ddpm_dist is ready (build/ddpm_dist, installed on the PATH)"

@@ -34,7 +34,7 @@ std::string resume_source(const Session& s) {
 
 }  // namespace
 
-void cmd_train(Session& s) {
+bool cmd_train(Session& s) {
   const auto train_set = data::load_dataset(s.cfg.data.dir, data::Split::Train);
   spdlog::info("{}: {} training images", s.cfg.data.dir, train_set.size());
   train::Trainer trainer(s.cfg, train_set, s.ctx.device(), *s.comm);
@@ -46,7 +46,7 @@ void cmd_train(Session& s) {
     spdlog::warn("{} holds the history of an earlier run; starting afresh replaces it (use --resume auto to continue)",
                  io::run_file_path(s.cfg.out_dir()));
   }
-  trainer.run();
+  return trainer.run() == train::Trainer::Outcome::Finished;
 }
 
 }  // namespace ddpm::app

@@ -28,7 +28,8 @@ struct Session {
 // Loads the configuration, sets threads and device, makes the communicator, logs the set-up.
 Session start_session(dist::Context& ctx, const Options& opt);
 
-void cmd_train(Session& s);
+// False when training stopped early on a signal (a checkpoint of the step reached is written).
+bool cmd_train(Session& s);
 void cmd_sample(Session& s);
 void cmd_bench(Session& s);
 // Samples, measures FID / confidence / coverage and draws the pictures; prints the report table

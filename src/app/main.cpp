@@ -11,9 +11,29 @@
 #include "dist/context.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
+#include "util/stop_request.hpp"
+
+namespace {
+
+// The command line that continues this run: the same arguments with `--resume auto`.
+std::string resume_command(const std::vector<std::string>& args, int world) {
+  std::string cmd = world > 1 ? "mpirun -np " + std::to_string(world) + " ddpm_dist" : "ddpm_dist";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--resume") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--resume=", 0) == 0) continue;
+    cmd += " " + args[i];
+  }
+  return cmd + " --resume auto";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ddpm;
+  stop::install();
   dist::Context ctx(&argc, &argv);
   setup_logging(ctx.rank());
   CLI::App app{"ddpm_dist: distributed DDPM training and evaluation on MNIST"};
@@ -65,7 +85,10 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, double>> stages;
     if (all->parsed() || train->parsed()) {
       const auto start = std::chrono::steady_clock::now();
-      app::cmd_train(session);
+      if (!app::cmd_train(session)) {
+        if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
+        return 0;
+      }
       stages.emplace_back("train", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     if (sample->parsed()) app::cmd_sample(session);

@@ -1,5 +1,7 @@
 #include "dist/context.hpp"
 
+#include <sched.h>
+
 #include <mpi.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -36,10 +38,17 @@ int Context::configure(const std::string& device, int threads) {
   if (device == "cuda" && !cuda)
     throw Error("run.device is 'cuda' but no CUDA device is visible to this LibTorch (" TORCH_VERSION
                 "); set run.device: cpu (or auto)");
-  device_ = (device != "cpu" && cuda) ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_))
+  // Modulo the visible devices: a launcher that gives each rank one GPU (srun --gpus-per-task=1)
+  // shows each rank a single device 0.
+  const int visible = cuda ? static_cast<int>(torch::cuda::device_count()) : 1;
+  device_ = (device != "cpu" && cuda) ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_ % visible))
                                       : torch::Device(torch::kCPU);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int n = threads > 0 ? threads : std::max(1, cores / local_size_);
+  // A launcher that binds this rank to some cores (mpirun --map-by slot:PE=N, srun --cpus-per-task)
+  // has already divided the host; otherwise the ranks on this host share its cores.
+  cpu_set_t allowed;
+  const int bound = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : cores;
+  const int n = threads > 0 ? threads : bound < cores ? bound : std::max(1, cores / local_size_);
   torch::set_num_threads(n);
   if (threads == 0 && local_size_ > cores && rank_ == 0)
     spdlog::warn("{} ranks on a host with {} cores: 1 intra-op thread each, and the ranks share cores", local_size_,

@@ -9,6 +9,7 @@
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/rng.hpp"
+#include "util/stop_request.hpp"
 
 namespace ddpm::train {
 namespace {
@@ -111,7 +112,13 @@ StepStats Trainer::train_step() {
   return stats;
 }
 
-void Trainer::run() {
+bool Trainer::stop_agreed() {
+  auto flag = torch::tensor({stop::requested() != 0 ? 1.0 : 0.0}, torch::kFloat64);
+  comm_.allreduce_sum(flag);
+  return flag.item<double>() > 0.0;
+}
+
+Trainer::Outcome Trainer::run() {
   const auto total = cfg_.train.steps;
   const auto run_file = io::run_file_path(cfg_.out_dir());
   double wall_offset = 0.0;
@@ -127,6 +134,10 @@ void Trainer::run() {
     if (!history.empty()) wall_offset = history.back().wall_s;
     io::write_run_config(run_file, cfg_.yaml, world_);
   }
+  struct Deferred {
+    Deferred() { stop::set_deferred(true); }
+    ~Deferred() { stop::set_deferred(false); }
+  } deferred;
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   auto interval_start = start;
@@ -137,7 +148,8 @@ void Trainer::run() {
     const auto stats = train_step();
     loss_sum += stats.loss;
     ++interval_steps;
-    if (step_ % cfg_.train.log_every == 0 || step_ == total) {
+    const bool stopping = stop_agreed();
+    if (step_ % cfg_.train.log_every == 0 || step_ == total || stopping) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
       auto mean_loss = torch::tensor({loss_sum / interval_steps}, torch::kFloat64);
@@ -155,8 +167,17 @@ void Trainer::run() {
       interval_steps = 0;
       interval_start = now;
     }
-    if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total) write_checkpoint();
+    if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total || stopping) write_checkpoint();
+    if (stopping) {
+      if (rank_ == 0) {
+        const int sig = stop::requested();
+        spdlog::info("stopped at step {}/{} on {}: the checkpoint of step {} holds everything", step_, total,
+                     sig ? stop::signal_name(sig) : "a signal to another rank", step_);
+      }
+      return Outcome::Stopped;
+    }
   }
+  return Outcome::Finished;
 }
 
 void Trainer::write_checkpoint() {

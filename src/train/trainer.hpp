@@ -30,8 +30,11 @@ class Trainer {
   // replicas start identical whatever the initialisation does.
   Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, dist::Communicator& comm);
 
+  enum class Outcome { Finished, Stopped };
   // Trains from the current step up to cfg.train.steps, logging and checkpointing on the way.
-  void run();
+  // A stop request (util/stop_request.hpp) on any rank ends it early, after the step in progress
+  // and a checkpoint of it, with Outcome::Stopped.
+  Outcome run();
   // One optimizer step on this rank's slice of global step `step()`; advances step().
   StepStats train_step();
 
@@ -60,6 +63,9 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
   std::int64_t step_ = 0;
+
+  // True on every rank when a stop was requested on any rank.
+  bool stop_agreed();
 };
 
 }  // namespace ddpm::train

@@ -1,0 +1,54 @@
+# Shared by the sbatch scripts (sourced, not run): the run folder named after the job, automatic
+# resume, the warning signal passed on to the ranks, and a requeue when the time limit stops the run.
+#
+# Outside a SLURM job, or with DDPM_DRY_RUN=1, it prints the command it would run and exits 0.
+#
+# The caller sets CONFIG (the YAML file), THREADS (intra-op threads per rank) and LAUNCH (an array:
+# the launcher and its flags, to which the ddpm_dist command line is appended).
+
+# NCCL across nodes: which network interface and InfiniBand adapters to use depends on the
+# cluster; set them in the environment before sbatch (sbatch passes its environment on):
+#   NCCL_SOCKET_IFNAME=ib0   the interface for NCCL's bootstrap and socket transport
+#   NCCL_IB_HCA=mlx5_0       the InfiniBand adapters (NCCL_IB_DISABLE=1 forces sockets)
+#   NCCL_DEBUG=INFO          which transport each ring uses (WARN by default here)
+export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
+
+ddpm_run_job() {
+  local root="${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}"
+  local job="${SLURM_JOB_ID:-dryrun}"
+  local name
+  name="$(basename "$CONFIG" .yaml)_${job}"
+  local bin="${DDPM_BIN:-$(command -v ddpm_dist || echo "$root/build/ddpm_dist")}"
+  # The same command on the first start and on every requeue: --resume auto starts afresh when
+  # the run has no checkpoint yet.
+  local cmd=("${LAUNCH[@]}" "$bin" "$CONFIG" --set "run.name=$name" --set "run.threads=$THREADS" --resume auto)
+  if [ -z "${SLURM_JOB_ID:-}" ] || [ "${DDPM_DRY_RUN:-0}" = 1 ]; then
+    echo "[slurm] dry run (not inside a SLURM job, or DDPM_DRY_RUN=1); the job would run, in $root:"
+    echo "${cmd[*]}"
+    return 0
+  fi
+  cd "$root" || return 1
+  echo "[slurm] job $job (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NUM_NODES node(s): ${cmd[*]}"
+  echo "[slurm] results: $root/results/$name/"
+
+  # SLURM sends SIGUSR1 to this shell (--signal=B:USR1@120) before the time limit; the ranks get
+  # it from here, stop after their step, write a checkpoint and exit 0; then the job requeues
+  # itself and the next start resumes.
+  local stop_signal=0
+  trap 'stop_signal=1; kill -USR1 "$launcher_pid" 2>/dev/null' USR1
+  trap 'stop_signal=0; kill -TERM "$launcher_pid" 2>/dev/null' TERM
+  "${cmd[@]}" &
+  local launcher_pid=$!
+  local rc
+  # wait returns early when a trapped signal arrives; wait again until the launcher is gone.
+  while true; do
+    wait "$launcher_pid"
+    rc=$?
+    kill -0 "$launcher_pid" 2>/dev/null || break
+  done
+  if [ "$stop_signal" = 1 ] && [ "$rc" -eq 0 ]; then
+    echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
+    scontrol requeue "$job"
+  fi
+  return "$rc"
+}
