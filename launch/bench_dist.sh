@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Training throughput of 1 rank x all cores against N ranks x 1 thread, overlap on and off, and the
-# communication-wait fraction, for one config.
-#   launch/bench_dist.sh [CONFIG]
+# Training throughput of one config on 1 rank x 1 thread, 1 rank x all cores and N ranks x 1
+# thread, the communication-wait fraction, and the ratio of N x 1 to 1 x 1.
+#   launch/bench_dist.sh [CONFIG] [PARTS] [ddpm_dist arguments]
+# PARTS: training variants of `ddpm_dist bench --only` (default train,no_overlap; e.g. bf16).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CONFIG="${1:-configs/mnist.yaml}"
+PARTS="${2:-train,no_overlap}"
+shift $(( $# > 2 ? 2 : $# ))
 CORES="$(nproc)"
-[ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+
+# bench NP THREADS BINDING: prints the bench lines of that layout.
+bench() {
+  local np="$1" threads="$2" binding="$3"
+  shift 3
+  mpirun -n "$np" --bind-to "$binding" -x OMP_NUM_THREADS="$threads" build/ddpm_dist bench "$CONFIG" \
+    --only "$PARTS" --set run.threads="$threads" "$@" 2>&1 | grep "bench " | sed 's/.*bench /bench /'
+}
+# The first training variant's img/s.
+img_s() { sed -n 's/^bench train_img_per_s_[a-z0-9_]*=\([0-9.e+]*\).*/\1/p' | head -1; }
+echo "== 1 rank x 1 thread"
+one="$(bench 1 1 core "$@")"; echo "$one"
 echo "== 1 rank x $CORES threads"
-mpirun -n 1 --bind-to none build/ddpm_dist bench "$CONFIG" --set run.threads="$CORES" 2>&1 | grep "bench "
+bench 1 "$CORES" none "$@"
 echo "== $CORES ranks x 1 thread"
-mpirun -n "$CORES" --bind-to core -x OMP_NUM_THREADS=1 build/ddpm_dist bench "$CONFIG" --set run.threads=1 2>&1 | grep "bench "
+dist="$(bench "$CORES" 1 core "$@")"; echo "$dist"
+awk -v a="$(echo "$dist" | img_s)" -v b="$(echo "$one" | img_s)" -v n="$CORES" \
+  'BEGIN { printf "bench dist_speedup=%.3f (%d ranks x 1 thread over 1 rank x 1 thread)\n", a / b, n }'

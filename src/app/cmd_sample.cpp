@@ -9,6 +9,7 @@
 #include "io/png.hpp"
 #include "eval/distributed_sampling.hpp"
 #include "eval/trained_model.hpp"
+#include "model/precision.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "util/error.hpp"
@@ -36,8 +37,8 @@ void cmd_sample(Session& s) {
                  elapsed / done * (total - done));
   };
   auto images = eval::sample_distributed(
-      *s.comm, [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); }, diffusion, cfg,
-      s.ctx.device(), progress);
+      *s.comm, model::eps_model(net, s.ctx.device(), model::resolve_bf16(cfg.sample.precision, s.ctx.device(), "sample.precision")),
+      diffusion, cfg, s.ctx.device(), progress);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;

@@ -53,7 +53,13 @@ int main(int argc, char** argv) {
   auto* sample = add("sample", "sample images with the newest checkpoint");
   auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
   auto* classifier = add("classifier", "train the evaluation classifier and store it in eval.classifier");
-  auto* bench = add("bench", "measure matrix-product GFLOP/s, training img/s and sampling img-steps/s");
+  auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
+                             "(fp32, bf16, channels-last) and sampling img-steps/s");
+  std::vector<std::string> bench_parts;
+  bench->add_option("--only", bench_parts,
+                    "measure only these: matmul conv train no_overlap bf16 channels_last sample sample_bf16")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"matmul", "conv", "train", "no_overlap", "bf16", "channels_last", "sample", "sample_bf16"}));
   std::string inspect_path;
   auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file");
   inspect->add_option("file", inspect_path, "HDF5 file written by ddpm_dist")->required();
@@ -94,7 +100,7 @@ int main(int argc, char** argv) {
     if (sample->parsed()) app::cmd_sample(session);
     if (all->parsed() || evaluate->parsed()) app::cmd_eval(session, stages);
     if (classifier->parsed()) app::cmd_classifier(session);
-    if (bench->parsed()) app::cmd_bench(session);
+    if (bench->parsed()) app::cmd_bench(session, bench_parts);
   } catch (const Error& e) {
     ctx.abort(e.what(), 2);
   } catch (const std::exception& e) {

@@ -60,6 +60,7 @@ void visit(Config& c, V& v) {
   v.field("keep_checkpoints", c.train.keep_checkpoints);
   v.field("bucket_mb", c.train.bucket_mb);
   v.field("overlap", c.train.overlap);
+  v.field("precision", c.train.precision);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -70,6 +71,7 @@ void visit(Config& c, V& v) {
   v.field("batch_size", c.sample.batch_size);
   v.field("clip_x0", c.sample.clip_x0);
   v.field("use_ema", c.sample.use_ema);
+  v.field("precision", c.sample.precision);
 
   v.section("eval");
   v.field("classifier", c.eval.classifier);
@@ -291,6 +293,7 @@ void validate(const Config& c) {
   require(t.checkpoint_every >= 1, s, "train.checkpoint_every", "must be >= 1");
   require(t.keep_checkpoints >= 1, s, "train.keep_checkpoints", "must be >= 1, got " + str(t.keep_checkpoints));
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
+  require_one_of(s, "train.precision", t.precision, {"fp32", "bf16"});
 
   const auto& p = c.sample;
   require(p.num_samples >= 1, s, "sample.num_samples", "must be >= 1, got " + str(p.num_samples));
@@ -303,6 +306,7 @@ void validate(const Config& c) {
   require(p.eta >= 0.0 && p.eta <= 1.0, s, "sample.eta", "must be in [0, 1], got " + str(p.eta));
   require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
   require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
+  require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16"});
 
   const auto& e = c.eval;
   require(!e.classifier.empty(), s, "eval.classifier", "must name an HDF5 file");

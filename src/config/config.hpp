@@ -55,6 +55,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   double bucket_mb = 1.0;  // gradient all-reduce bucket size
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
+  std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32)
 };
 
 struct SampleConfig {
@@ -66,6 +67,7 @@ struct SampleConfig {
   std::int64_t batch_size = 250;       // per rank
   bool clip_x0 = true;
   bool use_ema = true;
+  std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision)
 };
 
 struct EvalConfig {

@@ -11,6 +11,16 @@ nn::Conv2d conv(int in, int out, int k, int stride = 1) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
 }
 nn::GroupNorm group_norm(int groups, int ch) { return nn::GroupNorm(nn::GroupNormOptions(groups, ch)); }
+// Under bf16 autocast the norms still run in fp32: their statistics need the precision, and
+// LibTorch 1.13's CPU autocast would hand GroupNorm a bf16 input with fp32 weights, which fails.
+torch::Tensor norm_fp32(nn::GroupNorm& norm, const torch::Tensor& x) { return norm(x.to(torch::kFloat32)); }
+
+double conv_flops(const nn::Conv2d& c, int out_res) {
+  const auto& o = c->options;
+  return 2.0 * double(o.in_channels()) / double(o.groups()) * double(o.out_channels()) * double((*o.kernel_size())[0]) *
+         double((*o.kernel_size())[1]) * out_res * out_res;
+}
+double linear_flops(const nn::Linear& l) { return 2.0 * double(l->options.in_features()) * double(l->options.out_features()); }
 }  // namespace
 
 torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
@@ -34,10 +44,14 @@ ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, doub
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  auto h = conv1(torch::silu(norm1(x)));
+  auto h = conv1(torch::silu(norm_fp32(norm1, x)));
   h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(dropout(torch::silu(norm2(h))));
+  h = conv2(dropout(torch::silu(norm_fp32(norm2, h))));
   return (skip ? skip(x) : x) + h;
+}
+
+double ResBlockImpl::flops(int res) const {
+  return conv_flops(conv1, res) + conv_flops(conv2, res) + (skip ? conv_flops(skip, res) : 0.0) + linear_flops(temb_proj);
 }
 
 AttentionImpl::AttentionImpl(int channels, int groups) {
@@ -48,12 +62,17 @@ AttentionImpl::AttentionImpl(int channels, int groups) {
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto qkv_out = qkv(norm(x)).reshape({B, 3, C, H * W});
+  auto qkv_out = qkv(norm_fp32(norm, x)).reshape({B, 3, C, H * W});
   auto q = qkv_out.select(1, 0), k = qkv_out.select(1, 1), v = qkv_out.select(1, 2);
-  // [B, HW, HW] weights over key positions; the scale keeps logits O(1) at init.
-  auto w = torch::softmax(torch::bmm(q.transpose(1, 2), k) * (1.0 / std::sqrt(double(C))), -1);
+  // [B, HW, HW] weights over key positions; the scale keeps logits O(1) at init; softmax in fp32.
+  auto w = torch::softmax(torch::bmm(q.transpose(1, 2), k) * (1.0 / std::sqrt(double(C))), -1, torch::kFloat32);
   auto h = torch::bmm(v, w.transpose(1, 2)).reshape({B, C, H, W});
   return x + proj(h);
+}
+
+double AttentionImpl::flops(int res) const {
+  const double hw = double(res) * res, c = double(proj->options.in_channels());
+  return conv_flops(qkv, res) + conv_flops(proj, res) + 2 * (2.0 * hw * hw * c);
 }
 
 UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
@@ -145,7 +164,33 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t) 
                                            .mode(torch::kNearest)));
     }
   }
-  return conv_out(torch::silu(norm_out(h)));
+  // fp32 out, whatever autocast computed inside: the loss and the samplers work in fp32.
+  return conv_out(torch::silu(norm_fp32(norm_out, h))).to(torch::kFloat32);
+}
+
+// Walks the blocks in the order of forward(), tracking the resolution.
+double UNetImpl::forward_flops() const {
+  int res = cfg_.image_size;
+  double f = linear_flops(temb1) + linear_flops(temb2) + conv_flops(conv_in, res);
+  for (const auto& b : down_) {
+    if (b.res) {
+      f += b.res->flops(res);
+      if (b.attn) f += b.attn->flops(res);
+    } else {
+      res /= 2;
+      f += conv_flops(b.resample, res);
+    }
+  }
+  f += mid1->flops(res) + (mid_attn ? mid_attn->flops(res) : 0.0) + mid2->flops(res);
+  for (const auto& b : up_) {
+    f += b.res->flops(res);
+    if (b.attn) f += b.attn->flops(res);
+    if (b.resample) {
+      res *= 2;
+      f += conv_flops(b.resample, res);
+    }
+  }
+  return f + conv_flops(conv_out, res);
 }
 
 std::int64_t UNetImpl::parameter_count() const {

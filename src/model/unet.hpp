@@ -11,6 +11,8 @@ class ResBlockImpl : public torch::nn::Module {
  public:
   ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);
+  // Forward FLOPs for one image at a res x res input (see UNetImpl::forward_flops).
+  double flops(int res) const;
 
  private:
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
@@ -25,6 +27,7 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(int channels, int groups);
   torch::Tensor forward(const torch::Tensor& x);
+  double flops(int res) const;
 
  private:
   torch::nn::GroupNorm norm{nullptr};
@@ -38,6 +41,10 @@ class UNetImpl : public torch::nn::Module {
   // x: [B, C, H, W] in [-1, 1]; t: [B] integer timesteps in [0, T). Returns predicted noise.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t);
   std::int64_t parameter_count() const;
+  // FLOPs of one image's forward pass, counted from the layer shapes: 2 per multiply-add of the
+  // convolutions, linear layers and attention products; norms and activations (a few percent)
+  // are left out. A training step costs about 3x this per image (backward: two products per one).
+  double forward_flops() const;
 
  private:
   // One entry per block of the down path, the middle, the up path, in execution order.

@@ -6,6 +6,7 @@
 
 #include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
+#include "model/precision.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/rng.hpp"
@@ -32,7 +33,8 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
       rank_(comm.rank()),
       world_(comm.size()),
       diffusion_(cfg.diffusion),
-      plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed) {
+      plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed),
+      bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")) {
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
                 " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
@@ -98,8 +100,13 @@ StepStats Trainer::train_step() {
                                   static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
   optimizer_->zero_grad();
   grad_sync_->prepare();
-  auto loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
-                              x0, t, eps);
+  torch::Tensor loss;
+  {
+    // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
+    model::AutocastScope autocast(device_, bf16_);
+    loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
+                           x0, t, eps);
+  }
   loss.backward();
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.

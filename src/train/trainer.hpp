@@ -49,6 +49,7 @@ class Trainer {
   // Continues from a checkpoint: weights, EMA, optimizer state and step.
   void resume(const std::string& path);
   const torch::optim::Adam& optimizer() const { return *optimizer_; }
+  bool bf16() const { return bf16_; }
 
  private:
   const config::Config& cfg_;
@@ -63,6 +64,7 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
   std::int64_t step_ = 0;
+  bool bf16_ = false;  // train.precision resolved for the device
 
   // True on every rank when a stop was requested on any rank.
   bool stop_agreed();

@@ -28,5 +28,5 @@ check single_node.sbatch DDPM_DRY_RUN=1 SLURM_JOB_ID=4242 SLURM_CPUS_PER_TASK=6 
 check multi_node.sbatch DDPM_DRY_RUN=1 SLURM_JOB_ID=77 -- \
   "srun --mpi=pmix --kill-on-bad-exit=1 --cpu-bind=cores ddpm_dist configs/mnist.yaml --set run.name=mnist_77 --set run.threads=8 --resume auto"
 check multi_node.sbatch DDPM_DRY_RUN=1 DDPM_LAUNCHER=mpirun SLURM_JOB_ID=78 SLURM_NTASKS=16 SLURM_NTASKS_PER_NODE=4 SLURM_CPUS_PER_TASK=4 -- \
-  "mpirun -np 16 --map-by ppr:4:node:PE=4 --bind-to core -x NCCL_DEBUG -x NCCL_SOCKET_IFNAME -x NCCL_IB_HCA ddpm_dist configs/mnist.yaml --set run.name=mnist_78 --set run.threads=4 --resume auto"
+  "mpirun -np 16 --map-by ppr:4:node:PE=4 --bind-to core -x NCCL_DEBUG -x NCCL_SOCKET_IFNAME -x NCCL_IB_HCA -x GLIBC_TUNABLES ddpm_dist configs/mnist.yaml --set run.name=mnist_78 --set run.threads=4 --resume auto"
 echo "PASS"

@@ -4,20 +4,10 @@
 #include "model/ema.hpp"
 #include "model/unet.hpp"
 
+#include "tiny_model.hpp"
+
 using namespace ddpm;
 
-namespace {
-config::ModelConfig tiny() {
-  config::ModelConfig m;
-  m.base_channels = 8;
-  m.channel_mult = {1, 2};
-  m.num_res_blocks = 1;
-  m.attention_resolutions = {14};
-  m.groups = 4;
-  m.dropout = 0.0;
-  return m;
-}
-}  // namespace
 
 TEST(UNet, DefaultModelHasSeedParameterCount) {
   model::UNet net(config::ModelConfig{});
@@ -27,7 +17,7 @@ TEST(UNet, DefaultModelHasSeedParameterCount) {
 }
 
 TEST(UNet, OutputHasInputShapeAndGradientsReachEveryParameter) {
-  model::UNet net(tiny());
+  model::UNet net(tiny_model());
   auto x = torch::randn({3, 1, 28, 28});
   auto out = net->forward(x, torch::tensor({0, 10, 999}));
   EXPECT_EQ(out.sizes(), x.sizes());

@@ -1,0 +1,63 @@
+#include "model/precision.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "util/torch_compat.hpp"
+
+namespace ddpm::model {
+namespace {
+
+// The CPU feature flags of the first processor in /proc/cpuinfo (Linux), space-separated.
+std::string cpu_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
+  return "";
+}
+
+}  // namespace
+
+bool bf16_supported(const torch::Device& device, std::string* why) {
+  if (device.is_cuda()) return true;
+  const auto flags = cpu_flags();
+  for (const char* f : {" avx512_bf16 ", " amx_bf16 ", " bf16 "})
+    if (flags.find(f) != std::string::npos) return true;
+  if (why) *why = "this CPU has no bf16 arithmetic (no avx512_bf16 or amx_bf16 flag in /proc/cpuinfo)";
+  return false;
+}
+
+bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key) {
+  if (precision != "bf16") return false;
+  std::string why;
+  if (bf16_supported(device, &why)) return true;
+  static bool warned = false;
+  if (!warned) spdlog::warn("{}: bf16 asked for, but {}; running fp32 (set {}: fp32 to silence this)", key, why, key);
+  warned = true;
+  return false;
+}
+
+AutocastScope::AutocastScope(const torch::Device& device, bool enabled) : type_(device.type()), enabled_(enabled) {
+  if (!enabled_) return;
+  previous_ = compat::autocast_enabled(type_);
+  compat::set_autocast(type_, true, torch::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  compat::set_autocast(type_, previous_, torch::kBFloat16);
+}
+
+EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16) {
+  return [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t) {
+    AutocastScope autocast(device, bf16);
+    return net->forward(x, t);
+  };
+}
+
+}  // namespace ddpm::model

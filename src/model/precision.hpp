@@ -1,0 +1,40 @@
+// Mixed precision: bf16 autocast around forward passes. Matrix products and convolutions run in
+// bf16; the model keeps GroupNorm, softmax and its output in fp32 (unet.cpp), the loss is taken in
+// fp32, and weights, gradients, EMA and optimizer state stay fp32.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "model/diffusion.hpp"
+#include "model/unet.hpp"
+
+namespace ddpm::model {
+
+// Whether `device` runs bf16 at speed: CUDA devices of compute capability 8 and above (any CUDA
+// device LibTorch 2.x supports here), CPUs with AVX-512 BF16 or AMX. `why` says what is missing.
+bool bf16_supported(const torch::Device& device, std::string* why = nullptr);
+
+// Resolves a `precision` key (fp32 | bf16) for `device`: true for bf16. Where bf16 is asked for
+// but the device lacks it, warns once with the key and runs fp32.
+bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key);
+
+// Autocast to bf16 on `device` while alive (nothing when `enabled` is false); leaving the
+// outermost scope drops the cast weights it cached.
+class AutocastScope {
+ public:
+  AutocastScope(const torch::Device& device, bool enabled);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool enabled_, previous_ = false;
+};
+
+// The network as an EpsModel for sampling: in autocast when `bf16` (its output is fp32 either way).
+EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16);
+
+}  // namespace ddpm::model
