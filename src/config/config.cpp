@@ -61,6 +61,7 @@ void visit(Config& c, V& v) {
   v.field("bucket_mb", c.train.bucket_mb);
   v.field("overlap", c.train.overlap);
   v.field("precision", c.train.precision);
+  v.field("max_bad_steps", c.train.max_bad_steps);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -294,6 +295,7 @@ void validate(const Config& c) {
   require(t.keep_checkpoints >= 1, s, "train.keep_checkpoints", "must be >= 1, got " + str(t.keep_checkpoints));
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
   require_one_of(s, "train.precision", t.precision, {"fp32", "bf16"});
+  require(t.max_bad_steps >= 0, s, "train.max_bad_steps", "must be >= 0 (0: stop at the first), got " + str(t.max_bad_steps));
 
   const auto& p = c.sample;
   require(p.num_samples >= 1, s, "sample.num_samples", "must be >= 1, got " + str(p.num_samples));

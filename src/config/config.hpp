@@ -56,6 +56,7 @@ struct TrainConfig {
   double bucket_mb = 1.0;  // gradient all-reduce bucket size
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
   std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32)
+  int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
 };
 
 struct SampleConfig {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
@@ -107,22 +108,26 @@ StepStats Trainer::train_step() {
     loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
                            x0, t, eps);
   }
+  if (fault::nan_loss(step_, rank_)) loss = loss * std::numeric_limits<double>::quiet_NaN();
   loss.backward();
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
   stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
-  optimizer_->step();
-  ema_->update(*model_);
   stats.loss = loss.item<double>();
+  // The gradient norm is the same on every rank (the gradients are averaged), a loss is not: a
+  // rank with a non-finite loss must stop all ranks from updating, and a stop signal to one rank
+  // must stop all at this step. One all-reduce carries both.
+  auto flags = torch::tensor({stop::requested() != 0 ? 1.0 : 0.0, std::isfinite(stats.loss) ? 0.0 : 1.0}, torch::kFloat64);
+  comm_.allreduce_sum(flags);
+  stats.stop_requested = flags[0].item<double>() > 0.0;
+  stats.skipped = flags[1].item<double>() > 0.0 || !std::isfinite(stats.grad_norm);
+  if (!stats.skipped) {
+    optimizer_->step();
+    ema_->update(*model_);
+  }
   ++step_;
   return stats;
-}
-
-bool Trainer::stop_agreed() {
-  auto flag = torch::tensor({stop::requested() != 0 ? 1.0 : 0.0}, torch::kFloat64);
-  comm_.allreduce_sum(flag);
-  return flag.item<double>() > 0.0;
 }
 
 Trainer::Outcome Trainer::run() {
@@ -150,16 +155,23 @@ Trainer::Outcome Trainer::run() {
   auto interval_start = start;
   const auto start_step = step_;
   double loss_sum = 0.0;
-  std::int64_t interval_steps = 0;
+  std::int64_t interval_steps = 0, loss_steps = 0;
   while (step_ < total) {
     const auto stats = train_step();
-    loss_sum += stats.loss;
+    const bool stopping = stats.stop_requested;
     ++interval_steps;
-    const bool stopping = stop_agreed();
+    if (stats.skipped) {
+      check_bad_step(stats);
+    } else {
+      bad_in_row_ = 0;
+      loss_sum += stats.loss;
+      ++loss_steps;
+    }
     if (step_ % cfg_.train.log_every == 0 || step_ == total || stopping) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
-      auto mean_loss = torch::tensor({loss_sum / interval_steps}, torch::kFloat64);
+      // NaN when every step of the interval was skipped: there is no loss to report.
+      auto mean_loss = torch::tensor({loss_sum / double(loss_steps)}, torch::kFloat64);
       comm_.allreduce_sum(mean_loss);
       const double loss = mean_loss.item<double>() / world_;
       const double img_s = interval_steps * cfg_.train.batch_size / dt;
@@ -171,7 +183,7 @@ Trainer::Outcome Trainer::run() {
         io::append_train_metrics(run_file, {{double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed}});
       }
       loss_sum = 0.0;
-      interval_steps = 0;
+      interval_steps = loss_steps = 0;
       interval_start = now;
     }
     if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total || stopping) write_checkpoint();
@@ -185,6 +197,23 @@ Trainer::Outcome Trainer::run() {
     }
   }
   return Outcome::Finished;
+}
+
+void Trainer::check_bad_step(const StepStats& stats) {
+  ++bad_in_row_;
+  ++bad_total_;
+  const int max_bad = cfg_.train.max_bad_steps;
+  if (rank_ == 0)
+    spdlog::warn("step {}: non-finite loss or gradient norm (loss {} on rank 0, gradient norm {}); update skipped on "
+                 "every rank ({} in a row, {} in all; train.max_bad_steps = {})",
+                 step_, stats.loss, stats.grad_norm, bad_in_row_, bad_total_, max_bad);
+  if (bad_in_row_ <= max_bad) return;
+  write_checkpoint();
+  throw Error("train.max_bad_steps = " + std::to_string(max_bad) + ": " + std::to_string(bad_in_row_) +
+              " steps in a row (up to step " + std::to_string(step_) +
+              ") had a non-finite loss or gradient norm, so training stops. The checkpoint of step " +
+              std::to_string(step_) + " holds the weights of the last good step (" + std::to_string(step_ - bad_in_row_) +
+              "); lower train.lr or train.grad_clip, or check the data, then continue with --resume auto");
 }
 
 void Trainer::write_checkpoint() {

@@ -22,6 +22,10 @@ struct StepStats {
   double loss = 0.0;       // this rank's slice mean
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
+  // A rank saw a non-finite loss, or the gradient norm is not finite: the update was skipped
+  // on every rank (weights, EMA and Adam state are those of the step before).
+  bool skipped = false;
+  bool stop_requested = false;  // a stop signal reached some rank (util/stop_request.hpp)
 };
 
 class Trainer {
@@ -35,7 +39,8 @@ class Trainer {
   // A stop request (util/stop_request.hpp) on any rank ends it early, after the step in progress
   // and a checkpoint of it, with Outcome::Stopped.
   Outcome run();
-  // One optimizer step on this rank's slice of global step `step()`; advances step().
+  // One optimizer step on this rank's slice of global step `step()`; advances step(). The ranks
+  // agree, in one all-reduce, on whether to skip the update and whether to stop.
   StepStats train_step();
 
   double lr_at(std::int64_t step) const;
@@ -65,9 +70,11 @@ class Trainer {
   data::BatchPlan plan_;
   std::int64_t step_ = 0;
   bool bf16_ = false;  // train.precision resolved for the device
+  int bad_in_row_ = 0;
+  std::int64_t bad_total_ = 0;
 
-  // True on every rank when a stop was requested on any rank.
-  bool stop_agreed();
+  // Counts a skipped step; past train.max_bad_steps in a row, checkpoints and throws.
+  void check_bad_step(const StepStats& stats);
 };
 
 }  // namespace ddpm::train

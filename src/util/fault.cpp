@@ -27,8 +27,8 @@ std::optional<Plan> parse(const char* text) {
     throw Error("DDPM_FAULT='" + s + "': expected KIND@STEP[:RANK], e.g. throw@5:1");
   Plan p;
   p.kind = s.substr(0, at);
-  if (p.kind != "throw" && p.kind != "kill" && p.kind != "kill_in_checkpoint")
-    throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw, kill, kill_in_checkpoint");
+  if (p.kind != "throw" && p.kind != "kill" && p.kind != "kill_in_checkpoint" && p.kind != "nan")
+    throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw, kill, kill_in_checkpoint, nan");
   const auto colon = s.find(':', at);
   try {
     p.step = std::stoll(s.substr(at + 1, colon - at - 1));
@@ -46,9 +46,18 @@ const std::optional<Plan>& plan() {
 
 }  // namespace
 
-void at(Point point, std::int64_t step, int rank) {
+namespace {
+bool planned_here(std::int64_t step, int rank) {
   const auto& p = plan();
-  if (!p || p->step != step || (p->rank >= 0 && p->rank != rank)) return;
+  return p && p->step == step && (p->rank < 0 || p->rank == rank);
+}
+}  // namespace
+
+bool nan_loss(std::int64_t step, int rank) { return planned_here(step, rank) && plan()->kind == "nan"; }
+
+void at(Point point, std::int64_t step, int rank) {
+  if (!planned_here(step, rank)) return;
+  const auto& p = plan();
   const bool in_step = point == Point::TrainStep;
   if (in_step && p->kind == "throw")
     throw std::runtime_error("injected fault (DDPM_FAULT): throw at step " + std::to_string(step));
