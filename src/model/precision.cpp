@@ -3,27 +3,30 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "util/torch_compat.hpp"
 
 namespace ddpm::model {
 namespace {
 
-// The CPU feature flags of the first processor in /proc/cpuinfo (Linux), space-separated.
-std::string cpu_flags() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
-  return "";
+// The CPU feature flags of the first processor in /proc/cpuinfo (Linux), space-separated; read
+// once, since every stage asks.
+const std::string& cpu_flags() {
+  static const std::string flags = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
+    return std::string();
+  }();
+  return flags;
 }
 
 }  // namespace
 
 bool bf16_supported(const torch::Device& device, std::string* why) {
   if (device.is_cuda()) return true;
-  const auto flags = cpu_flags();
+  const auto& flags = cpu_flags();
   for (const char* f : {" avx512_bf16 ", " amx_bf16 ", " bf16 "})
     if (flags.find(f) != std::string::npos) return true;
   if (why) *why = "this CPU has no bf16 arithmetic (no avx512_bf16 or amx_bf16 flag in /proc/cpuinfo)";
