@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "model/cuda_graph.hpp"
 #include "model/precision.hpp"
 #include "train/trainer.hpp"
 
@@ -20,14 +21,21 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// Waits for the device's queued work, so that a host clock times what the GPU did.
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
 // Median wall time of `repeats` calls after `warmup` untimed ones.
 template <class F>
-double median_seconds(int warmup, int repeats, F&& f) {
+double median_seconds(const torch::Device& device, int warmup, int repeats, F&& f) {
   for (int i = 0; i < warmup; ++i) f();
+  sync(device);
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
     const auto a = clock::now();
     f();
+    sync(device);
     t.push_back(seconds_since(a));
   }
   return median(t);
@@ -44,6 +52,7 @@ struct TrainVariant {
   bool overlap = true;
   bool bf16 = false;
   bool channels_last = false;
+  bool graphs = false;
 };
 
 // Training throughput, achieved GFLOP/s and the share of step time spent waiting for gradient
@@ -53,8 +62,10 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
   auto cfg = s.cfg;
   cfg.train.overlap = v.overlap;
   cfg.train.precision = v.bf16 ? "bf16" : "fp32";
+  cfg.train.cuda_graphs = v.graphs;
   train::Trainer trainer(cfg, synthetic, s.ctx.device(), *s.comm);
-  if (v.bf16 && !trainer.bf16()) return;  // resolve_bf16 said why
+  // resolve_bf16 and resolve_cuda_graphs said why
+  if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
   if (v.channels_last)
     for (auto& p : trainer.model()->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
@@ -84,25 +95,38 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
     report("comm_wait_fraction_" + v.tag, waits.max().item<double>(), "of step time (max over ranks)");
 }
 
-void bench_sampling(Session& s, bool bf16) {
+// Sampling throughput: a few DDIM steps over one batch per rank.
+void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool bf16, bool graphs) {
   const auto& cfg = s.cfg;
-  model::UNet net(cfg.model);
-  net->to(s.ctx.device());
-  net->eval();
   model::Diffusion diffusion(cfg.diffusion);
   auto sample_cfg = cfg;
   sample_cfg.sample.sampler = "ddim";
   sample_cfg.sample.steps = std::min(5, cfg.diffusion.timesteps);
   sample_cfg.sample.num_samples = cfg.sample.batch_size * s.comm->size();
-  const auto eps = model::eps_model(net, s.ctx.device(), bf16);
-  const double sec = median_seconds(1, 3, [&] {
+  const auto eps = model::eps_model(net, s.ctx.device(), bf16, graphs);
+  const double sec = median_seconds(s.ctx.device(), 1, 3, [&] {
     eval::sample_distributed(*s.comm, eps, diffusion, sample_cfg, s.ctx.device());
     s.comm->barrier();
   });
-  report(std::string("sample_img_steps_per_s_") + (bf16 ? "bf16" : "fp32"),
-         sample_cfg.sample.num_samples * sample_cfg.sample.steps / sec,
+  report("sample_img_steps_per_s_" + tag, sample_cfg.sample.num_samples * sample_cfg.sample.steps / sec,
          "img-steps/s (batch " + std::to_string(cfg.sample.batch_size) + " per rank, " + std::to_string(s.comm->size()) +
              " rank(s))");
+}
+
+// The sample section as configured (sampler, steps, images, precision, graphs), timed once.
+void bench_sampling_as_configured(Session& s, model::UNet& net) {
+  const auto& cfg = s.cfg;
+  model::Diffusion diffusion(cfg.diffusion);
+  const auto eps = model::sampling_eps_model(net, cfg.sample, s.ctx.device());
+  const auto start = clock::now();
+  eval::sample_distributed(*s.comm, eps, diffusion, cfg, s.ctx.device());
+  s.comm->barrier();
+  const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
+  report("sample_configured_s", seconds_since(start),
+         "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +
+             std::to_string(steps) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
+             ", batch " + std::to_string(cfg.sample.batch_size) + " per rank, " + std::to_string(s.comm->size()) +
+             " rank(s)");
 }
 
 }  // namespace
@@ -114,30 +138,33 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
   };
   const bool bf16_ok = model::bf16_supported(s.ctx.device());
   double matmul_gflops = 0;
+  const auto device = s.ctx.device();
   if (want("matmul")) {
-    const int n = 1024;
-    auto a = torch::randn({n, n}), b = torch::randn({n, n});
-    const double sec = median_seconds(2, 9, [&] { torch::mm(a, b); });
+    // Large enough to reach the peak of the device at hand.
+    const int n = device.is_cuda() ? 8192 : 1024;
+    const std::string size = std::to_string(n) + "^3";
+    auto a = torch::randn({n, n}, torch::TensorOptions().device(device)), b = torch::randn_like(a);
+    const double sec = median_seconds(device, 2, 9, [&] { torch::mm(a, b); });
     matmul_gflops = 2.0 * n * n * n / sec / 1e9;
-    report("matmul_gflops", matmul_gflops, "GFLOP/s per rank (fp32 1024^3)");
+    report("matmul_gflops", matmul_gflops, "GFLOP/s per rank (fp32 " + size + ")");
     if (bf16_ok) {
       auto a16 = a.to(torch::kBFloat16), b16 = b.to(torch::kBFloat16);
-      const double sec16 = median_seconds(2, 9, [&] { torch::mm(a16, b16); });
-      report("matmul_gflops_bf16", 2.0 * n * n * n / sec16 / 1e9, "GFLOP/s per rank (bf16 1024^3)");
+      const double sec16 = median_seconds(device, 2, 9, [&] { torch::mm(a16, b16); });
+      report("matmul_gflops_bf16", 2.0 * n * n * n / sec16 / 1e9, "GFLOP/s per rank (bf16 " + size + ")");
     }
   }
   if (want("conv")) {
     // The U-Net's most common layer: 3x3, 2*base channels in and out, at 14x14, batch 64.
     const int64_t c = 2 * cfg.model.base_channels, b = 64, r = cfg.model.image_size / 2;
     torch::nn::Conv2d conv(torch::nn::Conv2dOptions(c, c, 3).padding(1));
-    conv->to(s.ctx.device());
-    auto x = torch::randn({b, c, r, r}, torch::TensorOptions().device(s.ctx.device()));
+    conv->to(device);
+    auto x = torch::randn({b, c, r, r}, torch::TensorOptions().device(device));
     const double flops = 2.0 * c * c * 9 * r * r * b;
     c10::InferenceMode guard;
     for (bool bf16 : {false, true}) {
       if (bf16 && !bf16_ok) continue;
-      const double sec = median_seconds(2, 9, [&] {
-        model::AutocastScope autocast(s.ctx.device(), bf16);
+      const double sec = median_seconds(device, 2, 9, [&] {
+        model::AutocastScope autocast(device, bf16);
         conv(x);
       });
       report(std::string("conv3x3_gflops_") + (bf16 ? "bf16" : "fp32"), flops / sec / 1e9,
@@ -157,13 +184,23 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
       {"no_overlap", {"fp32_no_overlap", false, false, false}},
       {"bf16", {"bf16", true, true, false}},
       {"channels_last", {"fp32_channels_last", true, false, true}},
+      {"graphs", {"fp32_graphs", true, false, false, true}},
+      {"bf16_graphs", {"bf16_graphs", true, true, false, true}},
   };
   for (const auto& [part, v] : variants) {
     if (!want(part) || (!v.overlap && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);
   }
-  if (want("sample")) bench_sampling(s, false);
-  if (want("sample_bf16") && bf16_ok) bench_sampling(s, true);
+  model::UNet net(cfg.model);
+  net->to(device);
+  net->eval();
+  const bool graphs_ok = model::cuda_graphs_supported(device);
+  if (want("sample")) bench_sampling(s, net, "fp32", false, false);
+  if (want("sample_bf16") && bf16_ok) bench_sampling(s, net, "bf16", true, false);
+  if (want("sample_graphs") && graphs_ok) bench_sampling(s, net, "fp32_graphs", false, true);
+  if (want("sample_bf16_graphs") && bf16_ok && graphs_ok) bench_sampling(s, net, "bf16_graphs", true, true);
+  // Minutes on a CPU: only when asked for by name.
+  if (std::find(parts.begin(), parts.end(), "sample_configured") != parts.end()) bench_sampling_as_configured(s, net);
 }
 
 }  // namespace ddpm::app

@@ -37,8 +37,7 @@ void cmd_sample(Session& s) {
                  elapsed / done * (total - done));
   };
   auto images = eval::sample_distributed(
-      *s.comm, model::eps_model(net, s.ctx.device(), model::resolve_bf16(cfg.sample.precision, s.ctx.device(), "sample.precision")),
-      diffusion, cfg, s.ctx.device(), progress);
+      *s.comm, model::sampling_eps_model(net, cfg.sample, s.ctx.device()), diffusion, cfg, s.ctx.device(), progress);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;

@@ -54,12 +54,15 @@ int main(int argc, char** argv) {
   auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
   auto* classifier = add("classifier", "train the evaluation classifier and store it in eval.classifier");
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
-                             "(fp32, bf16, channels-last) and sampling img-steps/s");
+                             "(fp32, bf16, channels-last, CUDA graphs) and sampling img-steps/s");
   std::vector<std::string> bench_parts;
-  bench->add_option("--only", bench_parts,
-                    "measure only these: matmul conv train no_overlap bf16 channels_last sample sample_bf16")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"matmul", "conv", "train", "no_overlap", "bf16", "channels_last", "sample", "sample_bf16"}));
+  const std::vector<std::string> all_parts{"matmul",      "conv",        "train",         "no_overlap",
+                                           "bf16",        "channels_last", "graphs",      "bf16_graphs",
+                                           "sample",      "sample_bf16", "sample_graphs", "sample_bf16_graphs",
+                                           "sample_configured"};
+  std::string parts_help = "measure only these (default: all but sample_configured):";
+  for (const auto& p : all_parts) parts_help += " " + p;
+  bench->add_option("--only", bench_parts, parts_help)->delimiter(',')->check(CLI::IsMember(all_parts));
   std::string inspect_path;
   auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file");
   inspect->add_option("file", inspect_path, "HDF5 file written by ddpm_dist")->required();

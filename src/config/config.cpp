@@ -62,6 +62,7 @@ void visit(Config& c, V& v) {
   v.field("overlap", c.train.overlap);
   v.field("precision", c.train.precision);
   v.field("max_bad_steps", c.train.max_bad_steps);
+  v.field("cuda_graphs", c.train.cuda_graphs);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -73,6 +74,7 @@ void visit(Config& c, V& v) {
   v.field("clip_x0", c.sample.clip_x0);
   v.field("use_ema", c.sample.use_ema);
   v.field("precision", c.sample.precision);
+  v.field("cuda_graphs", c.sample.cuda_graphs);
 
   v.section("eval");
   v.field("classifier", c.eval.classifier);

@@ -57,6 +57,7 @@ struct TrainConfig {
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
   std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32)
   int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
+  bool cuda_graphs = false;  // replay forward + backward as one captured CUDA graph (CUDA only)
 };
 
 struct SampleConfig {
@@ -69,6 +70,7 @@ struct SampleConfig {
   bool clip_x0 = true;
   bool use_ema = true;
   std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision)
+  bool cuda_graphs = false;        // replay each batch size's forward pass as a CUDA graph (CUDA only)
 };
 
 struct EvalConfig {

@@ -103,10 +103,9 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   std::vector<std::string> weight_sets;
   if (cfg.eval.weights != "raw") weight_sets.push_back("ema");
   if (cfg.eval.weights != "ema") weight_sets.push_back("raw");
-  const bool bf16 = model::resolve_bf16(cfg.sample.precision, device, "sample.precision");
   for (const auto& w : weight_sets) {
     auto& net = w == "ema" ? ema : live;
-    const auto eps_model = model::eps_model(net, device, bf16);
+    const auto eps_model = model::sampling_eps_model(net, cfg.sample, device);
     if (comm.rank() == 0)
       spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} steps, eta {})",
                    cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, sampler_steps(cfg),

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "model/cuda_graph.hpp"
 #include "util/torch_compat.hpp"
 
 namespace ddpm::model {
@@ -56,11 +57,17 @@ AutocastScope::~AutocastScope() {
   compat::set_autocast(type_, previous_, torch::kBFloat16);
 }
 
-EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16) {
-  return [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t) {
+EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs) {
+  EpsModel plain = [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t) {
     AutocastScope autocast(device, bf16);
     return net->forward(x, t);
   };
+  return cuda_graphs ? graphed_eps_model(std::move(plain), device) : plain;
+}
+
+EpsModel sampling_eps_model(UNet& net, const config::SampleConfig& cfg, const torch::Device& device) {
+  return eps_model(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
+                   resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"));
 }
 
 }  // namespace ddpm::model

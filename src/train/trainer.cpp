@@ -35,7 +35,9 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
       world_(comm.size()),
       diffusion_(cfg.diffusion),
       plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed),
-      bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")) {
+      bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
+      graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")),
+      images_(train_set.images.to(device)) {
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
                 " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
@@ -50,7 +52,9 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
   ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay);
   optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
   grad_sync_ = std::make_unique<dist::GradSync>(
-      comm_, model_->parameters(), dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4, cfg.train.overlap});
+      comm_, model_->parameters(),
+      // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
+      dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4, cfg.train.overlap && !graphs_});
 }
 
 void Trainer::resume(const std::string& path) {
@@ -72,22 +76,46 @@ double Trainer::lr_at(std::int64_t step) const {
   return cfg_.train.lr * double(step + 1) / double(w);
 }
 
-StepStats Trainer::train_step() {
-  model_->train();
+std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, std::int64_t end) {
   const std::int64_t B = cfg_.train.batch_size;
-  const auto [begin, end] = data::rank_slice(B, rank_, world_);
-
-  // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
-  // depend on the world size.
+  const auto& shape = data_.images.sizes();
+  const auto seed = derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::TrainNoise), static_cast<std::uint64_t>(step_)});
+  if (device_.is_cuda()) {
+    // The GPU's own generator, seeded per step: no host work and no copy per step.
+    torch::cuda::manual_seed_all(seed);
+    const auto opts = torch::TensorOptions().device(device_);
+    auto t = torch::randint(0, diffusion_.timesteps(), {B}, opts.dtype(torch::kLong)).slice(0, begin, end);
+    auto eps = torch::randn({B, 1, shape[1], shape[2]}, opts).slice(0, begin, end);
+    return {t, eps};
+  }
   auto gen = make_generator(cfg_.run.seed, Stream::TrainNoise, static_cast<std::uint64_t>(step_));
   auto t = torch::randint(0, diffusion_.timesteps(), {B}, gen, torch::kLong).slice(0, begin, end);
-  const auto& shape = data_.images.sizes();
   auto eps = torch::randn({B, 1, shape[1], shape[2]}, gen).slice(0, begin, end);
+  return {t, eps};
+}
 
-  auto idx = plan_.indices(step_, rank_, world_);
-  auto x0 = data::to_model_range(data_.images.index_select(0, idx)).to(device_);
-  t = t.to(device_);
-  eps = eps.to(device_);
+torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
+                                        bool poison) {
+  torch::Tensor loss;
+  {
+    // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
+    model::AutocastScope autocast(device_, bf16_);
+    loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
+                           x0, t, eps);
+  }
+  if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
+  loss.backward();
+  return loss;
+}
+
+StepStats Trainer::train_step() {
+  model_->train();
+  const auto [begin, end] = data::rank_slice(cfg_.train.batch_size, rank_, world_);
+  // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
+  // depend on the world size.
+  auto [t, eps] = draw_noise(begin, end);
+  auto idx = plan_.indices(step_, rank_, world_).to(device_);
+  auto x0 = data::to_model_range(images_.index_select(0, idx));
 
   StepStats stats;
   stats.lr = lr_at(step_);
@@ -96,20 +124,34 @@ StepStats Trainer::train_step() {
 
   fault::at(fault::Point::TrainStep, step_, rank_);
   // Dropout masks differ per rank, as in any data-parallel run, and depend only on (seed, step,
-  // rank): a resumed run draws the masks the uninterrupted run would have.
+  // rank): a resumed run draws the masks the uninterrupted run would have. A graph replay reads
+  // the generator's seed at launch, so this holds with graphs too.
   torch::manual_seed(derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
                                   static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
-  optimizer_->zero_grad();
   grad_sync_->prepare();
   torch::Tensor loss;
-  {
-    // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
-    model::AutocastScope autocast(device_, bf16_);
-    loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
-                           x0, t, eps);
+  if (graphs_) {
+    if (!step_graph_) {
+      // Gradients must not exist when capture starts: backward then writes them into the graph's
+      // own tensors, which every replay overwrites (rather than adds to).
+      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(), {}, nullptr});
+      auto& g = *step_graph_;
+      g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
+        for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
+        g.loss = forward_backward(g.x0, g.t, g.eps, false);
+      });
+    }
+    auto& g = *step_graph_;
+    g.x0.copy_(x0);
+    g.t.copy_(t);
+    g.eps.copy_(eps);
+    g.graph->replay();
+    // The injected fault poisons the loss only: enough for every rank to skip the update.
+    loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
+  } else {
+    optimizer_->zero_grad();
+    loss = forward_backward(x0, t, eps, fault::nan_loss(step_, rank_));
   }
-  if (fault::nan_loss(step_, rank_)) loss = loss * std::numeric_limits<double>::quiet_NaN();
-  loss.backward();
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();

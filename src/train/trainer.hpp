@@ -12,6 +12,7 @@
 #include "data/mnist.hpp"
 #include "dist/communicator.hpp"
 #include "dist/grad_sync.hpp"
+#include "model/cuda_graph.hpp"
 #include "model/diffusion.hpp"
 #include "model/ema.hpp"
 #include "model/unet.hpp"
@@ -55,6 +56,7 @@ class Trainer {
   void resume(const std::string& path);
   const torch::optim::Adam& optimizer() const { return *optimizer_; }
   bool bf16() const { return bf16_; }
+  bool cuda_graphs() const { return graphs_; }
 
  private:
   const config::Config& cfg_;
@@ -70,9 +72,24 @@ class Trainer {
   data::BatchPlan plan_;
   std::int64_t step_ = 0;
   bool bf16_ = false;  // train.precision resolved for the device
+  bool graphs_ = false;  // train.cuda_graphs resolved for the device
+  torch::Tensor images_;  // the training images (uint8) on the device, gathered there each step
+  // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and
+  // backward read and write; the parameters' gradients are the graph's own tensors.
+  struct StepGraph {
+    torch::Tensor x0, t, eps, loss;
+    std::unique_ptr<model::CapturedGraph> graph;
+  };
+  std::unique_ptr<StepGraph> step_graph_;
   int bad_in_row_ = 0;
   std::int64_t bad_total_ = 0;
 
+  // This rank's rows of the step's timesteps and noise, drawn for the whole global batch.
+  std::pair<torch::Tensor, torch::Tensor> draw_noise(std::int64_t begin, std::int64_t end);
+  // Forward and backward of this rank's slice; the gradients are left in the parameters. `poison`
+  // makes the loss NaN (fault injection).
+  torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
+                                 bool poison);
   // Counts a skipped step; past train.max_bad_steps in a row, checkpoints and throws.
   void check_bad_step(const StepStats& stats);
 };

@@ -1,0 +1,137 @@
+// The CUDA path, where a GPU is visible (skipped elsewhere): training data and steps on the device,
+// CUDA-graph replays against the plain path, bf16 autocast against fp32.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "config/config.hpp"
+#include "dist/communicator.hpp"
+#include "model/cuda_graph.hpp"
+#include "model/precision.hpp"
+#include "tiny_model.hpp"
+#include "train/trainer.hpp"
+
+using namespace ddpm;
+
+namespace {
+
+#define REQUIRE_CUDA() \
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible"
+
+const torch::Device kCuda(torch::kCUDA, 0);
+
+config::Config train_config(bool graphs, const std::string& precision = "fp32") {
+  config::Config c;
+  c.model = tiny_model();
+  c.train.batch_size = 16;
+  c.train.lr = 1e-3;
+  c.train.warmup_steps = 0;
+  c.train.cuda_graphs = graphs;
+  c.train.precision = precision;
+  return c;
+}
+
+const data::Dataset& synthetic() {
+  torch::manual_seed(3);
+  static const data::Dataset d{torch::randint(0, 256, {256, 28, 28}, torch::kUInt8), torch::zeros({256}, torch::kUInt8)};
+  return d;
+}
+
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm().item<double>() / b.to(torch::kFloat64).norm().item<double>();
+}
+
+torch::Tensor flat(const std::vector<torch::Tensor>& ts, bool grads) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& t : ts) parts.push_back((grads ? t.grad() : t).detach().flatten().cpu());
+  return torch::cat(parts);
+}
+
+}  // namespace
+
+TEST(Cuda, TrainingRunsOnTheDeviceWithTheDataThere) {
+  REQUIRE_CUDA();
+  const auto cfg = train_config(false);
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, synthetic(), kCuda, self);
+  const auto before = flat(trainer.model()->parameters(), false);
+  const auto stats = trainer.train_step();
+  EXPECT_TRUE(std::isfinite(stats.loss));
+  EXPECT_FALSE(stats.skipped);
+  for (const auto& p : trainer.model()->parameters()) ASSERT_TRUE(p.is_cuda());
+  EXPECT_GT(rel_diff(flat(trainer.model()->parameters(), false), before), 0.0);
+}
+
+// Same inputs, same kernels: the captured step must compute what the plain step does, and keep
+// doing so on the new inputs of later steps.
+TEST(Cuda, GraphReplayOfTheTrainingStepMatchesThePlainStep) {
+  REQUIRE_CUDA();
+  dist::SelfCommunicator self;
+  train::Trainer plain(train_config(false), synthetic(), kCuda, self);
+  train::Trainer graphed(train_config(true), synthetic(), kCuda, self);
+  ASSERT_TRUE(graphed.cuda_graphs());
+  for (int step = 0; step < 4; ++step) {
+    const auto a = plain.train_step(), b = graphed.train_step();
+    EXPECT_NEAR(a.loss, b.loss, 1e-4 * std::abs(a.loss)) << "step " << step;
+    EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-3 * a.grad_norm) << "step " << step;
+    EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), true), flat(plain.model()->parameters(), true)), 1e-3)
+        << "gradients, step " << step;
+  }
+  EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), false), flat(plain.model()->parameters(), false)), 1e-4);
+  EXPECT_LT(rel_diff(flat(graphed.ema_model()->parameters(), false), flat(plain.ema_model()->parameters(), false)), 1e-4);
+}
+
+TEST(Cuda, Bf16GraphedTrainingStaysCloseToFp32) {
+  REQUIRE_CUDA();
+  dist::SelfCommunicator self;
+  train::Trainer fp32(train_config(false), synthetic(), kCuda, self);
+  train::Trainer bf16(train_config(true, "bf16"), synthetic(), kCuda, self);
+  ASSERT_TRUE(bf16.bf16());
+  for (int step = 0; step < 3; ++step) {
+    const auto a = fp32.train_step(), b = bf16.train_step();
+    EXPECT_FALSE(b.skipped);
+    EXPECT_NEAR(a.loss, b.loss, 0.05 * std::abs(a.loss)) << "step " << step;
+  }
+  for (const auto& p : bf16.model()->parameters()) ASSERT_EQ(p.scalar_type(), torch::kFloat32);
+}
+
+TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
+  REQUIRE_CUDA();
+  torch::manual_seed(1);
+  model::UNet net(tiny_model());
+  net->to(kCuda);
+  net->eval();
+  const auto plain = model::eps_model(net, kCuda, false, false);
+  const auto graphed = model::eps_model(net, kCuda, false, true);
+  c10::InferenceMode guard;
+  for (int64_t n : {6, 4, 6}) {
+    auto x = torch::randn({n, 1, 28, 28}, kCuda);
+    auto t = torch::randint(0, 1000, {n}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
+    EXPECT_LT(rel_diff(graphed(x, t), plain(x, t)), 1e-5) << "batch " << n;
+  }
+}
+
+TEST(Cuda, Bf16SamplingModelStaysCloseToFp32) {
+  REQUIRE_CUDA();
+  torch::manual_seed(2);
+  model::UNet net(tiny_model());
+  net->to(kCuda);
+  net->eval();
+  c10::InferenceMode guard;
+  auto x = torch::randn({8, 1, 28, 28}, kCuda);
+  auto t = torch::randint(0, 1000, {8}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
+  const auto fp32 = model::eps_model(net, kCuda, false)(x, t);
+  const auto bf16 = model::eps_model(net, kCuda, true, true)(x, t);
+  EXPECT_EQ(bf16.scalar_type(), torch::kFloat32);
+  EXPECT_LT(rel_diff(bf16, fp32), 5e-2);
+}
+
+// Without CUDA, asking for graphs warns and runs the plain path: the same numbers.
+TEST(CudaGraphs, OnCpuTheyAreIgnored) {
+  EXPECT_FALSE(model::resolve_cuda_graphs(true, torch::kCPU, "train.cuda_graphs"));
+  EXPECT_FALSE(model::resolve_cuda_graphs(false, torch::kCPU, "train.cuda_graphs"));
+  dist::SelfCommunicator self;
+  train::Trainer plain(train_config(false), synthetic(), torch::kCPU, self);
+  train::Trainer asked(train_config(true), synthetic(), torch::kCPU, self);
+  EXPECT_FALSE(asked.cuda_graphs());
+  EXPECT_EQ(plain.train_step().loss, asked.train_step().loss);
+}
