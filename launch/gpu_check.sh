@@ -93,10 +93,13 @@ stage_build() {
   fi
   local gen=() keep=(-k)
   if command -v ninja >/dev/null; then gen=(-G Ninja); keep=(-k 0); fi
+  # HDF5's compiler wrappers are turned off: one found on the machine would bring that HDF5's
+  # headers, whose version check then aborts against the prefix's library.
   run build cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$torch_prefix;$PREFIX/usr" -DCUDAToolkit_ROOT=/usr/local/cuda \
     -DMPI_CXX_COMPILER="$PREFIX/usr/bin/mpicxx.openmpi" -DMPIEXEC_EXECUTABLE="$MPIRUN" \
     -DCMAKE_INCLUDE_PATH="$PREFIX/usr/include/hdf5/serial" \
+    -DHDF5_C_COMPILER_EXECUTABLE=/bin/false -DHDF5_CXX_COMPILER_EXECUTABLE=/bin/false \
     -DCMAKE_LIBRARY_PATH="$LIB/hdf5/serial" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "${nccl_args[@]}" || return 1
   # Keep going: every compile error of the build in one log, not just the first.
   run build cmake --build "$BUILD" -j "$JOBS" --target ddpm_dist unit_tests -- "${keep[@]}" || return 1

@@ -1,5 +1,7 @@
 #include "eval/fid.hpp"
 
+#include <torch/linalg.h>
+
 #include <cmath>
 #include <stdexcept>
 
