@@ -1,7 +1,5 @@
 #include "eval/fid.hpp"
 
-#include <torch/linalg.h>
-
 #include <cmath>
 #include <stdexcept>
 
@@ -37,7 +35,7 @@ namespace {
 // Symmetric PSD square root through the eigen-decomposition.
 torch::Tensor sqrtm_psd(const torch::Tensor& a) {
   auto sym = (a + a.t()) * 0.5;
-  auto [values, vectors] = torch::linalg::eigh(sym, "L");
+  auto [values, vectors] = torch::linalg_eigh(sym, "L");
   return vectors.mm(torch::diag(values.clamp_min(0.0).sqrt())).mm(vectors.t());
 }
 }  // namespace
@@ -48,7 +46,7 @@ double frechet_distance(const torch::Tensor& mu1, const torch::Tensor& sigma1, c
   auto s1 = sigma1.to(torch::kFloat64), s2 = sigma2.to(torch::kFloat64);
   auto root1 = sqrtm_psd(s1);
   auto inner = root1.mm(s2).mm(root1);
-  auto eig = torch::linalg::eigvalsh((inner + inner.t()) * 0.5, "L");
+  auto eig = torch::linalg_eigvalsh((inner + inner.t()) * 0.5, "L");
   const double tr_covmean = eig.clamp_min(0.0).sqrt().sum().item<double>();
   const double d = (m1 - m2).pow(2).sum().item<double>() + s1.trace().item<double>() + s2.trace().item<double>() -
                    2.0 * tr_covmean;
