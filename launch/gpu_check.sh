@@ -21,7 +21,7 @@ cd "$ROOT"
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl bench e2e)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl e2e bench)
 DEPS="${DDPM_GPU_DEPS:-$ROOT/.gpu}"
 PREFIX="${DDPM_GPU_PREFIX:-/tmp/ddpm_prefix}"
 BUILD="${DDPM_GPU_BUILD:-$ROOT/build-gpu}"
@@ -127,8 +127,8 @@ stage_bench() {
   run bench "$BIN" bench configs/mnist.yaml --only matmul,conv,train,bf16,graphs,bf16_graphs,sample,sample_bf16,sample_graphs,sample_bf16_graphs "${common[@]}" || return 1
   run bench "$BIN" bench configs/mnist.yaml --only train,bf16,graphs,bf16_graphs --set train.batch_size=1024 "${common[@]}" || return 1
   # 1000 images x 1000 DDPM steps, each bounded so that the check keeps to its time.
-  run bench timeout 150 "$BIN" bench configs/mnist.yaml --only sample_configured --set sample.precision=bf16 --set sample.cuda_graphs=true "${common[@]}" || return 1
-  run bench timeout 150 "$BIN" bench configs/mnist.yaml --only sample_configured "${common[@]}" || return 1
+  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured --set sample.precision=bf16 --set sample.cuda_graphs=true "${common[@]}" || return 1
+  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured "${common[@]}" || return 1
   FIGURES="see the bench rows"
   return 0
 }

@@ -55,7 +55,11 @@ Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)
 
 torch::Tensor Diffusion::gather(const std::vector<double>& v, const torch::Tensor& t,
                                 const torch::Tensor& like) const {
-  auto table = torch::tensor(std::vector<float>(v.begin(), v.end()), torch::TensorOptions().device(like.device()));
+  // One copy of each table per device, made on first use: a host-to-device copy per call would
+  // cost a transfer every step and cannot be captured into a CUDA graph.
+  auto& table = tables_[{&v, like.device().str()}];
+  if (!table.defined())
+    table = torch::tensor(std::vector<float>(v.begin(), v.end()), torch::TensorOptions().device(like.device()));
   auto out = table.index_select(0, t.to(like.device(), torch::kLong)).to(like.scalar_type());
   std::vector<std::int64_t> shape(like.dim(), 1);
   shape[0] = t.size(0);

@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "config/config.hpp"
@@ -58,6 +60,7 @@ class Diffusion {
   torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
   Schedule s_;
   std::vector<double> sqrt_abar_, sqrt_1m_abar_;
+  mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;  // gather()'s, per device
 };
 
 }  // namespace ddpm::model
