@@ -123,14 +123,15 @@ stage_nccl() {
 }
 
 stage_bench() {
-  local common=(--set run.out_dir="$RUNS/bench" --set sample.batch_size=1000)
-  run bench "$BIN" bench configs/mnist.yaml --only matmul,conv,train,bf16,graphs,bf16_graphs,sample,sample_bf16,sample_graphs,sample_bf16_graphs "${common[@]}" || return 1
-  run bench "$BIN" bench configs/mnist.yaml --only train,bf16,graphs,bf16_graphs --set train.batch_size=1024 "${common[@]}" || return 1
-  # 1000 images x 1000 DDPM steps, each bounded so that the check keeps to its time.
-  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured --set sample.precision=bf16 --set sample.cuda_graphs=true "${common[@]}" || return 1
-  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured "${common[@]}" || return 1
+  local rc=0 common=(--set run.out_dir="$RUNS/bench" --set sample.batch_size=1000)
+  run bench "$BIN" bench configs/mnist.yaml --only matmul,conv,train,bf16,graphs,bf16_graphs,sample,sample_bf16,sample_graphs,sample_bf16_graphs "${common[@]}" || rc=1
+  run bench "$BIN" bench configs/mnist.yaml --only train,bf16,graphs,bf16_graphs --set train.batch_size=1024 "${common[@]}" || rc=1
+  # 1000 images x 1000 DDPM steps, each bounded so that the check keeps to its time. Every
+  # command runs even when one before it failed: each adds its own rows.
+  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured --set sample.precision=bf16 --set sample.cuda_graphs=true "${common[@]}" || rc=1
+  run bench timeout 100 "$BIN" bench configs/mnist.yaml --only sample_configured "${common[@]}" || rc=1
   FIGURES="see the bench rows"
-  return 0
+  return $rc
 }
 
 stage_e2e() {
