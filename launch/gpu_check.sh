@@ -8,11 +8,12 @@
 #           the prefix
 #   unit    the unit tests; the Cuda.* ones run on the GPU, the others as on any machine
 #   nccl    1 rank under mpirun with run.backend: nccl, configs/smoke.yaml
+#   e2e     configs/smoke.yaml end to end (train, sample, FID) with bf16 and graphs
 #   bench   ddpm_dist bench configs/mnist.yaml on CUDA: global batch 128 and 1024, fp32 and bf16,
 #           with and without CUDA graphs; sampling; 1000 images with 1000 DDPM steps
-#   e2e     configs/smoke.yaml end to end (train, sample, FID) with bf16 and graphs
 # Prints one table last. --dry-run prints each stage's commands and runs nothing.
 # Environment: DDPM_GPU_DEPS (.gpu), DDPM_GPU_PREFIX (/tmp/ddpm_prefix), DDPM_GPU_BUILD (build-gpu),
+# DDPM_GPU_MNIST (where MNIST is unpacked; data/mnist, which the configs name),
 # DDPM_GPU_LOGS ($OUT if set, else /tmp/gpu_check), DDPM_TORCH_PREFIX (python3's), DDPM_JOBS (nproc).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,7 @@ STAGES=("$@")
 DEPS="${DDPM_GPU_DEPS:-$ROOT/.gpu}"
 PREFIX="${DDPM_GPU_PREFIX:-/tmp/ddpm_prefix}"
 BUILD="${DDPM_GPU_BUILD:-$ROOT/build-gpu}"
+MNIST="${DDPM_GPU_MNIST:-$ROOT/data/mnist}"
 LOGS="${DDPM_GPU_LOGS:-${OUT:-/tmp/gpu_check}}"
 JOBS="${DDPM_JOBS:-$(nproc)}"
 BIN="$BUILD/ddpm_dist"
@@ -34,6 +36,9 @@ mkdir -p "$LOGS"
 # What the prefix needs at run time: Open MPI and PMIx relocated into it, local ranks only (no ssh).
 LIB="$PREFIX/usr/lib/x86_64-linux-gnu"
 export OPAL_PREFIX="$PREFIX/usr" PMIX_INSTALL_PREFIX="$LIB/pmix2" OMPI_MCA_plm=isolated
+# PMIx looks for its zlib plugin where Debian installs it, finds the machine's own build there and
+# warns at every start; compression is not needed on one node.
+export PMIX_MCA_pcompress_base_silence_warning=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export LD_LIBRARY_PATH="$LIB:$LIB/openmpi/lib:$LIB/hdf5/serial${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PATH="$PREFIX/usr/bin:$PATH"
@@ -74,16 +79,18 @@ stage() {
 stage_prefix() {
   local debs=("$DEPS"/debs/*.deb)
   [ "$DRY" -eq 1 ] || [ -e "${debs[0]}" ] || { echo "no .deb files in $DEPS/debs: run launch/gpu_deps.sh where apt works" >>"$LOGS/prefix.log"; return 1; }
-  run prefix mkdir -p "$PREFIX" data/mnist || return 1
+  run prefix mkdir -p "$PREFIX" "$MNIST" || return 1
   run prefix sh -c 'for d in "$1"/*.deb; do dpkg-deb -x "$d" "$2" || exit 1; done' unpack "$DEPS/debs" "$PREFIX" || return 1
-  run prefix sh -c 'for f in "$1"/*.gz; do gunzip -c "$f" > "data/mnist/$(basename "$f" .gz)" || exit 1; done' unzip "$DEPS/mnist" || return 1
+  run prefix sh -c 'for f in "$1"/*.gz; do gunzip -c "$f" > "$2/$(basename "$f" .gz)" || exit 1; done' unzip "$DEPS/mnist" "$MNIST" || return 1
   FIGURES="${#debs[@]} packages in $PREFIX"
   return 0
 }
 
 stage_build() {
   local torch_prefix="${DDPM_TORCH_PREFIX:-}" nccl_args=() site
-  if [ -z "$torch_prefix" ] && [ "$DRY" -eq 0 ]; then
+  if [ -z "$torch_prefix" ] && [ "$DRY" -eq 1 ]; then
+    torch_prefix="\$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+  elif [ -z "$torch_prefix" ]; then
     torch_prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')" || return 1
   fi
   # The NCCL that python3's LibTorch loads, where it ships one; else CMake looks in the CUDA toolkit.

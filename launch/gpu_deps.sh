@@ -47,7 +47,10 @@ mapfile -t packages < <({ printf '%s\n' "${DEV[@]}"; closure "${RUNTIME[@]}"; } 
 mkdir -p "$DIR/debs"
 rm -f "$DIR"/debs/*.deb
 log "downloading ${#packages[@]} packages into $DIR/debs"
-(cd "$DIR/debs" && apt-get download -q=2 "${packages[@]}")
+# As root, apt hands downloads to its _apt user, who cannot write into a private folder.
+sandbox=()
+[ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
+(cd "$DIR/debs" && apt-get download -q=2 "${sandbox[@]}" "${packages[@]}")
 du -sh "$DIR/debs" | sed 's/^/[gpu_deps] debs: /'
 
 if [ -d "$ROOT/data/mnist" ]; then

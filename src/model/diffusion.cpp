@@ -47,9 +47,13 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps) {
 }
 
 Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)) {
-  for (double a : s_.abar) {
-    sqrt_abar_.push_back(std::sqrt(a));
-    sqrt_1m_abar_.push_back(std::sqrt(1.0 - a));
+  for (std::size_t i = 0; i < s_.betas.size(); ++i) {
+    sqrt_abar_.push_back(std::sqrt(s_.abar[i]));
+    sqrt_1m_abar_.push_back(std::sqrt(1.0 - s_.abar[i]));
+    post_c0_.push_back(std::sqrt(s_.abar_prev[i]) * s_.betas[i] / (1.0 - s_.abar[i]));
+    post_ct_.push_back(std::sqrt(s_.alphas[i]) * (1.0 - s_.abar_prev[i]) / (1.0 - s_.abar[i]));
+    inv_sqrt_alpha_.push_back(1.0 / std::sqrt(s_.alphas[i]));
+    eps_coef_.push_back(s_.betas[i] / sqrt_1m_abar_[i]);
   }
 }
 
@@ -80,22 +84,12 @@ torch::Tensor Diffusion::predict_x0(const torch::Tensor& x_t, const torch::Tenso
 }
 
 torch::Tensor Diffusion::posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const {
-  std::vector<double> c0(s_.betas.size()), ct(s_.betas.size());
-  for (std::size_t i = 0; i < c0.size(); ++i) {
-    c0[i] = std::sqrt(s_.abar_prev[i]) * s_.betas[i] / (1.0 - s_.abar[i]);
-    ct[i] = std::sqrt(s_.alphas[i]) * (1.0 - s_.abar_prev[i]) / (1.0 - s_.abar[i]);
-  }
-  return gather(c0, t, x0) * x0 + gather(ct, t, x_t) * x_t;
+  return gather(post_c0_, t, x0) * x0 + gather(post_ct_, t, x_t) * x_t;
 }
 
 torch::Tensor Diffusion::posterior_mean_eps(const torch::Tensor& x_t, const torch::Tensor& t,
                                             const torch::Tensor& eps) const {
-  std::vector<double> inv_sqrt_alpha(s_.betas.size()), eps_coef(s_.betas.size());
-  for (std::size_t i = 0; i < eps_coef.size(); ++i) {
-    inv_sqrt_alpha[i] = 1.0 / std::sqrt(s_.alphas[i]);
-    eps_coef[i] = s_.betas[i] / sqrt_1m_abar_[i];
-  }
-  return gather(inv_sqrt_alpha, t, x_t) * (x_t - gather(eps_coef, t, x_t) * eps);
+  return gather(inv_sqrt_alpha_, t, x_t) * (x_t - gather(eps_coef_, t, x_t) * eps);
 }
 
 torch::Tensor Diffusion::ddpm_step(const torch::Tensor& x_t, std::int64_t t, const torch::Tensor& eps,

@@ -57,10 +57,14 @@ class Diffusion {
                           const torch::Tensor& eps, const torch::Tensor& z, double eta, bool clip_x0) const;
 
  private:
+  // v[t] for each t, shaped to broadcast against `like`. `v` must be one of the tables below: its
+  // copy on each device is cached by its address.
   torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
   Schedule s_;
   std::vector<double> sqrt_abar_, sqrt_1m_abar_;
-  mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;  // gather()'s, per device
+  std::vector<double> post_c0_, post_ct_;            // posterior mean = c0 x0 + ct x_t
+  std::vector<double> inv_sqrt_alpha_, eps_coef_;    // ... = 1/sqrt(alpha) (x_t - eps_coef eps)
+  mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;
 };
 
 }  // namespace ddpm::model
