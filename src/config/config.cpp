@@ -24,6 +24,7 @@ void visit(Config& c, V& v) {
   v.field("device", c.run.device);
   v.field("backend", c.run.backend);
   v.field("threads", c.run.threads);
+  v.field("collective_timeout_s", c.run.collective_timeout_s);
 
   v.section("data");
   v.field("dataset", c.data.dataset);
@@ -63,6 +64,7 @@ void visit(Config& c, V& v) {
   v.field("precision", c.train.precision);
   v.field("max_bad_steps", c.train.max_bad_steps);
   v.field("cuda_graphs", c.train.cuda_graphs);
+  v.field("on_write_error", c.train.on_write_error);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -253,6 +255,8 @@ void validate(const Config& c) {
   require_one_of(s, "run.device", c.run.device, {"auto", "cpu", "cuda"});
   require_one_of(s, "run.backend", c.run.backend, {"auto", "mpi", "nccl"});
   require(c.run.threads >= 0, s, "run.threads", "must be >= 0 (0 = auto), got " + str(c.run.threads));
+  require(c.run.collective_timeout_s >= 0, s, "run.collective_timeout_s",
+          "must be >= 0 seconds (0 = no watchdog), got " + str(c.run.collective_timeout_s));
   require(!c.run.name.empty(), s, "run.name", "must not be empty");
   require_one_of(s, "data.dataset", c.data.dataset, {"mnist", "fashion_mnist"});
 
@@ -297,6 +301,7 @@ void validate(const Config& c) {
   require(t.keep_checkpoints >= 1, s, "train.keep_checkpoints", "must be >= 1, got " + str(t.keep_checkpoints));
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
   require_one_of(s, "train.precision", t.precision, {"fp32", "bf16"});
+  require_one_of(s, "train.on_write_error", t.on_write_error, {"stop", "continue"});
   require(t.max_bad_steps >= 0, s, "train.max_bad_steps", "must be >= 0 (0: stop at the first), got " + str(t.max_bad_steps));
 
   const auto& p = c.sample;

@@ -15,6 +15,7 @@ struct RunConfig {
   std::string device = "auto";   // auto | cpu | cuda
   std::string backend = "auto";  // auto | mpi | nccl
   int threads = 0;               // intra-op threads per rank; 0 = auto
+  double collective_timeout_s = 600;  // a rank waiting longer in a collective ends the job; 0 = never
 };
 
 struct DataConfig {
@@ -58,6 +59,7 @@ struct TrainConfig {
   std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32)
   int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
   bool cuda_graphs = false;  // replay forward + backward as one captured CUDA graph (CUDA only)
+  std::string on_write_error = "stop";  // a failed checkpoint or run.h5 write: stop | continue
 };
 
 struct SampleConfig {

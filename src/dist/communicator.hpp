@@ -39,6 +39,8 @@ class Communicator {
   // undefined tensor.
   virtual torch::Tensor gatherv(const torch::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
+  // What the caller is doing ("training step 30", "sampling"), for diagnostics only.
+  virtual void set_phase(const std::string&) {}
 };
 
 class SelfCommunicator final : public Communicator {

@@ -1,5 +1,7 @@
 #include "eval/distributed_sampling.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace ddpm::eval {
 
 std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world) {
@@ -14,6 +16,12 @@ torch::Tensor sample_local(dist::Communicator& comm, const model::EpsModel& mode
                            const config::Config& cfg, const torch::Device& device,
                            const model::StepCallback& on_step) {
   const auto [first, count] = sample_range(cfg.sample.num_samples, cfg.sample.batch_size, comm.rank(), comm.size());
+  // Work is split in whole batches; fewer batches than ranks leaves ranks idle, which is allowed.
+  const std::int64_t batches = (cfg.sample.num_samples + cfg.sample.batch_size - 1) / cfg.sample.batch_size;
+  if (comm.rank() == 0 && batches < comm.size())
+    spdlog::warn("sample.num_samples = {} in batches of sample.batch_size = {} makes {} batch(es) for {} ranks: {} "
+                 "rank(s) wait idle; start fewer ranks or lower sample.batch_size to spread the work",
+                 cfg.sample.num_samples, cfg.sample.batch_size, batches, comm.size(), comm.size() - batches);
   const int size = cfg.model.image_size;
   const std::vector<std::int64_t> shape{cfg.model.in_channels, size, size};
   if (count == 0) return torch::empty({0, shape[0], shape[1], shape[2]}, torch::TensorOptions().device(device));

@@ -134,14 +134,16 @@ void prune_checkpoints(const std::string& run_dir, int keep) {
 }
 
 std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
-  const fs::path dir = fs::path(run_dir) / "checkpoints";
+  static const std::regex checkpoint_tmp(R"(step_\d{8}\.h5\.tmp\.\d+)"), run_file_tmp(R"(run\.h5\.tmp\.\d+)");
   std::vector<std::string> removed;
-  if (!fs::is_directory(dir)) return removed;
-  static const std::regex pattern(R"(step_\d{8}\.h5\.tmp\.\d+)");
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (std::regex_match(e.path().filename().string(), pattern) && fs::remove(e.path(), ec))
-      removed.push_back(e.path().string());
+  for (const auto& [dir, pattern] : {std::pair{fs::path(run_dir) / "checkpoints", &checkpoint_tmp},
+                                     std::pair{fs::path(run_dir), &run_file_tmp}}) {
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (std::regex_match(e.path().filename().string(), *pattern) && fs::remove(e.path(), ec))
+        removed.push_back(e.path().string());
+  }
   return removed;
 }
 

@@ -36,7 +36,7 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::ve
 
 // Removes all but the newest `keep` checkpoints.
 void prune_checkpoints(const std::string& run_dir, int keep);
-// Removes temporary files that a killed writer left in <run_dir>/checkpoints; returns their names.
+// Removes temporary files that a killed writer left (checkpoints, run.h5); returns their names.
 std::vector<std::string> remove_stale_temporaries(const std::string& run_dir);
 
 }  // namespace ddpm::io

@@ -8,6 +8,7 @@
 #include "io/h5.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/fault.hpp"
 
 namespace ddpm::io {
 namespace {
@@ -49,6 +50,8 @@ void write_run_config(const std::string& path, const std::string& yaml, int worl
 
 void append_train_metrics(const std::string& path, const std::vector<MetricsRow>& rows) {
   update_atomically(path, [&](H5::H5File& file) {
+    // Only rank 0 writes run.h5.
+    if (!rows.empty()) fault::at(fault::Point::RunFileWrite, static_cast<std::int64_t>(rows.back().step), 0);
     auto g = open_or_create(file, "train");
     for (const auto& c : kColumns) {
       std::vector<double> v;

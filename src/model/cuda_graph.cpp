@@ -1,9 +1,8 @@
 #include "model/cuda_graph.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <map>
 
+#include "model/precision.hpp"
 #include "util/error.hpp"
 
 #ifdef DDPM_TORCH_CUDA
@@ -30,9 +29,7 @@ bool resolve_cuda_graphs(bool asked, const torch::Device& device, const std::str
   if (!asked) return false;
   std::string why;
   if (cuda_graphs_supported(device, &why)) return true;
-  static bool warned = false;
-  if (!warned) spdlog::warn("{}: CUDA graphs asked for, but {}; running without (set {}: false to silence this)", key, why, key);
-  warned = true;
+  warn_unavailable_once(key, "CUDA graphs", why, "running without", "false");
   return false;
 }
 

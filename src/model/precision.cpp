@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <set>
 
 #include "model/cuda_graph.hpp"
 #include "util/torch_compat.hpp"
@@ -34,13 +35,18 @@ bool bf16_supported(const torch::Device& device, std::string* why) {
   return false;
 }
 
+void warn_unavailable_once(const std::string& key, const std::string& what, const std::string& why,
+                           const std::string& instead, const std::string& off) {
+  static std::set<std::string> warned;
+  if (warned.insert(key).second)
+    spdlog::warn("{}: {} asked for, but {}; {} (set {}: {} to silence this)", key, what, why, instead, key, off);
+}
+
 bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key) {
   if (precision != "bf16") return false;
   std::string why;
   if (bf16_supported(device, &why)) return true;
-  static bool warned = false;
-  if (!warned) spdlog::warn("{}: bf16 asked for, but {}; running fp32 (set {}: fp32 to silence this)", key, why, key);
-  warned = true;
+  warn_unavailable_once(key, "bf16", why, "running fp32", "fp32");
   return false;
 }
 

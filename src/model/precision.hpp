@@ -16,6 +16,11 @@ namespace ddpm::model {
 // device LibTorch 2.x supports here), CPUs with AVX-512 BF16 or AMX. `why` says what is missing.
 bool bf16_supported(const torch::Device& device, std::string* why = nullptr);
 
+// Says, once per key, that `what` was asked for through `key` but cannot run (`why`), what runs
+// `instead`, and the value (`off`) that silences it.
+void warn_unavailable_once(const std::string& key, const std::string& what, const std::string& why,
+                           const std::string& instead, const std::string& off);
+
 // Resolves a `precision` key (fp32 | bf16) for `device`: true for bf16. Where bf16 is asked for
 // but the device lacks it, warns once with the key and runs fp32.
 bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key);

@@ -122,6 +122,7 @@ StepStats Trainer::train_step() {
   for (auto& group : optimizer_->param_groups())
     static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
 
+  comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
   // Dropout masks differ per rank, as in any data-parallel run, and depend only on (seed, step,
   // rank): a resumed run draws the masks the uninterrupted run would have. A graph replay reads
@@ -222,7 +223,14 @@ Trainer::Outcome Trainer::run() {
       if (rank_ == 0) {
         spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s  ETA {}", step_,
                      total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, format_duration(eta));
-        io::append_train_metrics(run_file, {{double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed}});
+        // Rows that a failed write left behind go with this one (train.on_write_error: continue).
+        unwritten_rows_.push_back({double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed});
+        try {
+          io::append_train_metrics(run_file, unwritten_rows_);
+          unwritten_rows_.clear();
+        } catch (const Error& e) {
+          on_write_error(e, "the metrics of step " + std::to_string(step_) + " are kept in memory for the next write");
+        }
       }
       loss_sum = 0.0;
       interval_steps = loss_steps = 0;
@@ -259,7 +267,7 @@ void Trainer::check_bad_step(const StepStats& stats) {
 }
 
 void Trainer::write_checkpoint() {
-  // Rank 0 writes while the others wait here, outside any collective that could time out.
+  // Rank 0 writes while the others wait in the barrier.
   if (rank_ == 0) {
     const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
     io::CheckpointInfo info;
@@ -268,11 +276,24 @@ void Trainer::write_checkpoint() {
     info.ema_updates = ema_->updates();
     info.world_size = world_;
     info.config_yaml = cfg_.yaml;
-    io::write_checkpoint(path, *model_, *ema_model_, optimizer_.get(), info);
-    io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
-    spdlog::info("checkpoint written: {}", path);
+    try {
+      io::write_checkpoint(path, *model_, *ema_model_, optimizer_.get(), info);
+      io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
+      spdlog::info("checkpoint written: {}", path);
+    } catch (const Error& e) {
+      on_write_error(e, "training goes on; the next checkpoint is tried at its step");
+    }
   }
   comm_.barrier();
+}
+
+void Trainer::on_write_error(const Error& e, const std::string& if_continuing) {
+  const auto newest = io::latest_checkpoint(cfg_.out_dir());
+  const std::string kept = newest ? "the newest complete checkpoint, " + *newest + ", is intact" : "no checkpoint was written yet";
+  if (cfg_.train.on_write_error == "stop")
+    throw Error(std::string(e.what()) + "\nstopping (train.on_write_error: stop): " + kept +
+                "; free space or fix the folder, then continue with --resume auto");
+  spdlog::warn("{}\ncontinuing (train.on_write_error: continue): {}; {}", e.what(), if_continuing, kept);
 }
 
 }  // namespace ddpm::train

@@ -12,10 +12,12 @@
 #include "data/mnist.hpp"
 #include "dist/communicator.hpp"
 #include "dist/grad_sync.hpp"
+#include "io/run_file.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/diffusion.hpp"
 #include "model/ema.hpp"
 #include "model/unet.hpp"
+#include "util/error.hpp"
 
 namespace ddpm::train {
 
@@ -81,6 +83,7 @@ class Trainer {
     std::unique_ptr<model::CapturedGraph> graph;
   };
   std::unique_ptr<StepGraph> step_graph_;
+  std::vector<io::MetricsRow> unwritten_rows_;  // rank 0: metrics not yet in run.h5
   int bad_in_row_ = 0;
   std::int64_t bad_total_ = 0;
 
@@ -90,6 +93,9 @@ class Trainer {
   // makes the loss NaN (fault injection).
   torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
                                  bool poison);
+  // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
+  // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
+  void on_write_error(const Error& e, const std::string& if_continuing);
   // Counts a skipped step; past train.max_bad_steps in a row, checkpoints and throws.
   void check_bad_step(const StepStats& stats);
 };

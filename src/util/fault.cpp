@@ -1,7 +1,11 @@
 #include "util/fault.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <thread>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -27,8 +31,14 @@ std::optional<Plan> parse(const char* text) {
     throw Error("DDPM_FAULT='" + s + "': expected KIND@STEP[:RANK], e.g. throw@5:1");
   Plan p;
   p.kind = s.substr(0, at);
-  if (p.kind != "throw" && p.kind != "kill" && p.kind != "kill_in_checkpoint" && p.kind != "nan")
-    throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: throw, kill, kill_in_checkpoint, nan");
+  static const std::set<std::string> kinds{"throw",           "kill",      "hang",
+                                            "kill_in_checkpoint", "kill_in_run_file", "disk_full",
+                                            "disk_full_run_file", "nan"};
+  if (!kinds.count(p.kind)) {
+    std::string known;
+    for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
+    throw Error("DDPM_FAULT='" + s + "': unknown kind '" + p.kind + "'; known: " + known);
+  }
   const auto colon = s.find(':', at);
   try {
     p.step = std::stoll(s.substr(at + 1, colon - at - 1));
@@ -57,15 +67,24 @@ bool nan_loss(std::int64_t step, int rank) { return planned_here(step, rank) && 
 
 void at(Point point, std::int64_t step, int rank) {
   if (!planned_here(step, rank)) return;
-  const auto& p = plan();
-  const bool in_step = point == Point::TrainStep;
-  if (in_step && p->kind == "throw")
+  const auto& kind = plan()->kind;
+  const auto here = [&](Point where, const char* name) { return point == where && kind == name; };
+  if (here(Point::TrainStep, "throw"))
     throw std::runtime_error("injected fault (DDPM_FAULT): throw at step " + std::to_string(step));
-  if ((in_step && p->kind == "kill") || (!in_step && p->kind == "kill_in_checkpoint")) {
+  if (here(Point::TrainStep, "kill") || here(Point::CheckpointWrite, "kill_in_checkpoint") ||
+      here(Point::RunFileWrite, "kill_in_run_file")) {
     spdlog::warn("injected fault (DDPM_FAULT): SIGKILL at step {}", step);
     spdlog::default_logger()->flush();
     std::raise(SIGKILL);
   }
+  if (here(Point::TrainStep, "hang")) {
+    spdlog::warn("injected fault (DDPM_FAULT): hanging at step {}", step);
+    spdlog::default_logger()->flush();
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (here(Point::CheckpointWrite, "disk_full") || here(Point::RunFileWrite, "disk_full_run_file"))
+    throw std::filesystem::filesystem_error("injected fault (DDPM_FAULT): write",
+                                            std::make_error_code(std::errc::no_space_on_device));
 }
 
 }  // namespace ddpm::fault

@@ -3,7 +3,12 @@
 // KIND:
 //   throw               an exception from training step STEP
 //   kill                SIGKILL at the start of training step STEP
+//   hang                sleep for ever at the start of training step STEP (the other ranks then
+//                       wait in the step's all-reduce: the collective watchdog's case)
 //   kill_in_checkpoint  SIGKILL in the middle of writing the checkpoint of step STEP
+//   kill_in_run_file    SIGKILL in the middle of adding the metrics of step STEP to run.h5
+//   disk_full           the checkpoint write of step STEP fails as on a full disk (ENOSPC)
+//   disk_full_run_file  the run.h5 write of the metrics of step STEP fails the same way
 //   nan                 a NaN loss at training step STEP (the numerical-fault path)
 #pragma once
 
@@ -11,7 +16,7 @@
 
 namespace ddpm::fault {
 
-enum class Point { TrainStep, CheckpointWrite };
+enum class Point { TrainStep, CheckpointWrite, RunFileWrite };
 
 // Does what DDPM_FAULT asks for at this point, step and rank; nothing otherwise.
 void at(Point point, std::int64_t step, int rank);

@@ -70,6 +70,8 @@ TEST(Config, ImpossibleValuesSayWhatIsAllowed) {
   EXPECT_CONTAINS(error_of("sample: {sampler: ddpm, steps: 50}"), "use sampler: ddim for fewer steps");
   EXPECT_CONTAINS(error_of("model: {base_channels: 12, groups: 8}"), "key 'model.groups' must divide");
   EXPECT_CONTAINS(error_of("sample: {eta: 2}"), "key 'sample.eta' must be in [0, 1]");
+  EXPECT_CONTAINS(error_of("run: {collective_timeout_s: -1}"), "key 'run.collective_timeout_s' must be >= 0 seconds");
+  EXPECT_CONTAINS(error_of("train: {on_write_error: retry}"), "key 'train.on_write_error' is 'retry'; allowed: stop, continue");
 }
 
 TEST(Config, SyntaxErrorsGiveLineAndColumn) {

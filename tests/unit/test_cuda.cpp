@@ -46,6 +46,14 @@ torch::Tensor flat(const std::vector<torch::Tensor>& ts, bool grads) {
   return torch::cat(parts);
 }
 
+model::UNet eval_net_on_cuda(uint64_t seed) {
+  torch::manual_seed(seed);
+  model::UNet net(tiny_model());
+  net->to(kCuda);
+  net->eval();
+  return net;
+}
+
 }  // namespace
 
 TEST(Cuda, TrainingRunsOnTheDeviceWithTheDataThere) {
@@ -96,10 +104,7 @@ TEST(Cuda, Bf16GraphedTrainingStaysCloseToFp32) {
 
 TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
   REQUIRE_CUDA();
-  torch::manual_seed(1);
-  model::UNet net(tiny_model());
-  net->to(kCuda);
-  net->eval();
+  auto net = eval_net_on_cuda(1);
   const auto plain = model::eps_model(net, kCuda, false, false);
   const auto graphed = model::eps_model(net, kCuda, false, true);
   c10::InferenceMode guard;
@@ -112,10 +117,7 @@ TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
 
 TEST(Cuda, Bf16SamplingModelStaysCloseToFp32) {
   REQUIRE_CUDA();
-  torch::manual_seed(2);
-  model::UNet net(tiny_model());
-  net->to(kCuda);
-  net->eval();
+  auto net = eval_net_on_cuda(2);
   c10::InferenceMode guard;
   auto x = torch::randn({8, 1, 28, 28}, kCuda);
   auto t = torch::randint(0, 1000, {8}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));

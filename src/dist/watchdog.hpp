@@ -1,0 +1,21 @@
+// The collective watchdog: a rank that waits in a collective longer than run.collective_timeout_s
+// (because another rank hangs, or died in a way the launcher did not notice) says so and ends the
+// job, so that a batch job never burns its allocation waiting.
+//
+// WatchedCommunicator wraps any communicator: each blocking operation (and each wait on an
+// asynchronous one) is timed by a thread that wakes every second; past the limit it logs which
+// rank waited, in which operation, during what (set_phase: the training step, sampling...) and for
+// how long, then exits the process with code 3, which makes mpirun (or srun) end the whole job.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dist/communicator.hpp"
+
+namespace ddpm::dist {
+
+// `inner` with a watchdog of `timeout_s` seconds (0: none, `inner` itself is returned).
+std::unique_ptr<Communicator> watched(std::unique_ptr<Communicator> inner, double timeout_s);
+
+}  // namespace ddpm::dist

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Every bad input a user can give, through the real command line: the run fails (or, where the
+# input is allowed but wasteful, warns) with a message that names the file, key or value and what
+# to do. Prints one table row per input (docs/reliability.md).
+#   bad_inputs.sh MPIEXEC BINARY CONFIG           (CONFIG: configs/smoke.yaml)
+set -uo pipefail
+MPIEXEC="$1" BIN="$2" CONFIG="$3"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+n=0
+# check NAME EXPECTED_EXIT(fail|ok) PATTERN COMMAND...: runs it and asserts the exit and a line.
+check() {
+  local name="$1" expect="$2" pattern="$3"
+  shift 3
+  timeout 120 bash -c '"$@"' check "$@" >"$work/log" 2>&1
+  local rc=$?
+  [ "$rc" -ne 124 ] || { tail -5 "$work/log"; echo "FAIL [$name]: hung"; exit 1; }
+  if [ "$expect" = fail ] && [ "$rc" -eq 0 ]; then tail -5 "$work/log"; echo "FAIL [$name]: exit 0"; exit 1; fi
+  if [ "$expect" = ok ] && [ "$rc" -ne 0 ]; then tail -5 "$work/log"; echo "FAIL [$name]: exit $rc"; exit 1; fi
+  local line
+  line="$(grep -E -m1 -- "$pattern" "$work/log")" || { tail -5 "$work/log"; echo "FAIL [$name]: no line matches '$pattern'"; exit 1; }
+  line="$(echo "$line" | sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^\[[0-9:]*\] [a-z]* //' -e 's/|/\\|/g' | cut -c1-230)"
+  echo "| $name | exit $rc | $line |"
+  n=$((n + 1))
+}
+run1() { "$BIN" "$@" --set run.threads=1; }
+export BIN
+export -f run1
+
+echo "| bad input | result | message (first line, cut at 230 characters) |"
+echo "|---|---|---|"
+# Data files.
+mkdir -p "$work/data"
+check "MNIST folder missing" fail "$work/none/train-images-idx3-ubyte: cannot open" run1 train "$CONFIG" --set data.dir="$work/none"
+cp data/mnist/* "$work/data/"
+head -c 1000000 data/mnist/train-images-idx3-ubyte >"$work/data/train-images-idx3-ubyte"
+check "truncated IDX file" fail "train-images-idx3-ubyte: expected [0-9]+ bytes" run1 train "$CONFIG" --set data.dir="$work/data"
+head -c 100000 /dev/urandom >"$work/data/train-images-idx3-ubyte"
+check "foreign file in place of an IDX file" fail "train-images-idx3-ubyte: not an unsigned-byte IDX file" run1 train "$CONFIG" --set data.dir="$work/data"
+cp data/mnist/train-images-idx3-ubyte "$work/data/"
+cp data/mnist/t10k-labels-idx1-ubyte "$work/data/train-labels-idx1-ubyte"
+check "label file of another split" fail "train-labels-idx1-ubyte: holds 10000" run1 train "$CONFIG" --set data.dir="$work/data"
+# Configuration.
+printf 'train:\n  steps: [1, 2\n' >"$work/bad.yaml"
+check "YAML that does not parse" fail "bad.yaml:[0-9]+:[0-9]+" run1 train "$work/bad.yaml"
+check "config file missing" fail "File does not exist: .*missing.yaml" run1 train "$work/missing.yaml"
+check "unknown key" fail "unknown key 'train.stepz'; did you mean 'train.steps'" run1 train "$CONFIG" --set train.stepz=5
+check "wrong type" fail "key 'train.steps' must be" run1 train "$CONFIG" --set train.steps=many
+check "impossible value" fail "key 'train.lr'" run1 train "$CONFIG" --set train.lr=-1
+check "value not in the allowed set" fail "key 'train.on_write_error' is 'retry'; allowed" run1 train "$CONFIG" --set train.on_write_error=retry
+check "global batch not divisible by the ranks" fail "must be divisible by the number of ranks" \
+  "$MPIEXEC" -n 2 --oversubscribe "$BIN" train "$CONFIG" --set run.threads=1 --set train.batch_size=33 --set run.out_dir="$work/div"
+# Output folder and checkpoints.
+touch "$work/file"
+check "output folder that cannot be created" fail "cannot create the output folder" run1 train "$CONFIG" --set run.out_dir="$work/file/run"
+check "--resume of a file that does not exist" fail "no such checkpoint; use --resume auto" run1 train "$CONFIG" --set run.out_dir="$work/r" --resume "$work/nope.h5"
+check "sampling with no checkpoint" fail "no complete checkpoint to sample from" run1 sample "$CONFIG" --set run.out_dir="$work/empty"
+run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=10 --set train.checkpoint_every=10 >/dev/null 2>&1 ||
+  { echo "FAIL: could not train the 10-step run the next cases need"; exit 1; }
+ckpt="$work/small/checkpoints/step_00000010.h5"
+check "checkpoint of another architecture" fail "$ckpt" run1 train "$CONFIG" --set run.out_dir="$work/small" --set model.base_channels=8 --resume "$ckpt"
+head -c 20000 "$ckpt" >"$work/truncated.h5"
+check "truncated checkpoint" fail "truncated.h5: cannot open as HDF5|truncated.h5: not an HDF5 file" run1 train "$CONFIG" --set run.out_dir="$work/t" --resume "$work/truncated.h5"
+check "file that is not HDF5" fail "README.md: not an HDF5 file" "$BIN" inspect README.md
+check "more ranks than sample batches (allowed, warned)" ok "makes 1 batch\(es\) for 2 ranks" \
+  "$MPIEXEC" -n 2 --oversubscribe "$BIN" sample "$CONFIG" --set run.threads=1 --set run.out_dir="$work/small" --set sample.num_samples=4 --set sample.batch_size=4
+echo "PASS: $n bad inputs, each with its message"
