@@ -17,7 +17,7 @@
 namespace ddpm::app {
 
 void cmd_sample(Session& s) {
-  s.comm->set_phase("sampling");
+  s.comm->set_phase("sampling", false);
   const auto& cfg = s.cfg;
   auto trained = eval::load_trained(cfg, s.ctx.device());
   const auto& info = trained.info;

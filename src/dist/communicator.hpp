@@ -39,8 +39,10 @@ class Communicator {
   // undefined tensor.
   virtual torch::Tensor gatherv(const torch::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
-  // What the caller is doing ("training step 30", "sampling"), for diagnostics only.
-  virtual void set_phase(const std::string&) {}
+  // What the caller is doing ("training step 30", "evaluation"), for diagnostics, and whether
+  // waits in it are to be timed (dist/watchdog.hpp): false where ranks legitimately wait long for
+  // one another (one rank samples a batch more, rank 0 alone computes metrics).
+  virtual void set_phase(const std::string&, bool /*timed*/ = true) {}
 };
 
 class SelfCommunicator final : public Communicator {

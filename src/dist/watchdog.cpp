@@ -24,9 +24,10 @@ class Watchdog {
     wake_.notify_all();
     thread_.join();
   }
-  void set_phase(const std::string& phase) {
+  void set_phase(const std::string& phase, bool timed) {
     std::lock_guard<std::mutex> lock(mutex_);
     phase_ = phase;
+    timed_ = timed;
   }
   // Marks the calling thread as waiting in `op` until the returned object goes.
   struct Waiting {
@@ -49,7 +50,7 @@ class Watchdog {
     std::unique_lock<std::mutex> lock(mutex_);
     while (!done_) {
       wake_.wait_for(lock, std::chrono::seconds(1));
-      if (done_ || !op_) continue;
+      if (done_ || !op_ || !timed_) continue;
       const double waited = std::chrono::duration<double>(Clock::now() - since_).count();
       if (waited < timeout_s_) continue;
       spdlog::error("[rank {}] waited {:.0f} s in {} during {} (run.collective_timeout_s = {}): another rank stopped "
@@ -71,6 +72,7 @@ class Watchdog {
   const char* op_ = nullptr;
   Clock::time_point since_;
   std::string phase_;
+  bool timed_ = true;
   std::thread thread_;  // last: started once the fields above exist
 };
 
@@ -116,7 +118,7 @@ class WatchedCommunicator final : public Communicator {
     auto waiting = dog_.enter("a barrier");
     inner_->barrier();
   }
-  void set_phase(const std::string& phase) override { dog_.set_phase(phase); }
+  void set_phase(const std::string& phase, bool timed) override { dog_.set_phase(phase, timed); }
 
  private:
   std::unique_ptr<Communicator> inner_;

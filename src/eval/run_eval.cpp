@@ -81,7 +81,7 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 }  // namespace
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
-  comm.set_phase("evaluation");
+  comm.set_phase("evaluation", false);
   EvalSummary summary;
   auto trained = load_trained(cfg, device);
   const auto& info = trained.info;
