@@ -118,7 +118,7 @@ stage_unit() {
   # Several test processes at a time, each with a few threads.
   OMP_NUM_THREADS=2 run unit ctest --test-dir "$BUILD" -j 8 --timeout 300 -E '^(mpi|e2e)\.' --output-on-failure
   local rc=$?
-  FIGURES="$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$LOGS/unit.log" | tail -1); Cuda.*: $(grep -c 'Cuda\..* Passed' "$LOGS/unit.log") passed, $(grep -c 'Cuda\..*Skipped' "$LOGS/unit.log") skipped"
+  FIGURES="$(grep -Eo '[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$LOGS/unit.log" | tail -1); Cuda.*: $(grep -c 'Test #.*Cuda\..* Passed' "$LOGS/unit.log") passed, $(grep -c 'Test #.*Cuda\..*Skipped' "$LOGS/unit.log") skipped"
   return $rc
 }
 
