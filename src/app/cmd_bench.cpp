@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "eval/run_eval.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/precision.hpp"
 #include "train/trainer.hpp"
@@ -121,10 +122,9 @@ void bench_sampling_as_configured(Session& s, model::UNet& net) {
   const auto start = clock::now();
   eval::sample_distributed(*s.comm, eps, diffusion, cfg, s.ctx.device());
   s.comm->barrier();
-  const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
   report("sample_configured_s", seconds_since(start),
          "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +
-             std::to_string(steps) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
+             std::to_string(eval::sampler_steps(cfg)) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
              ", batch " + std::to_string(cfg.sample.batch_size) + " per rank, " + std::to_string(s.comm->size()) +
              " rank(s)");
 }
@@ -172,7 +172,8 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
                  std::to_string(r) + ", batch 64, forward)");
     }
   }
-  const double forward_flops = model::UNet(cfg.model)->forward_flops();
+  model::UNet net(cfg.model);
+  const double forward_flops = net->forward_flops();
   report("model_forward_gflop_per_image", forward_flops / 1e9, "GFLOP (convolutions, linear layers, attention)");
   report("model_train_gflop_per_image", 3 * forward_flops / 1e9, "GFLOP (forward + backward = 3x forward)");
 
@@ -191,7 +192,6 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
     if (!want(part) || (!v.overlap && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);
   }
-  model::UNet net(cfg.model);
   net->to(device);
   net->eval();
   const bool graphs_ok = model::cuda_graphs_supported(device);

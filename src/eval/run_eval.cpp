@@ -23,10 +23,6 @@ namespace {
 using clock = std::chrono::steady_clock;
 double since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
 
-int sampler_steps(const config::Config& cfg) {
-  return cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
-}
-
 // rows x columns frames -> one picture, a row per image.
 void write_strip(const std::string& path, const torch::Tensor& frames_u8) {
   const auto rows = frames_u8.size(0), cols = frames_u8.size(1);
@@ -79,6 +75,10 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 }
 
 }  // namespace
+
+int sampler_steps(const config::Config& cfg) {
+  return cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
+}
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
   comm.set_phase("evaluation", false);

@@ -16,6 +16,9 @@ struct EvalSummary {
   double sample_seconds = 0, metric_seconds = 0;
 };
 
+// Reverse steps the sample section asks for (ddpm: every timestep).
+int sampler_steps(const config::Config& cfg);
+
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device);
 
 // The report table printed at the end of a run.
