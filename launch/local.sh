@@ -35,6 +35,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 RUN_NAME="$(sed -n '/^run:/,/^[^ #]/s/^ *name: *\([^ #]*\).*/\1/p' "$CONFIG" | head -1)"
+for arg in "$@"; do case "$arg" in run.name=*) RUN_NAME="${arg#run.name=}" ;; esac; done
 OUT="results/${RUN_NAME:-run}"
 echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s): $CONFIG"
 start=$SECONDS

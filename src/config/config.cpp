@@ -300,7 +300,7 @@ void validate(const Config& c) {
   require(t.checkpoint_every >= 1, s, "train.checkpoint_every", "must be >= 1");
   require(t.keep_checkpoints >= 1, s, "train.keep_checkpoints", "must be >= 1, got " + str(t.keep_checkpoints));
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
-  require_one_of(s, "train.precision", t.precision, {"fp32", "bf16"});
+  require_one_of(s, "train.precision", t.precision, {"fp32", "bf16", "auto"});
   require_one_of(s, "train.on_write_error", t.on_write_error, {"stop", "continue"});
   require(t.max_bad_steps >= 0, s, "train.max_bad_steps", "must be >= 0 (0: stop at the first), got " + str(t.max_bad_steps));
 
@@ -315,7 +315,7 @@ void validate(const Config& c) {
   require(p.eta >= 0.0 && p.eta <= 1.0, s, "sample.eta", "must be in [0, 1], got " + str(p.eta));
   require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
   require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
-  require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16"});
+  require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16", "auto"});
 
   const auto& e = c.eval;
   require(!e.classifier.empty(), s, "eval.classifier", "must name an HDF5 file");

@@ -56,7 +56,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   double bucket_mb = 1.0;  // gradient all-reduce bucket size
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
-  std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32)
+  std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32) | auto
   int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
   bool cuda_graphs = false;  // replay forward + backward as one captured CUDA graph (CUDA only)
   std::string on_write_error = "stop";  // a failed checkpoint or run.h5 write: stop | continue
@@ -71,7 +71,7 @@ struct SampleConfig {
   std::int64_t batch_size = 250;       // per rank
   bool clip_x0 = true;
   bool use_ema = true;
-  std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision)
+  std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision) | auto
   bool cuda_graphs = false;        // replay each batch size's forward pass as a CUDA graph (CUDA only)
 };
 

@@ -43,6 +43,7 @@ void warn_unavailable_once(const std::string& key, const std::string& what, cons
 }
 
 bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key) {
+  if (precision == "auto") return !device.is_cuda() && bf16_supported(device);
   if (precision != "bf16") return false;
   std::string why;
   if (bf16_supported(device, &why)) return true;

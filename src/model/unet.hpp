@@ -7,6 +7,10 @@
 
 namespace ddpm::model {
 
+// While `training`, zeroes each element with probability p and scales the rest
+// by 1 / (1 - p); the identity otherwise.
+torch::Tensor inverted_dropout(const torch::Tensor& x, double p, bool training);
+
 class ResBlockImpl : public torch::nn::Module {
  public:
   ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout);
@@ -18,7 +22,7 @@ class ResBlockImpl : public torch::nn::Module {
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
   torch::nn::Linear temb_proj{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  double dropout_p = 0;
 };
 TORCH_MODULE(ResBlock);
 

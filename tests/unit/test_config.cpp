@@ -64,8 +64,8 @@ TEST(Config, ImpossibleValuesSayWhatIsAllowed) {
   EXPECT_CONTAINS(error_of("train: {lr: -1}"), "key 'train.lr' must be > 0");
   EXPECT_CONTAINS(error_of("model: {channel_mult: []}"), "key 'model.channel_mult' must list at least one");
   EXPECT_CONTAINS(error_of("sample: {sampler: euler}"), "key 'sample.sampler' is 'euler'; allowed: ddpm, ddim");
-  EXPECT_CONTAINS(error_of("train: {precision: fp16}"), "key 'train.precision' is 'fp16'; allowed: fp32, bf16");
-  EXPECT_CONTAINS(error_of("sample: {precision: half}"), "key 'sample.precision' is 'half'; allowed: fp32, bf16");
+  EXPECT_CONTAINS(error_of("train: {precision: fp16}"), "key 'train.precision' is 'fp16'; allowed: fp32, bf16, auto");
+  EXPECT_CONTAINS(error_of("sample: {precision: half}"), "key 'sample.precision' is 'half'; allowed: fp32, bf16, auto");
   EXPECT_CONTAINS(error_of("train: {max_bad_steps: -1}"), "key 'train.max_bad_steps' must be >= 0");
   EXPECT_CONTAINS(error_of("sample: {sampler: ddpm, steps: 50}"), "use sampler: ddim for fewer steps");
   EXPECT_CONTAINS(error_of("model: {base_channels: 12, groups: 8}"), "key 'model.groups' must divide");

@@ -90,8 +90,10 @@ TEST(Precision, Bf16ForwardIsCloseToFp32AndTrains) {
   }
 }
 
-TEST(Precision, Fp32KeyNeverAsksForBf16) {
-  EXPECT_FALSE(model::resolve_bf16("fp32", torch::Device(torch::kCPU), "train.precision"));
-  EXPECT_EQ(model::resolve_bf16("bf16", torch::Device(torch::kCPU), "train.precision"),
-            model::bf16_supported(torch::Device(torch::kCPU)));
+TEST(Precision, Fp32KeyNeverAsksForBf16AndAutoFollowsTheCpu) {
+  const torch::Device cpu(torch::kCPU);
+  EXPECT_FALSE(model::resolve_bf16("fp32", cpu, "train.precision"));
+  EXPECT_EQ(model::resolve_bf16("bf16", cpu, "train.precision"), model::bf16_supported(cpu));
+  EXPECT_EQ(model::resolve_bf16("auto", cpu, "train.precision"), model::bf16_supported(cpu));
+  EXPECT_FALSE(model::resolve_bf16("auto", torch::Device(torch::kCUDA, 0), "train.precision"));
 }

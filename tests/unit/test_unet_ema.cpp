@@ -39,6 +39,28 @@ TEST(UNet, TimestepEmbeddingIsSinCosOfScaledTime) {
   }
 }
 
+TEST(UNet, DropoutZeroesAShareOfPAndKeepsTheMean) {
+  torch::manual_seed(3);
+  const double p = 0.25;
+  auto x = torch::full({1'000'000}, 2.0, torch::requires_grad());
+  auto y = model::inverted_dropout(x, p, true);
+  // Binomial share of zeros: 4.3e-4 standard deviation at this size, so 3e-3 is about 7 sigma.
+  EXPECT_NEAR((y == 0).to(torch::kFloat64).mean().item<double>(), p, 3e-3);
+  EXPECT_TRUE(torch::allclose(y.masked_select(y != 0), torch::full({1}, 2.0 / (1 - p))));
+  EXPECT_NEAR(y.mean().item<double>(), 2.0, 2e-2);
+  // The gradient is the same mask and scale.
+  y.sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), y.detach() / 2.0));
+  // Evaluation, or p = 0: the input itself.
+  EXPECT_TRUE(model::inverted_dropout(x, p, false).is_same(x));
+  EXPECT_TRUE(model::inverted_dropout(x, 0.0, true).is_same(x));
+  // The same generator state draws the same mask (resume relies on it).
+  torch::manual_seed(7);
+  auto a = model::inverted_dropout(x.detach(), p, true);
+  torch::manual_seed(7);
+  EXPECT_TRUE(torch::equal(a, model::inverted_dropout(x.detach(), p, true)));
+}
+
 TEST(Ema, UpdateFollowsDecayArithmeticWithWarmup) {
   auto live = torch::nn::Linear(2, 1), shadow = torch::nn::Linear(2, 1);
   model::Ema ema(*live, *shadow, 0.9);
