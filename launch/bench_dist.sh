@@ -2,15 +2,18 @@
 # Training throughput of one config on 1 rank x 1 thread, 1 rank x all cores and N ranks x 1
 # thread, the communication-wait fraction, and the ratio of N x 1 to 1 x 1.
 #   launch/bench_dist.sh [CONFIG] [PARTS] [ddpm_dist arguments]
-# PARTS: training variants of `ddpm_dist bench --only` (default train,no_overlap; e.g. bf16).
+# PARTS: parts of `ddpm_dist bench --only` (default allreduce,train,no_overlap; e.g. allreduce,bf16).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CONFIG="${1:-configs/mnist.yaml}"
-PARTS="${2:-train,no_overlap}"
+PARTS="${2:-allreduce,train,no_overlap}"
 shift $(( $# > 2 ? 2 : $# ))
 CORES="$(nproc)"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+# The allocator launch/local.sh gives the ranks, so that the figures are the ones a run gets.
+source "$ROOT/launch/allocator.sh"
+echo "== malloc: ${DDPM_TCMALLOC:-glibc} (DDPM_MALLOC=glibc for glibc's)"
 
 # bench NP THREADS BINDING: prints the bench lines of that layout.
 bench() {

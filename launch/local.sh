@@ -19,10 +19,9 @@ THREADS=$(( CORES / NP > 0 ? CORES / NP : 1 ))
 
 # On SIGTERM or Ctrl-C mpirun sends the ranks SIGTERM and SIGKILL 1 s later; 60 s lets them finish
 # the step and write the checkpoint.
-# glibc's default mmap threshold makes large activations page-fault on every step; a fixed one
-# measured +9% training and +13% sampling here (docs/performance.md). jemalloc was 2x slower.
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864}"
+source "$ROOT/launch/allocator.sh"
 MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" -x GLIBC_TUNABLES --mca odls_base_sigkill_timeout 60)
+if [ -n "${LD_PRELOAD:-}" ]; then MPI_FLAGS+=(-x LD_PRELOAD); fi
 # More ranks than cores needs --oversubscribe (Open MPI refuses otherwise: "not enough slots");
 # otherwise each rank is pinned to its own cores.
 if [ "$NP" -gt "$CORES" ]; then
@@ -37,7 +36,7 @@ fi
 RUN_NAME="$(sed -n '/^run:/,/^[^ #]/s/^ *name: *\([^ #]*\).*/\1/p' "$CONFIG" | head -1)"
 for arg in "$@"; do case "$arg" in run.name=*) RUN_NAME="${arg#run.name=}" ;; esac; done
 OUT="results/${RUN_NAME:-run}"
-echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s): $CONFIG"
+echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s), malloc: ${DDPM_TCMALLOC:-glibc}: $CONFIG"
 start=$SECONDS
 mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "$@"
 echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"

@@ -12,8 +12,7 @@
 #   NCCL_IB_HCA=mlx5_0       the InfiniBand adapters (NCCL_IB_DISABLE=1 forces sockets)
 #   NCCL_DEBUG=INFO          which transport each ring uses (WARN by default here)
 export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
-# A fixed glibc mmap threshold keeps large CPU tensors off mmap/munmap each step (docs/performance.md).
-export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864}"
+source "${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}/launch/allocator.sh"
 
 ddpm_run_job() {
   local root="${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}"

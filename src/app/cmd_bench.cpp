@@ -96,6 +96,24 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
     report("comm_wait_fraction_" + v.tag, waits.max().item<double>(), "of step time (max over ranks)");
 }
 
+// The all-reduce itself, apart from the waiting for a slower rank that comm_wait_fraction also
+// holds: every rank enters a barrier first, then one all-reduce of all gradients is timed.
+void bench_allreduce(Session& s, model::UNet& net) {
+  std::int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  auto grads = torch::ones({n}, torch::TensorOptions().device(s.ctx.device()));
+  std::vector<double> t;
+  for (int i = 0; i < 12; ++i) {
+    s.comm->barrier();
+    const auto a = clock::now();
+    s.comm->allreduce_sum(grads);
+    sync(s.ctx.device());
+    if (i >= 2) t.push_back(seconds_since(a));
+  }
+  report("allreduce_ms", median(t) * 1e3,
+         "ms (all gradients, " + std::to_string(n * 4 / 1000) + " kB fp32, in one all-reduce after a barrier)");
+}
+
 // Sampling throughput: a few DDIM steps over one batch per rank.
 void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool bf16, bool graphs) {
   const auto& cfg = s.cfg;
@@ -188,6 +206,7 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
       {"graphs", {"fp32_graphs", true, false, false, true}},
       {"bf16_graphs", {"bf16_graphs", true, true, false, true}},
   };
+  if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
   for (const auto& [part, v] : variants) {
     if (!want(part) || (!v.overlap && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
                              "(fp32, bf16, channels-last, CUDA graphs) and sampling img-steps/s");
   std::vector<std::string> bench_parts;
-  const std::vector<std::string> all_parts{"matmul",      "conv",        "train",         "no_overlap",
+  const std::vector<std::string> all_parts{"matmul",      "conv",        "allreduce",     "train",         "no_overlap",
                                            "bf16",        "channels_last", "graphs",      "bf16_graphs",
                                            "sample",      "sample_bf16", "sample_graphs", "sample_bf16_graphs",
                                            "sample_configured"};
