@@ -21,6 +21,8 @@ ddpm_tcmalloc_path() {
   done
 }
 
+# What mpirun needs to hand all of this to its ranks (the launchers append it).
+DDPM_ALLOCATOR_MPI_FLAGS=(-x GLIBC_TUNABLES)
 if [ "${DDPM_MALLOC:-tcmalloc}" = tcmalloc ]; then
   DDPM_TCMALLOC="$(ddpm_tcmalloc_path)"
   if [ -n "$DDPM_TCMALLOC" ]; then
@@ -30,3 +32,4 @@ if [ "${DDPM_MALLOC:-tcmalloc}" = tcmalloc ]; then
     esac
   fi
 fi
+if [ -n "${LD_PRELOAD:-}" ]; then DDPM_ALLOCATOR_MPI_FLAGS+=(-x LD_PRELOAD); fi

@@ -19,7 +19,7 @@ echo "== malloc: ${DDPM_TCMALLOC:-glibc} (DDPM_MALLOC=glibc for glibc's)"
 bench() {
   local np="$1" threads="$2" binding="$3"
   shift 3
-  mpirun -n "$np" --bind-to "$binding" -x OMP_NUM_THREADS="$threads" build/ddpm_dist bench "$CONFIG" \
+  mpirun -n "$np" --bind-to "$binding" -x OMP_NUM_THREADS="$threads" "${DDPM_ALLOCATOR_MPI_FLAGS[@]}" build/ddpm_dist bench "$CONFIG" \
     --only "$PARTS" --set run.threads="$threads" "$@" 2>&1 | grep "bench " | sed 's/.*bench /bench /'
 }
 # The first training variant's img/s.

@@ -20,8 +20,7 @@ THREADS=$(( CORES / NP > 0 ? CORES / NP : 1 ))
 # On SIGTERM or Ctrl-C mpirun sends the ranks SIGTERM and SIGKILL 1 s later; 60 s lets them finish
 # the step and write the checkpoint.
 source "$ROOT/launch/allocator.sh"
-MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" -x GLIBC_TUNABLES --mca odls_base_sigkill_timeout 60)
-if [ -n "${LD_PRELOAD:-}" ]; then MPI_FLAGS+=(-x LD_PRELOAD); fi
+MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" "${DDPM_ALLOCATOR_MPI_FLAGS[@]}" --mca odls_base_sigkill_timeout 60)
 # More ranks than cores needs --oversubscribe (Open MPI refuses otherwise: "not enough slots");
 # otherwise each rank is pinned to its own cores.
 if [ "$NP" -gt "$CORES" ]; then

@@ -27,13 +27,14 @@ void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-// Median wall time of `repeats` calls after `warmup` untimed ones.
-template <class F>
-double median_seconds(const torch::Device& device, int warmup, int repeats, F&& f) {
+// Median wall time of `repeats` calls after `warmup` untimed ones; `untimed` runs before each.
+template <class F, class G = void (*)()>
+double median_seconds(const torch::Device& device, int warmup, int repeats, F&& f, G&& untimed = [] {}) {
   for (int i = 0; i < warmup; ++i) f();
   sync(device);
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
+    untimed();
     const auto a = clock::now();
     f();
     sync(device);
@@ -99,19 +100,11 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
 // The all-reduce itself, apart from the waiting for a slower rank that comm_wait_fraction also
 // holds: every rank enters a barrier first, then one all-reduce of all gradients is timed.
 void bench_allreduce(Session& s, model::UNet& net) {
-  std::int64_t n = 0;
-  for (const auto& p : net->parameters()) n += p.numel();
-  auto grads = torch::ones({n}, torch::TensorOptions().device(s.ctx.device()));
-  std::vector<double> t;
-  for (int i = 0; i < 12; ++i) {
-    s.comm->barrier();
-    const auto a = clock::now();
-    s.comm->allreduce_sum(grads);
-    sync(s.ctx.device());
-    if (i >= 2) t.push_back(seconds_since(a));
-  }
-  report("allreduce_ms", median(t) * 1e3,
-         "ms (all gradients, " + std::to_string(n * 4 / 1000) + " kB fp32, in one all-reduce after a barrier)");
+  auto grads = torch::ones({net->parameter_count()}, torch::TensorOptions().device(s.ctx.device()));
+  const double sec = median_seconds(
+      s.ctx.device(), 2, 10, [&] { s.comm->allreduce_sum(grads); }, [&] { s.comm->barrier(); });
+  report("allreduce_ms", sec * 1e3,
+         "ms (all gradients, " + std::to_string(grads.nbytes() / 1000) + " kB fp32, in one all-reduce after a barrier)");
 }
 
 // Sampling throughput: a few DDIM steps over one batch per rank.

@@ -30,7 +30,8 @@ torch::Tensor inverted_dropout(const torch::Tensor& x, double p, bool training) 
   torch::Tensor keep;
   {
     torch::NoGradGuard no_grad;
-    keep = (torch::empty_like(x).uniform_() >= p).to(x.scalar_type()).mul_(1.0 / (1.0 - p));
+    // In place: every fresh activation-sized tensor costs (see launch/allocator.sh).
+    keep = torch::empty_like(x).uniform_().ge_(p).mul_(1.0 / (1.0 - p));
   }
   return x * keep;
 }
