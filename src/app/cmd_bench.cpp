@@ -55,6 +55,7 @@ struct TrainVariant {
   bool bf16 = false;
   bool channels_last = false;
   bool graphs = false;
+  bool balance = true;  // train.balance (CPU, more than one rank)
 };
 
 // Training throughput, achieved GFLOP/s and the share of step time spent waiting for gradient
@@ -65,13 +66,15 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
   cfg.train.overlap = v.overlap;
   cfg.train.precision = v.bf16 ? "bf16" : "fp32";
   cfg.train.cuda_graphs = v.graphs;
+  cfg.train.balance = v.balance;
   train::Trainer trainer(cfg, synthetic, s.ctx.device(), *s.comm);
   // resolve_bf16 and resolve_cuda_graphs said why
   if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
   if (v.channels_last)
     for (auto& p : trainer.model()->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
-  const int warmup = 2, repeats = 7;
+  // Warm-up includes the steps in which the balancer finds the split (two or three).
+  const int warmup = 4, repeats = 7;
   for (int i = 0; i < warmup; ++i) trainer.train_step();
   const double wait_before = trainer.comm_wait_seconds();
   std::vector<double> times;
@@ -95,6 +98,13 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
     report("train_fraction_of_matmul_" + v.tag, gflops_per_rank / matmul_gflops, "of the fp32 matrix-product rate");
   if (s.comm->rank() == 0 && s.comm->size() > 1)
     report("comm_wait_fraction_" + v.tag, waits.max().item<double>(), "of step time (max over ranks)");
+  if (trainer.balancer().enabled()) {
+    const auto& rows = trainer.balancer().rows();
+    std::string split;
+    for (auto r : rows) split += (split.empty() ? "" : "/") + std::to_string(r);
+    const auto [lo, hi] = std::minmax_element(rows.begin(), rows.end());
+    report("train_rows_max_over_min_" + v.tag, double(*hi) / double(*lo), "(rows per rank at the end: " + split + ")");
+  }
 }
 
 // The all-reduce itself, apart from the waiting for a slower rank that comm_wait_fraction also
@@ -195,13 +205,15 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
       {"train", {"fp32", true, false, false}},
       {"no_overlap", {"fp32_no_overlap", false, false, false}},
       {"bf16", {"bf16", true, true, false}},
+      {"unbalanced", {"fp32_unbalanced", true, false, false, false, false}},
+      {"bf16_unbalanced", {"bf16_unbalanced", true, true, false, false, false}},
       {"channels_last", {"fp32_channels_last", true, false, true}},
       {"graphs", {"fp32_graphs", true, false, false, true}},
       {"bf16_graphs", {"bf16_graphs", true, true, false, true}},
   };
   if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
   for (const auto& [part, v] : variants) {
-    if (!want(part) || (!v.overlap && s.comm->size() == 1)) continue;
+    if (!want(part) || ((!v.overlap || !v.balance) && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);
   }
   net->to(device);

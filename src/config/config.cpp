@@ -61,6 +61,7 @@ void visit(Config& c, V& v) {
   v.field("keep_checkpoints", c.train.keep_checkpoints);
   v.field("bucket_mb", c.train.bucket_mb);
   v.field("overlap", c.train.overlap);
+  v.field("balance", c.train.balance);
   v.field("precision", c.train.precision);
   v.field("max_bad_steps", c.train.max_bad_steps);
   v.field("cuda_graphs", c.train.cuda_graphs);

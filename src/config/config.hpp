@@ -56,6 +56,7 @@ struct TrainConfig {
   int keep_checkpoints = 3;
   double bucket_mb = 1.0;  // gradient all-reduce bucket size
   bool overlap = true;     // all-reduce buckets during backward (false: after it)
+  bool balance = true;     // CPU ranks: split each global batch by measured rank speed (train/batch_balance.hpp)
   std::string precision = "fp32";  // fp32 | bf16 (autocast; norms, softmax, loss and state in fp32) | auto
   int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
   bool cuda_graphs = false;  // replay forward + backward as one captured CUDA graph (CUDA only)

@@ -20,13 +20,17 @@ BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::
 }
 
 torch::Tensor BatchPlan::indices(std::int64_t step, int rank, int world) {
+  const auto [begin, end] = rank_slice(batch_, rank, world);
+  return rows(step, begin, end);
+}
+
+torch::Tensor BatchPlan::rows(std::int64_t step, std::int64_t begin, std::int64_t end) {
   const std::int64_t epoch = epoch_of(step);
   if (epoch != cached_epoch_) {
     auto gen = make_generator(seed_, Stream::EpochPermutation, static_cast<std::uint64_t>(epoch));
     permutation_ = torch::randperm(size_, gen, torch::kLong);
     cached_epoch_ = epoch;
   }
-  const auto [begin, end] = rank_slice(batch_, rank, world);
   const std::int64_t offset = (step % steps_per_epoch_) * batch_;
   return permutation_.slice(0, offset + begin, offset + end);
 }

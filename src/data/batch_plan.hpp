@@ -1,7 +1,8 @@
 // Which examples each training step uses. The global batch of a step is a pure function of
 // (seed, step): one permutation per epoch seeded by (seed, epoch), cut into consecutive global
-// batches (the tail that does not fill a batch is dropped). Rank r of W takes the r-th of W equal
-// slices, so N ranks together see exactly the examples that one rank would.
+// batches (the tail that does not fill a batch is dropped). Ranks take consecutive slices of it
+// (equal ones, or those of train::BatchBalancer), so N ranks together see exactly the examples
+// that one rank would.
 #pragma once
 
 #include <torch/types.h>
@@ -16,7 +17,9 @@ class BatchPlan {
 
   std::int64_t steps_per_epoch() const { return steps_per_epoch_; }
   std::int64_t epoch_of(std::int64_t step) const { return step / steps_per_epoch_; }
-  // int64 indices into the data set for this rank's slice of step `step` (0-based).
+  // int64 indices into the data set for rows [begin, end) of the global batch of step `step` (0-based).
+  torch::Tensor rows(std::int64_t step, std::int64_t begin, std::int64_t end);
+  // The rows of rank `rank`'s equal slice (rank_slice).
   torch::Tensor indices(std::int64_t step, int rank, int world);
 
  private:

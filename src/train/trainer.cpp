@@ -23,6 +23,14 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+// The progress line's "rows 70/58": how the balancer splits the global batch now.
+std::string rows_note(const BatchBalancer& balancer) {
+  if (!balancer.enabled()) return "";
+  std::string note = "  rows ";
+  for (std::size_t r = 0; r < balancer.rows().size(); ++r) note += (r ? "/" : "") + std::to_string(balancer.rows()[r]);
+  return note;
+}
+
 }  // namespace
 
 Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
@@ -35,6 +43,8 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
       world_(comm.size()),
       diffusion_(cfg.diffusion),
       plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed),
+      // A GPU's host clock does not see when its queued work ends, and the GPUs of a job are alike.
+      balancer_(cfg.train.batch_size, world_, cfg.train.balance && !device.is_cuda()),
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
       graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")),
       images_(train_set.images.to(device)) {
@@ -95,7 +105,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, 
 }
 
 torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                        bool poison) {
+                                        double grad_scale, bool poison) {
   torch::Tensor loss;
   {
     // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
@@ -104,17 +114,21 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Te
                            x0, t, eps);
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
-  loss.backward();
+  (grad_scale == 1.0 ? loss : loss * grad_scale).backward();
   return loss;
 }
 
 StepStats Trainer::train_step() {
   model_->train();
-  const auto [begin, end] = data::rank_slice(cfg_.train.batch_size, rank_, world_);
+  const std::int64_t B = cfg_.train.batch_size;
+  const auto [begin, end] = balancer_.slice(rank_);
   // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
-  // depend on the world size.
+  // depend on the world size or the split.
   auto [t, eps] = draw_noise(begin, end);
-  auto idx = plan_.indices(step_, rank_, world_).to(device_);
+  auto idx = plan_.rows(step_, begin, end).to(device_);
+  // Each rank's gradient is of its slice mean; weighted by the slice's share of the batch (times
+  // the world size, which GradSync's average divides by), the average is the global batch mean.
+  const double share = double(end - begin) / double(B);
   auto x0 = data::to_model_range(images_.index_select(0, idx));
 
   StepStats stats;
@@ -130,6 +144,7 @@ StepStats Trainer::train_step() {
   torch::manual_seed(derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
                                   static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
   grad_sync_->prepare();
+  const auto compute_start = std::chrono::steady_clock::now();
   torch::Tensor loss;
   if (graphs_) {
     if (!step_graph_) {
@@ -139,7 +154,7 @@ StepStats Trainer::train_step() {
       auto& g = *step_graph_;
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
         for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
-        g.loss = forward_backward(g.x0, g.t, g.eps, false);
+        g.loss = forward_backward(g.x0, g.t, g.eps, 1.0, false);
       });
     }
     auto& g = *step_graph_;
@@ -151,20 +166,34 @@ StepStats Trainer::train_step() {
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
     optimizer_->zero_grad();
-    loss = forward_backward(x0, t, eps, fault::nan_loss(step_, rank_));
+    loss = forward_backward(x0, t, eps, share * world_, fault::nan_loss(step_, rank_));
   }
+  // Without the wait for the others: what this rank's rows cost it.
+  double compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
+  fault::slow_down(step_, rank_, compute_s);
+  compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
   stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
-  stats.loss = loss.item<double>();
   // The gradient norm is the same on every rank (the gradients are averaged), a loss is not: a
   // rank with a non-finite loss must stop all ranks from updating, and a stop signal to one rank
-  // must stop all at this step. One all-reduce carries both.
-  auto flags = torch::tensor({stop::requested() != 0 ? 1.0 : 0.0, std::isfinite(stats.loss) ? 0.0 : 1.0}, torch::kFloat64);
-  comm_.allreduce_sum(flags);
-  stats.stop_requested = flags[0].item<double>() > 0.0;
-  stats.skipped = flags[1].item<double>() > 0.0 || !std::isfinite(stats.grad_norm);
+  // must stop all at this step. One all-reduce carries both, the global batch's mean loss, and
+  // each rank's compute time in its own slot (the others add zeros, so every rank receives the
+  // same figures exactly) for the balancer.
+  const double my_loss = loss.item<double>();
+  std::vector<double> flags(3 + world_, 0.0);
+  flags[0] = stop::requested() != 0 ? 1.0 : 0.0;
+  flags[1] = std::isfinite(my_loss) ? 0.0 : 1.0;
+  flags[2] = my_loss * share;
+  flags[3 + rank_] = compute_s;
+  auto reduced = torch::tensor(flags, torch::kFloat64);
+  comm_.allreduce_sum(reduced);
+  const double* f = reduced.data_ptr<double>();
+  stats.stop_requested = f[0] > 0.0;
+  stats.skipped = f[1] > 0.0 || !std::isfinite(stats.grad_norm);
+  stats.loss = f[2];
+  balancer_.observe(std::vector<double>(f + 3, f + 3 + world_));
   if (!stats.skipped) {
     optimizer_->step();
     ema_->update(*model_);
@@ -178,8 +207,9 @@ Trainer::Outcome Trainer::run() {
   const auto run_file = io::run_file_path(cfg_.out_dir());
   double wall_offset = 0.0;
   if (rank_ == 0) {
-    spdlog::info("training {} steps from step {}: global batch {} = {} per rank x {} ranks, {} steps per epoch",
+    spdlog::info("training {} steps from step {}: global batch {} = {} per rank x {} ranks{}, {} steps per epoch",
                  total, step_, cfg_.train.batch_size, cfg_.train.batch_size / world_, world_,
+                 balancer_.enabled() ? " to start with, then split by measured rank speed (train.balance)" : "",
                  plan_.steps_per_epoch());
     for (const auto& f : io::remove_stale_temporaries(cfg_.out_dir()))
       spdlog::info("removed {}, left by a writer that was killed", f);
@@ -214,15 +244,14 @@ Trainer::Outcome Trainer::run() {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
       // NaN when every step of the interval was skipped: there is no loss to report.
-      auto mean_loss = torch::tensor({loss_sum / double(loss_steps)}, torch::kFloat64);
-      comm_.allreduce_sum(mean_loss);
-      const double loss = mean_loss.item<double>() / world_;
+      const double loss = loss_sum / double(loss_steps);
       const double img_s = interval_steps * cfg_.train.batch_size / dt;
       const double elapsed = std::chrono::duration<double>(now - start).count();
       const double eta = elapsed / double(step_ - start_step) * double(total - step_);
       if (rank_ == 0) {
-        spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s  ETA {}", step_,
-                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, format_duration(eta));
+        spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s{}  ETA {}", step_,
+                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, rows_note(balancer_),
+                     format_duration(eta));
         // Rows that a failed write left behind go with this one (train.on_write_error: continue).
         unwritten_rows_.push_back({double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed});
         try {
@@ -254,7 +283,7 @@ void Trainer::check_bad_step(const StepStats& stats) {
   ++bad_total_;
   const int max_bad = cfg_.train.max_bad_steps;
   if (rank_ == 0)
-    spdlog::warn("step {}: non-finite loss or gradient norm (loss {} on rank 0, gradient norm {}); update skipped on "
+    spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, gradient norm {}); update skipped on "
                  "every rank ({} in a row, {} in all; train.max_bad_steps = {})",
                  step_, stats.loss, stats.grad_norm, bad_in_row_, bad_total_, max_bad);
   if (bad_in_row_ <= max_bad) return;

@@ -1,6 +1,7 @@
 // The training loop: Adam with linear warm-up, gradient clipping, EMA, progress logging and
 // checkpoints. Each step's global batch (examples, timesteps, noise) is a function of
-// (seed, step) alone; this rank computes only its slice of it.
+// (seed, step) alone; this rank computes only its slice of it, whose size train::BatchBalancer
+// sets from the ranks' measured speed (equal slices with train.balance: false or on CUDA).
 #pragma once
 
 #include <torch/torch.h>
@@ -17,12 +18,13 @@
 #include "model/diffusion.hpp"
 #include "model/ema.hpp"
 #include "model/unet.hpp"
+#include "train/batch_balance.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::train {
 
 struct StepStats {
-  double loss = 0.0;       // this rank's slice mean
+  double loss = 0.0;       // mean over the global batch (every rank has it)
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
   // A rank saw a non-finite loss, or the gradient norm is not finite: the update was skipped
@@ -59,6 +61,7 @@ class Trainer {
   const torch::optim::Adam& optimizer() const { return *optimizer_; }
   bool bf16() const { return bf16_; }
   bool cuda_graphs() const { return graphs_; }
+  const BatchBalancer& balancer() const { return balancer_; }
 
  private:
   const config::Config& cfg_;
@@ -72,6 +75,7 @@ class Trainer {
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
+  BatchBalancer balancer_;
   std::int64_t step_ = 0;
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
@@ -89,10 +93,10 @@ class Trainer {
 
   // This rank's rows of the step's timesteps and noise, drawn for the whole global batch.
   std::pair<torch::Tensor, torch::Tensor> draw_noise(std::int64_t begin, std::int64_t end);
-  // Forward and backward of this rank's slice; the gradients are left in the parameters. `poison`
-  // makes the loss NaN (fault injection).
+  // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
+  // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                 bool poison);
+                                 double grad_scale, bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);

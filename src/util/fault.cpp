@@ -33,7 +33,7 @@ std::optional<Plan> parse(const char* text) {
   p.kind = s.substr(0, at);
   static const std::set<std::string> kinds{"throw",           "kill",      "hang",
                                             "kill_in_checkpoint", "kill_in_run_file", "disk_full",
-                                            "disk_full_run_file", "nan"};
+                                            "disk_full_run_file", "nan",       "slow"};
   if (!kinds.count(p.kind)) {
     std::string known;
     for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
@@ -64,6 +64,12 @@ bool planned_here(std::int64_t step, int rank) {
 }  // namespace
 
 bool nan_loss(std::int64_t step, int rank) { return planned_here(step, rank) && plan()->kind == "nan"; }
+
+void slow_down(std::int64_t step, int rank, double compute_seconds) {
+  const auto& p = plan();
+  if (p && p->kind == "slow" && step >= p->step && (p->rank < 0 || p->rank == rank))
+    std::this_thread::sleep_for(std::chrono::duration<double>(compute_seconds));
+}
 
 void at(Point point, std::int64_t step, int rank) {
   if (!planned_here(step, rank)) return;

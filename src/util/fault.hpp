@@ -10,6 +10,8 @@
 //   disk_full           the checkpoint write of step STEP fails as on a full disk (ENOSPC)
 //   disk_full_run_file  the run.h5 write of the metrics of step STEP fails the same way
 //   nan                 a NaN loss at training step STEP (the numerical-fault path)
+//   slow                from training step STEP on, the rank's forward and backward take twice as
+//                       long (it sleeps as long again): a rank on a slower core
 #pragma once
 
 #include <cstdint>
@@ -22,5 +24,7 @@ enum class Point { TrainStep, CheckpointWrite, RunFileWrite };
 void at(Point point, std::int64_t step, int rank);
 // True when DDPM_FAULT asks for a NaN loss at this step and rank.
 bool nan_loss(std::int64_t step, int rank);
+// With DDPM_FAULT=slow@STEP[:RANK] from that step on: sleeps `compute_seconds`.
+void slow_down(std::int64_t step, int rank, double compute_seconds);
 
 }  // namespace ddpm::fault

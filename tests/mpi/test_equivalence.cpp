@@ -70,6 +70,29 @@ TEST_P(Equivalence, TwoRanksTrainLikeOneRankWithTheSameGlobalBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Overlap, Equivalence, ::testing::Bool());
 
+// Under CTest's mpi.np2.slow_rank, where DDPM_FAULT=slow@0:1 makes rank 1 take twice as long.
+TEST(Balance, ASlowRankGetsFewerRowsAndTheWeightsStayThoseOfOneRank) {
+  const char* fault = std::getenv("DDPM_FAULT");
+  if (!fault || std::string(fault) != "slow@0:1") GTEST_SKIP() << "needs DDPM_FAULT=slow@0:1 (CTest: mpi.np2.slow_rank)";
+  dist::MpiCommunicator world;
+  dist::SelfCommunicator self;
+  auto cfg = tiny(5, true);
+  cfg.train.batch_size = 32;
+  const int K = 8;
+  train::Trainer balanced(cfg, mnist(), torch::kCPU, world);
+  for (int i = 0; i < K; ++i) balanced.train_step();
+  const auto& rows = balanced.balancer().rows();
+  if (world.rank() == 0) std::cout << "rows after " << K << " steps: " << rows[0] << "/" << rows[1] << "\n";
+  // 2 : 1 would be 21/11; equal is 16/16.
+  EXPECT_LE(rows[1], 13);
+  EXPECT_EQ(rows[0] + rows[1], 32);
+  cfg.train.balance = false;
+  const auto one = train_steps(cfg, self, K);
+  const double diff = relative_difference(flat_weights(balanced), one);
+  if (world.rank() == 0) std::cout << "relative difference balanced 2 ranks vs 1 rank: " << diff << "\n";
+  EXPECT_LT(diff, 1e-5);
+}
+
 TEST(DistributedSampling, TwoRanksGiveTheImagesOfOneRankBitwise) {
   dist::MpiCommunicator world;
   const auto cfg = tiny(7, true);

@@ -108,4 +108,7 @@ TEST(BatchPlan, EpochIsAPermutationAndRankSlicesTileTheGlobalBatch) {
   EXPECT_TRUE(torch::equal(halves, plan.indices(13, 0, 1)));
   // Another epoch is another permutation.
   EXPECT_FALSE(torch::equal(plan.indices(3, 0, 1), plan.indices(13, 0, 1)));
+  // Unequal slices, as the balancer cuts them, tile it as well.
+  auto uneven = torch::cat({plan.rows(13, 0, 3), plan.rows(13, 3, 10)});
+  EXPECT_TRUE(torch::equal(uneven, plan.indices(13, 0, 1)));
 }
