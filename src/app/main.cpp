@@ -54,10 +54,11 @@ int main(int argc, char** argv) {
   auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
   auto* classifier = add("classifier", "train the evaluation classifier and store it in eval.classifier");
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
-                             "(fp32, bf16, channels-last, CUDA graphs) and sampling img-steps/s");
+                             "(fp32, bf16, without the batch balancer, channels-last, CUDA graphs) and sampling img-steps/s");
   std::vector<std::string> bench_parts;
   const std::vector<std::string> all_parts{"matmul",      "conv",        "allreduce",     "train",         "no_overlap",
-                                           "bf16",        "channels_last", "graphs",      "bf16_graphs",
+                                           "bf16",        "unbalanced",    "bf16_unbalanced", "channels_last",
+                                           "graphs",      "bf16_graphs",
                                            "sample",      "sample_bf16", "sample_graphs", "sample_bf16_graphs",
                                            "sample_configured"};
   std::string parts_help = "measure only these (default: all but sample_configured):";

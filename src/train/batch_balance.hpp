@@ -3,7 +3,7 @@
 //
 // On shared hosts one vCPU can run slower than another for minutes at a time (measured: 891 vs
 // 1149 ms for the same step on two ranks, docs/performance.md); with equal slices the faster rank
-// idles for the difference in every all-reduce. Each rank times its forward and backward, every
+// idles for the difference in every all-reduce. Each rank times its work in each step, every
 // rank receives every rank's time (train::Trainer sends them in the all-reduce each step already
 // makes), and all ranks derive the same split from the same figures, with no collective of its
 // own. The global batch itself (examples, timesteps, noise) never depends on the split.

@@ -119,6 +119,9 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Te
 }
 
 StepStats Trainer::train_step() {
+  using clock = std::chrono::steady_clock;
+  const auto step_start = clock::now();
+  const double wait_before = grad_sync_->wait_seconds();
   model_->train();
   const std::int64_t B = cfg_.train.batch_size;
   const auto [begin, end] = balancer_.slice(rank_);
@@ -144,7 +147,7 @@ StepStats Trainer::train_step() {
   torch::manual_seed(derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
                                   static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
   grad_sync_->prepare();
-  const auto compute_start = std::chrono::steady_clock::now();
+  const auto compute_start = clock::now();
   torch::Tensor loss;
   if (graphs_) {
     if (!step_graph_) {
@@ -168,10 +171,7 @@ StepStats Trainer::train_step() {
     optimizer_->zero_grad();
     loss = forward_backward(x0, t, eps, share * world_, fault::nan_loss(step_, rank_));
   }
-  // Without the wait for the others: what this rank's rows cost it.
-  double compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
-  fault::slow_down(step_, rank_, compute_s);
-  compute_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - compute_start).count();
+  fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
@@ -186,7 +186,12 @@ StepStats Trainer::train_step() {
   flags[0] = stop::requested() != 0 ? 1.0 : 0.0;
   flags[1] = std::isfinite(my_loss) ? 0.0 : 1.0;
   flags[2] = my_loss * share;
-  flags[3 + rank_] = compute_s;
+  // This rank's busy time: the step so far without the wait for the others' gradients, plus the
+  // previous step's update (which follows this all-reduce, so it is reported a step late). The
+  // work that does not grow with the rows is in it too: a slower core takes longer over it, and
+  // the balancer then gives that rank fewer rows until the busy times are equal.
+  flags[3 + rank_] = std::chrono::duration<double>(clock::now() - step_start).count() -
+                     (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
   auto reduced = torch::tensor(flags, torch::kFloat64);
   comm_.allreduce_sum(reduced);
   const double* f = reduced.data_ptr<double>();
@@ -194,10 +199,12 @@ StepStats Trainer::train_step() {
   stats.skipped = f[1] > 0.0 || !std::isfinite(stats.grad_norm);
   stats.loss = f[2];
   balancer_.observe(std::vector<double>(f + 3, f + 3 + world_));
+  const auto update_start = clock::now();
   if (!stats.skipped) {
     optimizer_->step();
     ema_->update(*model_);
   }
+  update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
   return stats;
 }

@@ -76,6 +76,7 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
   BatchBalancer balancer_;
+  double update_seconds_ = 0.0;  // the last optimizer and EMA update, for the balancer
   std::int64_t step_ = 0;
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
