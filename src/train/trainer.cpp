@@ -179,8 +179,8 @@ StepStats Trainer::train_step() {
   // The gradient norm is the same on every rank (the gradients are averaged), a loss is not: a
   // rank with a non-finite loss must stop all ranks from updating, and a stop signal to one rank
   // must stop all at this step. One all-reduce carries both, the global batch's mean loss, and
-  // each rank's compute time in its own slot (the others add zeros, so every rank receives the
-  // same figures exactly) for the balancer.
+  // each rank's busy time in its own slot (the others add zeros, so every rank receives the same
+  // figures exactly) for the balancer.
   const double my_loss = loss.item<double>();
   std::vector<double> flags(3 + world_, 0.0);
   flags[0] = stop::requested() != 0 ? 1.0 : 0.0;
