@@ -100,10 +100,9 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
     report("comm_wait_fraction_" + v.tag, waits.max().item<double>(), "of step time (max over ranks)");
   if (trainer.balancer().enabled()) {
     const auto& rows = trainer.balancer().rows();
-    std::string split;
-    for (auto r : rows) split += (split.empty() ? "" : "/") + std::to_string(r);
     const auto [lo, hi] = std::minmax_element(rows.begin(), rows.end());
-    report("train_rows_max_over_min_" + v.tag, double(*hi) / double(*lo), "(rows per rank at the end: " + split + ")");
+    report("train_rows_max_over_min_" + v.tag, double(*hi) / double(*lo),
+           "(rows per rank at the end: " + trainer.balancer().describe() + ")");
   }
 }
 
@@ -150,11 +149,37 @@ void bench_sampling_as_configured(Session& s, model::UNet& net) {
              " rank(s)");
 }
 
+// The training variants, by their part name.
+const std::vector<std::pair<std::string, TrainVariant>>& train_variants() {
+  static const std::vector<std::pair<std::string, TrainVariant>> variants{
+      {"train", {"fp32", true, false, false}},
+      {"no_overlap", {"fp32_no_overlap", false, false, false}},
+      {"bf16", {"bf16", true, true, false}},
+      {"unbalanced", {"fp32_unbalanced", true, false, false, false, false}},
+      {"bf16_unbalanced", {"bf16_unbalanced", true, true, false, false, false}},
+      {"channels_last", {"fp32_channels_last", true, false, true}},
+      {"graphs", {"fp32_graphs", true, false, false, true}},
+      {"bf16_graphs", {"bf16_graphs", true, true, false, true}},
+  };
+  return variants;
+}
+
 }  // namespace
+
+const std::vector<std::string>& bench_parts() {
+  static const std::vector<std::string> parts = [] {
+    std::vector<std::string> p{"matmul", "conv", "allreduce"};
+    for (const auto& v : train_variants()) p.push_back(v.first);
+    for (const char* sampling : {"sample", "sample_bf16", "sample_graphs", "sample_bf16_graphs", "sample_configured"})
+      p.push_back(sampling);
+    return p;
+  }();
+  return parts;
+}
 
 void cmd_bench(Session& s, const std::vector<std::string>& parts) {
   const auto& cfg = s.cfg;
-  auto want = [&](const char* part) {
+  auto want = [&](const std::string& part) {
     return parts.empty() || std::find(parts.begin(), parts.end(), part) != parts.end();
   };
   const bool bf16_ok = model::bf16_supported(s.ctx.device());
@@ -201,18 +226,8 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
   // Synthetic images: speed does not depend on the pixels.
   data::Dataset synthetic{torch::randint(0, 256, {4096, cfg.model.image_size, cfg.model.image_size}, torch::kUInt8),
                           torch::zeros({4096}, torch::kUInt8)};
-  const std::vector<std::pair<const char*, TrainVariant>> variants{
-      {"train", {"fp32", true, false, false}},
-      {"no_overlap", {"fp32_no_overlap", false, false, false}},
-      {"bf16", {"bf16", true, true, false}},
-      {"unbalanced", {"fp32_unbalanced", true, false, false, false, false}},
-      {"bf16_unbalanced", {"bf16_unbalanced", true, true, false, false, false}},
-      {"channels_last", {"fp32_channels_last", true, false, true}},
-      {"graphs", {"fp32_graphs", true, false, false, true}},
-      {"bf16_graphs", {"bf16_graphs", true, true, false, true}},
-  };
   if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
-  for (const auto& [part, v] : variants) {
+  for (const auto& [part, v] : train_variants()) {
     if (!want(part) || ((!v.overlap || !v.balance) && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);
   }

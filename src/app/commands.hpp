@@ -31,8 +31,10 @@ Session start_session(dist::Context& ctx, const Options& opt);
 // False when training stopped early on a signal (a checkpoint of the step reached is written).
 bool cmd_train(Session& s);
 void cmd_sample(Session& s);
-// Prints "bench key=value unit" lines; `parts` picks some of matmul, conv, train, no_overlap,
-// bf16, channels_last, sample, sample_bf16 (empty: all).
+// The parts `ddpm_dist bench --only` accepts, in the order they run.
+const std::vector<std::string>& bench_parts();
+// Prints "bench key=value unit" lines; `parts` picks some of bench_parts() (empty: all but
+// sample_configured).
 void cmd_bench(Session& s, const std::vector<std::string>& parts);
 // Samples, measures FID / confidence / coverage and draws the pictures; prints the report table
 // with the wall time of `earlier_stages` and its own.

@@ -56,11 +56,7 @@ int main(int argc, char** argv) {
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
                              "(fp32, bf16, without the batch balancer, channels-last, CUDA graphs) and sampling img-steps/s");
   std::vector<std::string> bench_parts;
-  const std::vector<std::string> all_parts{"matmul",      "conv",        "allreduce",     "train",         "no_overlap",
-                                           "bf16",        "unbalanced",    "bf16_unbalanced", "channels_last",
-                                           "graphs",      "bf16_graphs",
-                                           "sample",      "sample_bf16", "sample_graphs", "sample_bf16_graphs",
-                                           "sample_configured"};
+  const auto& all_parts = app::bench_parts();
   std::string parts_help = "measure only these (default: all but sample_configured):";
   for (const auto& p : all_parts) parts_help += " " + p;
   bench->add_option("--only", bench_parts, parts_help)->delimiter(',')->check(CLI::IsMember(all_parts));

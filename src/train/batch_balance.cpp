@@ -70,6 +70,12 @@ BatchBalancer::BatchBalancer(std::int64_t global, int world, bool enabled)
     : global_(global), min_rows_(std::max<std::int64_t>(1, global / world / 4)), enabled_(enabled && world > 1),
       rows_(static_cast<std::size_t>(world), global / world) {}
 
+std::string BatchBalancer::describe() const {
+  std::string split;
+  for (auto r : rows_) split += (split.empty() ? "" : "/") + std::to_string(r);
+  return split;
+}
+
 std::pair<std::int64_t, std::int64_t> BatchBalancer::slice(int rank) const {
   const auto begin = std::accumulate(rows_.begin(), rows_.begin() + rank, std::int64_t{0});
   return {begin, begin + rows_[static_cast<std::size_t>(rank)]};

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,8 @@ class BatchBalancer {
 
   bool enabled() const { return enabled_; }
   const std::vector<std::int64_t>& rows() const { return rows_; }
+  // The rows per rank as the logs and the bench print them: "70/58".
+  std::string describe() const;
   // The [begin, end) rows of the global batch that `rank` computes.
   std::pair<std::int64_t, std::int64_t> slice(int rank) const;
   // Every rank's seconds for its rows of the last step, the same figures on every rank: updates

@@ -23,14 +23,6 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-// The progress line's "rows 70/58": how the balancer splits the global batch now.
-std::string rows_note(const BatchBalancer& balancer) {
-  if (!balancer.enabled()) return "";
-  std::string note = "  rows ";
-  for (std::size_t r = 0; r < balancer.rows().size(); ++r) note += (r ? "/" : "") + std::to_string(balancer.rows()[r]);
-  return note;
-}
-
 }  // namespace
 
 Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
@@ -257,7 +249,8 @@ Trainer::Outcome Trainer::run() {
       const double eta = elapsed / double(step_ - start_step) * double(total - step_);
       if (rank_ == 0) {
         spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s{}  ETA {}", step_,
-                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s, rows_note(balancer_),
+                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s,
+                     balancer_.enabled() ? "  rows " + balancer_.describe() : "",
                      format_duration(eta));
         // Rows that a failed write left behind go with this one (train.on_write_error: continue).
         unwritten_rows_.push_back({double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed});
