@@ -6,7 +6,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-"$ROOT/launch/setup.sh"
+"$ROOT/launch/setup.sh" "$@"
 
 GPUS="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)"
 CORES="$(nproc)"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up: Debian packages that are missing, MNIST (verified by SHA-256), the build.
 # A second run does nothing but a quick check and an incremental build.
+#   launch/setup.sh [CONFIG] [ddpm_dist arguments...]
+# Also fetches the data set that CONFIG or a `--set data.dataset=...` names: Fashion-MNIST is
+# Debian's dataset-fashion-mnist (gzipped IDX files in /usr/share/datasets/fashion-mnist).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -10,6 +13,17 @@ log() { echo "[setup] $*"; }
 PACKAGES=(cmake g++ make pkg-config libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
           libyaml-cpp-dev libspdlog-dev libgtest-dev libcli11-dev libpng-dev libopenblas0-openmp
           libtcmalloc-minimal4 python3-h5py python3-matplotlib ca-certificates)
+
+# The data sets named by the arguments (a configuration file, --set overrides).
+wants_fashion_mnist() {
+  local a
+  for a in "$@"; do
+    if [ -f "$a" ] && grep -Eq '^[^#]*dataset:[[:space:]]*fashion_mnist' "$a"; then return 0; fi
+    case "$a" in *data.dataset=fashion_mnist*) return 0 ;; esac
+  done
+  return 1
+}
+if wants_fashion_mnist "$@"; then PACKAGES+=(dataset-fashion-mnist); fi
 
 install_packages() {
   local missing=()

@@ -19,15 +19,15 @@ void cmd_eval(Session& s, const std::vector<std::pair<std::string, double>>& ear
 }
 
 void cmd_classifier(Session& s) {
-  const auto train_set = data::load_dataset(s.cfg.data.dir, data::Split::Train);
-  const auto test_set = data::load_dataset(s.cfg.data.dir, data::Split::Test);
+  const auto train_set = data::load_dataset(s.cfg.data_dir(), data::Split::Train);
+  const auto test_set = data::load_dataset(s.cfg.data_dir(), data::Split::Test);
   torch::manual_seed(derive_seed({s.cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Init)}));
   model::Classifier net;
   const double acc = eval::train_classifier(*s.comm, s.cfg, net, train_set, test_set, s.ctx.device());
   if (s.comm->rank() == 0) {
-    eval::save_classifier(s.cfg.eval.classifier, net, acc, s.cfg);
-    spdlog::info("classifier: test accuracy {:.2f}% on {} MNIST test images; written to {}", 100 * acc, test_set.size(),
-                 s.cfg.eval.classifier);
+    eval::save_classifier(s.cfg.classifier_path(), net, acc, s.cfg);
+    spdlog::info("classifier: test accuracy {:.2f}% on {} {} test images; written to {}", 100 * acc, test_set.size(), s.cfg.data.dataset,
+                 s.cfg.classifier_path());
   }
 }
 

@@ -35,8 +35,8 @@ std::string resume_source(const Session& s) {
 }  // namespace
 
 bool cmd_train(Session& s) {
-  const auto train_set = data::load_dataset(s.cfg.data.dir, data::Split::Train);
-  spdlog::info("{}: {} training images", s.cfg.data.dir, train_set.size());
+  const auto train_set = data::load_dataset(s.cfg.data_dir(), data::Split::Train);
+  spdlog::info("{}: {} training images", s.cfg.data_dir(), train_set.size());
   train::Trainer trainer(s.cfg, train_set, s.ctx.device(), *s.comm);
   spdlog::info("U-Net: {} parameters", trainer.model()->parameter_count());
   const auto from = resume_source(s);

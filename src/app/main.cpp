@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 
 #include "app/commands.hpp"
 #include "dist/context.hpp"
@@ -34,7 +36,14 @@ std::string resume_command(const std::vector<std::string>& args, int world) {
 int main(int argc, char** argv) {
   using namespace ddpm;
   stop::install();
-  dist::Context ctx(&argc, &argv);
+  std::unique_ptr<dist::Context> started;
+  try {
+    started = std::make_unique<dist::Context>(&argc, &argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddpm_dist: %s\n", e.what());
+    return 2;
+  }
+  dist::Context& ctx = *started;
   setup_logging(ctx.rank());
   CLI::App app{"ddpm_dist: distributed DDPM training and evaluation on MNIST"};
   app.require_subcommand(1);

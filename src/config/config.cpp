@@ -39,8 +39,6 @@ void visit(Config& c, V& v) {
   v.field("groups", c.model.groups);
   v.field("time_embed_mult", c.model.time_embed_mult);
   v.field("dropout", c.model.dropout);
-  v.field("image_size", c.model.image_size);
-  v.field("in_channels", c.model.in_channels);
 
   v.section("diffusion");
   v.field("timesteps", c.diffusion.timesteps);
@@ -274,11 +272,9 @@ void validate(const Config& c) {
                 str(m.base_channels * k) + "), got " + str(m.groups));
   require(m.time_embed_mult >= 1, s, "model.time_embed_mult", "must be >= 1");
   require(m.dropout >= 0.0 && m.dropout < 1.0, s, "model.dropout", "must be in [0, 1), got " + str(m.dropout));
-  require(m.image_size > 0, s, "model.image_size", "must be > 0");
-  require(m.image_size % (1 << (m.channel_mult.size() - 1)) == 0, s, "model.image_size",
-          "must be divisible by 2^(levels-1) = " + str(1 << (m.channel_mult.size() - 1)) +
-              " so that every level halves exactly, got " + str(m.image_size));
-  require(m.in_channels >= 1, s, "model.in_channels", "must be >= 1");
+  require(m.image_size % (1 << (m.channel_mult.size() - 1)) == 0, s, "model.channel_mult",
+          "has " + str(m.channel_mult.size()) + " levels, and the " + str(m.image_size) + "x" + str(m.image_size) +
+              " images do not halve exactly " + str(m.channel_mult.size() - 1) + " times; use at most 3 levels");
 
   const auto& d = c.diffusion;
   require(d.timesteps >= 2, s, "diffusion.timesteps", "must be >= 2, got " + str(d.timesteps));
@@ -319,7 +315,6 @@ void validate(const Config& c) {
   require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16", "auto"});
 
   const auto& e = c.eval;
-  require(!e.classifier.empty(), s, "eval.classifier", "must name an HDF5 file");
   require(e.classifier_epochs >= 1, s, "eval.classifier_epochs", "must be >= 1, got " + str(e.classifier_epochs));
   require_one_of(s, "eval.weights", e.weights, {"ema", "raw", "both"});
   require(e.batch_size >= 1, s, "eval.batch_size", "must be >= 1");
@@ -370,6 +365,40 @@ Config parse(const std::string& yaml_text, const std::string& source,
   visit(c, writer);
   c.yaml = writer.text();
   return c;
+}
+
+std::string Config::data_dir() const {
+  if (!data.dir.empty()) return data.dir;
+  return data.dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
+}
+
+std::string Config::classifier_path() const {
+  return eval.classifier.empty() ? "results/classifier_" + data.dataset + ".h5" : eval.classifier;
+}
+
+std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config& current) {
+  const YAML::Node stored = YAML::Load(stored_yaml);
+  const YAML::Node now = YAML::Load(current.yaml);
+  auto text = [](const YAML::Node& n) {
+    YAML::Emitter e;
+    e.SetDoublePrecision(15);
+    e << YAML::Flow << n;
+    return std::string(e.c_str());
+  };
+  std::vector<KeyChange> out;
+  for (const auto& sec : now) {
+    const auto name = sec.first.as<std::string>();
+    if (!stored[name] || !stored[name].IsMap()) continue;
+    for (const auto& kv : sec.second) {
+      const auto key = kv.first.as<std::string>();
+      // A key the stored file lacks came after it: its default keeps the old behaviour.
+      const YAML::Node before = stored[name][key];
+      if (!before) continue;
+      const auto a = text(before), b = text(kv.second);
+      if (a != b) out.push_back({name + "." + key, a, b});
+    }
+  }
+  return out;
 }
 
 Config load(const std::string& path, const std::vector<std::string>& overrides) {

@@ -20,7 +20,7 @@ struct RunConfig {
 
 struct DataConfig {
   std::string dataset = "mnist";  // mnist | fashion_mnist
-  std::string dir = "data/mnist";
+  std::string dir;                // empty: the data set's own folder (Config::data_dir)
 };
 
 struct ModelConfig {
@@ -32,6 +32,7 @@ struct ModelConfig {
   int groups = 8;
   int time_embed_mult = 4;
   double dropout = 0.1;
+  // The geometry of every MNIST-format data set (data::load_dataset checks it); not keys.
   int image_size = 28;
   int in_channels = 1;
 };
@@ -77,7 +78,7 @@ struct SampleConfig {
 };
 
 struct EvalConfig {
-  std::string classifier = "results/classifier.h5";  // trained on first use, reused after
+  std::string classifier;  // empty: results/classifier_<data.dataset>.h5; trained on first use, reused after
   int classifier_epochs = 3;
   std::uint64_t classifier_seed = 0;
   std::string weights = "ema";  // ema | raw | both
@@ -98,6 +99,11 @@ struct Config {
   std::string yaml;    // the resolved configuration as YAML text
 
   std::string out_dir() const { return run.out_dir.empty() ? "results/" + run.name : run.out_dir; }
+  // data.dir, or where launch/setup.sh puts the data set: data/mnist (fetched and verified), or
+  // Debian's dataset-fashion-mnist package.
+  std::string data_dir() const;
+  // eval.classifier, or results/classifier_<data.dataset>.h5: one classifier per data set.
+  std::string classifier_path() const;
 };
 
 // Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
@@ -105,5 +111,12 @@ struct Config {
 Config load(const std::string& path, const std::vector<std::string>& overrides = {});
 Config parse(const std::string& yaml_text, const std::string& source,
              const std::vector<std::string>& overrides = {});
+
+// The keys whose values differ between a resolved configuration stored earlier (a checkpoint's)
+// and `current`; keys that only one of them has are left out (added or removed since).
+struct KeyChange {
+  std::string key, before, now;
+};
+std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config& current);
 
 }  // namespace ddpm::config

@@ -15,6 +15,11 @@ Dataset load_dataset(const std::string& dir, Split split) {
                 " labels but " + prefix + "-images-idx3-ubyte holds " +
                 std::to_string(d.images.size(0)) +
                 " images; the two files come from different sets — run launch/setup.sh again");
+  // The U-Net and the evaluation classifier are built for the MNIST format's 1 x 28 x 28.
+  if (d.images.size(1) != 28 || d.images.size(2) != 28)
+    throw Error(prefix + "-images-idx3-ubyte: images of " + std::to_string(d.images.size(1)) + "x" +
+                std::to_string(d.images.size(2)) + " pixels; ddpm_dist trains on MNIST-format sets of 28x28 "
+                "grey images (data.dataset: mnist or fashion_mnist)");
   return d;
 }
 

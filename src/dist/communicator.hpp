@@ -10,7 +10,14 @@
 
 namespace ddpm::dist {
 
-// An operation in flight; wait() returns when its result is in the tensor.
+// An operation in flight.
+//
+// The completion contract every communicator meets (docs/distributed.md): wait() returns only
+// once the result is in the tensor and visible to whatever the caller does next, on the host or on
+// the device; until then the tensor belongs to the communicator. An operation started between
+// group_begin() and group_end() may not start before group_end() (NCCL enqueues nothing until
+// ncclGroupEnd), so its completion can only be established there: wait() is called after
+// group_end(), never before.
 class Work {
  public:
   virtual ~Work() = default;
@@ -43,6 +50,9 @@ class Communicator {
   // waits in it are to be timed (dist/watchdog.hpp): false where ranks legitimately wait long for
   // one another (one rank samples a batch more, rank 0 alone computes metrics).
   virtual void set_phase(const std::string&, bool /*timed*/ = true) {}
+  // Ends this rank's part in every operation in flight so that the process can exit (the
+  // watchdog, before it ends the job): NCCL's ncclCommAbort. Called from another thread.
+  virtual void abort() {}
 };
 
 class SelfCommunicator final : public Communicator {

@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "dist/mpi_check.hpp"
 #include "dist/mpi_communicator.hpp"
 #include "dist/nccl_communicator.hpp"
 #include "util/error.hpp"
@@ -17,15 +18,26 @@ namespace ddpm::dist {
 Context::Context(int* argc, char*** argv) {
   int provided = 0;
   // Only the main thread calls MPI (CPU autograd runs hooks on the thread that calls backward).
-  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-  MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    throw Error("MPI_Init_thread failed; check the MPI installation (mpirun --version)");
+  init_mpi_errors();
+  if (provided < MPI_THREAD_FUNNELED)
+    throw Error("this MPI library gives thread level " + std::to_string(provided) +
+                ", and ddpm_dist needs MPI_THREAD_FUNNELED (" + std::to_string(MPI_THREAD_FUNNELED) +
+                "): LibTorch runs threads beside MPI. Use an MPI built with thread support (Debian's Open MPI is)");
+  mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &world_), "MPI_Comm_size");
   MPI_Comm local;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
-  MPI_Comm_rank(local, &local_rank_);
-  MPI_Comm_size(local, &local_size_);
-  MPI_Comm_free(&local);
+  mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+            "MPI_Comm_split_type");
+  mpi_check(MPI_Comm_rank(local, &local_rank_), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(local, &local_size_), "MPI_Comm_size");
+  mpi_check(MPI_Comm_free(&local), "MPI_Comm_free");
 }
+
+void init_mpi_errors() { mpi_check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler"); }
+
+int cuda_device_index(int local_rank, int visible) { return visible > 0 ? local_rank % visible : 0; }
 
 Context::~Context() {
   int finalized = 0;
@@ -38,11 +50,10 @@ int Context::configure(const std::string& device, int threads) {
   if (device == "cuda" && !cuda)
     throw Error("run.device is 'cuda' but no CUDA device is visible to this LibTorch (" TORCH_VERSION
                 "); set run.device: cpu (or auto)");
-  // Modulo the visible devices: a launcher that gives each rank one GPU (srun --gpus-per-task=1)
-  // shows each rank a single device 0.
-  const int visible = cuda ? static_cast<int>(torch::cuda::device_count()) : 1;
-  device_ = (device != "cpu" && cuda) ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank_ % visible))
-                                      : torch::Device(torch::kCPU);
+  const int visible = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
+  device_ = (device != "cpu" && cuda)
+                ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_device_index(local_rank_, visible)))
+                : torch::Device(torch::kCPU);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // A launcher that binds this rank to some cores (mpirun --map-by slot:PE=N, srun --cpus-per-task)
   // has already divided the host; otherwise the ranks on this host share its cores.
@@ -60,9 +71,8 @@ std::unique_ptr<Communicator> Context::make_communicator(const std::string& back
   const bool nccl = backend == "nccl" || (backend == "auto" && device_.is_cuda());
   if (backend == "nccl" && !device_.is_cuda() && torch::cuda::is_available())
     throw Error("run.backend: nccl needs run.device: cuda (or auto)");
-  if (nccl) return make_nccl_communicator(local_rank_);
-  if (device_.is_cuda() && world_ > 1)
-    throw Error("run.backend: mpi moves CPU tensors only, and this run is on CUDA; set run.backend: nccl (or auto)");
+  // The model's device, decided once in configure(): NCCL must bind the same GPU.
+  if (nccl) return make_nccl_communicator(device_.is_cuda() ? device_.index() : 0);
   if (world_ == 1) return std::make_unique<SelfCommunicator>();
   return std::make_unique<MpiCommunicator>();
 }

@@ -11,6 +11,16 @@
 
 namespace ddpm::dist {
 
+// The CUDA device of a rank: its local rank modulo the devices visible to it, so that a launcher
+// that shows each rank one GPU (srun --gpus-per-task=1) gives every rank its device 0. The model
+// and the NCCL communicator both take this one index.
+int cuda_device_index(int local_rank, int visible);
+
+// Makes failed MPI calls on MPI_COMM_WORLD (and communicators made from it) return an error code,
+// which dist::mpi_check turns into an exception naming the call, instead of ending the job inside
+// MPI with a message that names neither.
+void init_mpi_errors();
+
 class Context {
  public:
   Context(int* argc, char*** argv);
@@ -23,11 +33,12 @@ class Context {
   int local_rank() const { return local_rank_; }
   int local_size() const { return local_size_; }
 
-  // Picks the device (`auto|cpu|cuda`; cuda:local_rank) and sets intra-op threads
+  // Picks the device (`auto|cpu|cuda`; cuda:cuda_device_index) and sets intra-op threads
   // (0 = cores on this host / ranks on this host, at least 1). Returns the thread count.
   int configure(const std::string& device, int threads);
   torch::Device device() const { return device_; }
-  // `auto|mpi|nccl`: nccl with CUDA, else mpi; a world of one rank needs no MPI traffic.
+  // `auto|mpi|nccl`: nccl with CUDA, else mpi (which stages CUDA tensors through host memory);
+  // a world of one rank needs no MPI traffic.
   std::unique_ptr<Communicator> make_communicator(const std::string& backend) const;
 
   // Logs `what` with this rank and ends the whole job (MPI_Abort), so that no rank is left

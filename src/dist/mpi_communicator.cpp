@@ -5,16 +5,12 @@
 #include <algorithm>
 #include <numeric>
 
+#include "dist/mpi_check.hpp"
+
 namespace ddpm::dist {
 namespace {
 
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  throw std::runtime_error(std::string(what) + " failed: " + std::string(msg, len));
-}
+const auto check = mpi_check;
 
 MPI_Datatype mpi_type(torch::ScalarType t) {
   switch (t) {
@@ -27,8 +23,8 @@ MPI_Datatype mpi_type(torch::ScalarType t) {
   }
 }
 
-void require_cpu_contiguous(const torch::Tensor& t, const char* op) {
-  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), op, ": MpiCommunicator needs a contiguous CPU tensor");
+void require_contiguous(const torch::Tensor& t, const char* op) {
+  TORCH_CHECK(t.is_contiguous(), op, ": MpiCommunicator needs a contiguous tensor");
 }
 
 int count_of(const torch::Tensor& t) {
@@ -36,38 +32,56 @@ int count_of(const torch::Tensor& t) {
   return static_cast<int>(t.numel());
 }
 
+// MPI reads and writes host memory: a CUDA tensor goes through a pinned host copy (several ranks
+// on one GPU, or a cluster without NCCL). A CPU tensor is its own staging buffer.
+torch::Tensor staged(const torch::Tensor& t) {
+  if (t.device().is_cpu()) return t;
+  auto host = torch::empty(t.sizes(), t.options().device(torch::kCPU).pinned_memory(true));
+  host.copy_(t);
+  return host;
+}
+void unstage(const torch::Tensor& host, torch::Tensor& t) {
+  if (host.data_ptr() != t.data_ptr()) t.copy_(host);
+}
+
 class MpiWork final : public Work {
  public:
-  MpiWork(std::shared_ptr<MPI_Request> request, torch::Tensor keep_alive)
-      : request_(std::move(request)), tensor_(std::move(keep_alive)) {}
-  void wait() override { check(MPI_Wait(request_.get(), MPI_STATUS_IGNORE), "MPI_Wait"); }
+  MpiWork(std::shared_ptr<MPI_Request> request, torch::Tensor host, torch::Tensor target)
+      : request_(std::move(request)), host_(std::move(host)), target_(std::move(target)) {}
+  void wait() override {
+    check(MPI_Wait(request_.get(), MPI_STATUS_IGNORE), "MPI_Wait");
+    unstage(host_, target_);
+  }
 
  private:
   std::shared_ptr<MPI_Request> request_;
-  torch::Tensor tensor_;
+  torch::Tensor host_, target_;
 };
 
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
-  MPI_Comm_rank(comm_, &rank_);
-  MPI_Comm_size(comm_, &size_);
+  check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
 }
 
 void MpiCommunicator::allreduce_sum(torch::Tensor& t) {
-  require_cpu_contiguous(t, "allreduce");
-  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t.scalar_type()), MPI_SUM, comm_),
+  require_contiguous(t, "allreduce");
+  auto host = staged(t);
+  check(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_),
         "MPI_Allreduce");
+  unstage(host, t);
 }
 
 std::unique_ptr<Work> MpiCommunicator::allreduce_sum_async(torch::Tensor& t) {
-  require_cpu_contiguous(t, "allreduce_async");
+  require_contiguous(t, "allreduce_async");
+  auto host = staged(t);
   auto request = std::make_shared<MPI_Request>(MPI_REQUEST_NULL);
-  check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t.scalar_type()), MPI_SUM, comm_,
+  check(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_,
                        request.get()),
         "MPI_Iallreduce");
   in_flight_.push_back(request);
-  return std::make_unique<MpiWork>(request, t);
+  return std::make_unique<MpiWork>(request, host, t);
 }
 
 void MpiCommunicator::progress() {
@@ -83,14 +97,15 @@ void MpiCommunicator::progress() {
 }
 
 void MpiCommunicator::broadcast(torch::Tensor& t, int root) {
-  require_cpu_contiguous(t, "broadcast");
-  check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t.scalar_type()), root, comm_), "MPI_Bcast");
+  require_contiguous(t, "broadcast");
+  auto host = staged(t);
+  check(MPI_Bcast(host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), root, comm_), "MPI_Bcast");
+  unstage(host, t);
 }
 
 torch::Tensor MpiCommunicator::gatherv(const torch::Tensor& t, int root) {
   TORCH_CHECK(t.dim() >= 1, "gatherv needs a tensor with at least one dimension");
-  auto local = t.contiguous();
-  require_cpu_contiguous(local, "gatherv");
+  auto local = t.contiguous().to(torch::kCPU);
   const std::int64_t row = c10::multiply_integers(local.sizes().slice(1));
   std::int64_t rows = local.size(0);
   std::vector<std::int64_t> all_rows(size_);
@@ -114,7 +129,7 @@ torch::Tensor MpiCommunicator::gatherv(const torch::Tensor& t, int root) {
                     rank_ == root ? out.data_ptr() : nullptr, counts.data(), displs.data(),
                     mpi_type(local.scalar_type()), root, comm_),
         "MPI_Gatherv");
-  return out;
+  return out.defined() ? out.to(t.device()) : out;
 }
 
 void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }

@@ -9,8 +9,9 @@
 
 namespace ddpm::dist {
 
-// CPU tensors over an MPI communicator. Non-blocking all-reduces are MPI_Iallreduce; Open MPI
-// advances them only inside MPI calls, so progress() tests them.
+// Tensors over an MPI communicator: CPU tensors directly, CUDA tensors through a pinned host copy
+// (slower than NCCL; it lets several ranks share one GPU). Non-blocking all-reduces are
+// MPI_Iallreduce; Open MPI advances them only inside MPI calls, so progress() tests them.
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD);

@@ -7,6 +7,11 @@
 #include <mpi.h>
 #include <nccl.h>
 #include <torch/torch.h>
+
+#include <atomic>
+#include <thread>
+
+#include "dist/mpi_check.hpp"
 #ifdef DDPM_TORCH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -57,32 +62,42 @@ cudaStream_t compute_stream() {
 #endif
 }
 
+// A completion event, created and recorded when the operation is on the stream.
+struct Event {
+  cudaEvent_t event = nullptr;
+  ~Event() {
+    if (event) cudaEventDestroy(event);
+  }
+};
+
+class NcclCommunicator;
+
 class NcclWork final : public Work {
  public:
-  NcclWork(cudaEvent_t done, torch::Tensor keep_alive) : done_(done), tensor_(std::move(keep_alive)) {}
-  ~NcclWork() override { cudaEventDestroy(done_); }
-  // The compute stream waits for the all-reduce; the host does not block.
-  void wait() override { cuda_check(cudaStreamWaitEvent(compute_stream(), done_, 0), "cudaStreamWaitEvent"); }
+  NcclWork(NcclCommunicator& comm, std::shared_ptr<Event> done, torch::Tensor keep_alive)
+      : comm_(comm), done_(std::move(done)), tensor_(std::move(keep_alive)) {}
+  void wait() override;
 
  private:
-  cudaEvent_t done_;
+  NcclCommunicator& comm_;
+  std::shared_ptr<Event> done_;
   torch::Tensor tensor_;
 };
 
 class NcclCommunicator final : public Communicator {
  public:
-  explicit NcclCommunicator(int local_rank) {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    cuda_check(cudaSetDevice(local_rank), "cudaSetDevice");
+  explicit NcclCommunicator(int device) {
+    mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+    mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+    cuda_check(cudaSetDevice(device), "cudaSetDevice");
     ncclUniqueId id;
     if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    mpi_check(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast of the ncclUniqueId");
     nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   ~NcclCommunicator() override {
-    ncclCommDestroy(comm_);
+    if (!aborted_) ncclCommDestroy(comm_);
     cudaStreamDestroy(stream_);
   }
   int rank() const override { return rank_; }
@@ -93,34 +108,53 @@ class NcclCommunicator final : public Communicator {
     // Host scalars (losses, counters) take MPI; device tensors take NCCL.
     if (t.device().is_cpu()) {
       TORCH_CHECK(t.is_contiguous() && t.scalar_type() == torch::kFloat64, "host all-reduce expects float64");
-      MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_DOUBLE, MPI_SUM,
+                              MPI_COMM_WORLD),
+                "MPI_Allreduce");
       return;
     }
     allreduce_sum_async(t)->wait();
-    cuda_check(cudaStreamSynchronize(compute_stream()), "cudaStreamSynchronize");
   }
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
     check_tensor(t);
     order_after_compute();
     nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, stream_),
                "ncclAllReduce");
-    return std::make_unique<NcclWork>(record(), t);
+    auto done = std::make_shared<Event>();
+    // Inside a group NCCL enqueues nothing until ncclGroupEnd: an event recorded now would
+    // complete before the reduction runs. group_end() records it.
+    if (group_depth_ > 0)
+      pending_.push_back(done);
+    else
+      record(*done);
+    return std::make_unique<NcclWork>(*this, done, t);
   }
-  void group_begin() override { nccl_check(ncclGroupStart(), "ncclGroupStart"); }
-  void group_end() override { nccl_check(ncclGroupEnd(), "ncclGroupEnd"); }
+  void group_begin() override {
+    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    ++group_depth_;
+  }
+  void group_end() override {
+    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+    if (--group_depth_ > 0) return;
+    // Now the group's reductions are on the stream: their completion is an event after them.
+    for (auto& e : pending_) record(*e);
+    pending_.clear();
+  }
   void broadcast(torch::Tensor& t, int root) override {
     check_tensor(t);
     order_after_compute();
     nccl_check(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, stream_),
                "ncclBroadcast");
-    NcclWork(record(), t).wait();
+    auto done = std::make_shared<Event>();
+    record(*done);
+    NcclWork(*this, done, t).wait();
   }
   torch::Tensor gatherv(const torch::Tensor& t, int root) override {
     // Gathers are rare and small (samples, features): they go through the host and MPI.
     auto host = t.to(torch::kCPU).contiguous();
     std::int64_t rows = host.size(0);
     std::vector<std::int64_t> all_rows(size_);
-    MPI_Allgather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, MPI_COMM_WORLD);
+    mpi_check(MPI_Allgather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, MPI_COMM_WORLD), "MPI_Allgather");
     const auto max_rows = *std::max_element(all_rows.begin(), all_rows.end());
     auto shape = host.sizes().vec();
     shape[0] = max_rows;
@@ -128,14 +162,39 @@ class NcclCommunicator final : public Communicator {
     padded.slice(0, 0, rows).copy_(host);
     shape[0] = max_rows * size_;
     auto all = torch::empty(shape, host.options());
-    MPI_Gather(padded.data_ptr(), static_cast<int>(padded.nbytes()), MPI_BYTE, all.data_ptr(),
-               static_cast<int>(padded.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD);
+    mpi_check(MPI_Gather(padded.data_ptr(), static_cast<int>(padded.nbytes()), MPI_BYTE, all.data_ptr(),
+                         static_cast<int>(padded.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD),
+              "MPI_Gather");
     if (rank_ != root) return {};
     std::vector<torch::Tensor> parts;
     for (int r = 0; r < size_; ++r) parts.push_back(all.slice(0, r * max_rows, r * max_rows + all_rows[r]));
     return torch::cat(parts).to(t.device());
   }
-  void barrier() override { MPI_Barrier(MPI_COMM_WORLD); }
+  void barrier() override { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void abort() override {
+    aborted_ = true;
+    ncclCommAbort(comm_);
+  }
+
+  // Blocks the host until `done` has completed, polling NCCL for asynchronous errors (a peer
+  // that failed), so that a hung or failed collective blocks here, where the watchdog times it,
+  // and not later in whatever first reads the result.
+  void wait_for(const Event& done) {
+    TORCH_CHECK(done.event, "NcclCommunicator: wait() on an all-reduce of a group before group_end()");
+    for (;;) {
+      const cudaError_t rc = cudaEventQuery(done.event);
+      if (rc == cudaSuccess) return;
+      if (rc != cudaErrorNotReady) cuda_check(rc, "cudaEventQuery");
+      ncclResult_t async = ncclSuccess;
+      nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
+      if (async != ncclSuccess && async != ncclInProgress) {
+        abort();
+        throw std::runtime_error(std::string("NCCL collective failed on rank ") + std::to_string(rank_) + ": " +
+                                 ncclGetErrorString(async) + "; the communicator was aborted");
+      }
+      std::this_thread::yield();
+    }
+  }
 
  private:
   void check_tensor(const torch::Tensor& t) const {
@@ -148,34 +207,40 @@ class NcclCommunicator final : public Communicator {
     cuda_check(cudaStreamWaitEvent(stream_, ready, 0), "cudaStreamWaitEvent");
     cudaEventDestroy(ready);
   }
-  cudaEvent_t record() {
-    cudaEvent_t done;
-    cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_check(cudaEventRecord(done, stream_), "cudaEventRecord");
-    return done;
+  void record(Event& e) {
+    cuda_check(cudaEventCreateWithFlags(&e.event, cudaEventDisableTiming), "cudaEventCreate");
+    cuda_check(cudaEventRecord(e.event, stream_), "cudaEventRecord");
   }
 
   int rank_ = 0, size_ = 1;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  int group_depth_ = 0;
+  std::vector<std::shared_ptr<Event>> pending_;  // works of the open group, without an event yet
+  std::atomic<bool> aborted_{false};
 };
+
+void NcclWork::wait() {
+  comm_.wait_for(*done_);
+  // The host saw the reduction end; the compute stream is ordered after it as well.
+  cuda_check(cudaStreamWaitEvent(compute_stream(), done_->event, 0), "cudaStreamWaitEvent");
+}
 
 }  // namespace
 
 bool nccl_compiled() { return true; }
 
-std::unique_ptr<Communicator> make_nccl_communicator(int local_rank) {
+std::unique_ptr<Communicator> make_nccl_communicator(int device) {
   int devices = 0;
   const cudaError_t rc = cudaGetDeviceCount(&devices);
   if (rc != cudaSuccess || devices == 0)
     throw Error(std::string("run.backend: nccl needs a CUDA GPU, and none is usable here (cudaGetDeviceCount: ") +
                 (rc != cudaSuccess ? cudaGetErrorString(rc) : "0 devices") +
                 "); set run.backend: mpi (or auto) to train on CPU through MPI");
-  if (local_rank >= devices)
-    throw Error("run.backend: nccl: this host runs more ranks than it has GPUs (local rank " +
-                std::to_string(local_rank) + ", " + std::to_string(devices) +
-                " GPUs); start one rank per GPU (mpirun -np <GPUs per node x nodes>)");
-  return std::make_unique<NcclCommunicator>(local_rank);
+  if (device < 0 || device >= devices)
+    throw Error("run.backend: nccl: GPU " + std::to_string(device) + " asked for, " + std::to_string(devices) +
+                " visible to this rank");
+  return std::make_unique<NcclCommunicator>(device);
 }
 
 #endif

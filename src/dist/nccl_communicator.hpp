@@ -12,8 +12,9 @@ namespace ddpm::dist {
 bool nccl_compiled();
 
 // Creates the NCCL communicator over MPI_COMM_WORLD (rank 0's ncclUniqueId is broadcast with
-// MPI_Bcast) on GPU `local_rank`. Throws ddpm::Error when NCCL was not compiled in or no GPU is
+// MPI_Bcast) on CUDA device `device` (the index of the model's device: dist::Context decides it).
+// Throws ddpm::Error when NCCL was not compiled in or no GPU is
 // visible, naming `run.backend: mpi` as the fix.
-std::unique_ptr<Communicator> make_nccl_communicator(int local_rank);
+std::unique_ptr<Communicator> make_nccl_communicator(int device);
 
 }  // namespace ddpm::dist

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -15,7 +16,9 @@ using Clock = std::chrono::steady_clock;
 
 class Watchdog {
  public:
-  Watchdog(double timeout_s, int rank) : timeout_s_(timeout_s), rank_(rank), thread_([this] { watch(); }) {}
+  // `on_timeout` runs on the watchdog's thread just before the process ends (the communicator's abort).
+  Watchdog(double timeout_s, int rank, std::function<void()> on_timeout)
+      : timeout_s_(timeout_s), rank_(rank), on_timeout_(std::move(on_timeout)), thread_([this] { watch(); }) {}
   ~Watchdog() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -58,6 +61,7 @@ class Watchdog {
                     "continue with --resume auto",
                     rank_, waited, op_, phase_.empty() ? "start-up" : phase_, timeout_s_);
       spdlog::default_logger()->flush();
+      on_timeout_();
       // Not MPI_Abort: MPI may not be called from this thread. A rank that exits without
       // MPI_Finalize makes the launcher end the job.
       std::_Exit(3);
@@ -66,6 +70,7 @@ class Watchdog {
 
   const double timeout_s_;
   const int rank_;
+  const std::function<void()> on_timeout_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool done_ = false;
@@ -92,7 +97,7 @@ class WatchedWork final : public Work {
 class WatchedCommunicator final : public Communicator {
  public:
   WatchedCommunicator(std::unique_ptr<Communicator> inner, double timeout_s)
-      : inner_(std::move(inner)), dog_(timeout_s, inner_->rank()) {}
+      : inner_(std::move(inner)), dog_(timeout_s, inner_->rank(), [this] { inner_->abort(); }) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
   std::string name() const override { return inner_->name(); }
@@ -119,6 +124,7 @@ class WatchedCommunicator final : public Communicator {
     inner_->barrier();
   }
   void set_phase(const std::string& phase, bool timed) override { dog_.set_phase(phase, timed); }
+  void abort() override { inner_->abort(); }
 
  private:
   std::unique_ptr<Communicator> inner_;

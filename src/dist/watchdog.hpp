@@ -5,7 +5,8 @@
 // WatchedCommunicator wraps any communicator: each blocking operation (and each wait on an
 // asynchronous one) is timed by a thread that wakes every second; past the limit it logs which
 // rank waited, in which operation, during what (set_phase: the training step, sampling...) and for
-// how long, then exits the process with code 3, which makes mpirun (or srun) end the whole job.
+// how long, aborts the communicator (NCCL: ncclCommAbort, which frees the GPU's kernels that
+// wait for the lost peer), then exits the process with code 3, which makes mpirun (or srun) end the whole job.
 // Phases set as untimed (evaluation: ranks wait for the one with a batch more to sample, and for
 // rank 0 computing the metrics) are not watched.
 #pragma once

@@ -80,22 +80,30 @@ double train_classifier(dist::Communicator& comm, const config::Config& cfg, mod
 void save_classifier(const std::string& path, model::Classifier& net, double test_accuracy, const config::Config& cfg) {
   io::write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
-    io::write_named(root, "classifier", io::named_tensors(*net), "MNIST classifier weights, by module name");
+    io::write_named(root, "classifier", io::named_tensors(*net), "classifier weights (data set: the dataset attribute), by module name");
     io::write_attr(root, "architecture", std::string(kArchitecture));
     io::write_attr(root, "feature_dim", std::int64_t{model::ClassifierImpl::kFeatureDim});
     io::write_attr(root, "test_accuracy", test_accuracy);
     io::write_attr(root, "seed", static_cast<std::int64_t>(cfg.eval.classifier_seed));
+    io::write_attr(root, "dataset", cfg.data.dataset);
     io::write_attr(root, "epochs", std::int64_t{cfg.eval.classifier_epochs});
     io::write_attr(root, "description", std::string("the feature extractor of ddpm_dist's FID: features are the "
                                                     "128-d ReLU layer before the last linear layer"));
   });
 }
 
-double load_classifier(const std::string& path, model::Classifier& net) {
+double load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset) {
   auto file = io::open_read(path);
   try {
     if (!file.nameExists("classifier"))
       throw Error(path + ": not a ddpm_dist classifier file (no /classifier group); delete it to train a new one");
+    // Files written before the attribute existed were all trained on MNIST.
+    const auto root = file.openGroup("/");
+    const auto trained_on = io::has_attr(root, "dataset") ? io::read_attr_string(root, "dataset") : "mnist";
+    if (trained_on != dataset)
+      throw Error(path + ": a classifier of " + trained_on + ", and this run's data.dataset is " + dataset +
+                  ": its features would not measure these images; set eval.classifier to another file (or leave it "
+                  "empty for results/classifier_" + dataset + ".h5)");
     const auto tensors = io::named_tensors(*net);
     io::check_named(path, file.openGroup("classifier"), "classifier", tensors);
     io::read_named(file.openGroup("classifier"), tensors);
@@ -108,7 +116,7 @@ double load_classifier(const std::string& path, model::Classifier& net) {
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
                                  const data::Dataset& train_set, const data::Dataset& test_set,
                                  const torch::Device& device) {
-  const auto& path = cfg.eval.classifier;
+  const auto path = cfg.classifier_path();
   if (!std::filesystem::exists(path)) {
     spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
                  cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
@@ -119,7 +127,7 @@ ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config&
     if (comm.rank() == 0) save_classifier(path, fresh, acc, cfg);
     comm.barrier();
   }
-  ClassifierInfo info{path, load_classifier(path, net)};
+  ClassifierInfo info{path, load_classifier(path, net, cfg.data.dataset)};
   net->to(device);
   net->eval();
   return info;

@@ -25,10 +25,11 @@ double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Da
                 const torch::Device& device);
 
 void save_classifier(const std::string& path, model::Classifier& net, double test_accuracy, const config::Config& cfg);
-// Loads weights; refuses a file of another architecture. Returns the stored test accuracy.
-double load_classifier(const std::string& path, model::Classifier& net);
+// Loads weights; refuses a file of another architecture or trained on another data set than
+// `dataset` (data.dataset). Returns the stored test accuracy.
+double load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset);
 
-// Loads cfg.eval.classifier, or trains it on `train_set` (tested on `test_set`) and saves it there
+// Loads cfg.classifier_path(), or trains it on `train_set` (tested on `test_set`) and saves it there
 // when the file does not exist.
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
                                  const data::Dataset& train_set, const data::Dataset& test_set,

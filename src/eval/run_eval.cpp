@@ -92,8 +92,8 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   const auto metric_start = clock::now();
   model::Classifier classifier;
   // MNIST is read once for the classifier, the reference statistics and the forward picture.
-  const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
-  const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
+  const auto train = data::load_dataset(cfg.data_dir(), data::Split::Train);
+  const auto test = data::load_dataset(cfg.data_dir(), data::Split::Test);
   const auto cls = ensure_classifier(comm, cfg, classifier, train, test, device);
   summary.classifier_accuracy = cls.test_accuracy;
   if (comm.rank() == 0) spdlog::info("evaluation classifier {}: test accuracy {:.2f}%", cls.path, 100 * cls.test_accuracy);
@@ -130,6 +130,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 
     io::EvalRecord r;
     r.weights = w;
+    r.dataset = cfg.data.dataset;
     r.fid = m.fid;
     r.fid_floor = ref.fid_floor;
     r.mean_confidence = m.mean_confidence;

@@ -153,6 +153,9 @@ void write_atomically(const std::string& path, const std::function<void(H5::H5Fi
     H5::H5File file(tmp, H5F_ACC_TRUNC);
     fill(file);
     file.flush(H5F_SCOPE_GLOBAL);
+    // Closed here, not by the destructor, which reports a failed close (the last metadata
+    // written) on stderr and goes on: the rename would then install a damaged file.
+    file.close();
   });
 }
 
@@ -163,6 +166,9 @@ void update_atomically(const std::string& path, const std::function<void(H5::H5F
     H5::H5File file(tmp, H5F_ACC_RDWR);
     fill(file);
     file.flush(H5F_SCOPE_GLOBAL);
+    // Closed here, not by the destructor, which reports a failed close (the last metadata
+    // written) on stderr and goes on: the rename would then install a damaged file.
+    file.close();
   });
 }
 

@@ -129,10 +129,10 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
                 std::int64_t ref_count, const EvalRecord& r) {
   update_atomically(path, [&](H5::H5File& file) {
     auto eval = open_or_create(file, "eval");
-    write_attr(eval, "description", std::string("evaluation in the feature space of the project's MNIST classifier"));
+    write_attr(eval, "description", "evaluation in the feature space of the project's " + r.dataset + " classifier");
     write_attr(eval, "feature_extractor", r.classifier_path);
     write_attr(eval, "classifier_test_accuracy", r.classifier_test_accuracy);
-    write_attr(eval, "reference", std::string("MNIST test set, ") + std::to_string(ref_count) + " images");
+    write_attr(eval, "reference", r.dataset + " test set, " + std::to_string(ref_count) + " images");
     write_array(eval, "ref_mu", ref_mu, "mean of the reference features");
     write_array(eval, "ref_sigma", ref_sigma, "unbiased covariance of the reference features");
     auto g = open_or_create(file, "eval/" + r.weights);

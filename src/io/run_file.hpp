@@ -47,6 +47,7 @@ struct EvalRecord {
   std::int64_t checkpoint_step = 0;
   double classifier_test_accuracy = 0;
   std::string classifier_path;
+  std::string dataset;  // data.dataset: the classifier's and the reference set's
 };
 
 // /eval/ref_mu, /eval/ref_sigma (float64) and /eval/<weights>/{fid, fid_floor, mean_confidence,

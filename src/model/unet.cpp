@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/dropout.hpp"
+
 namespace ddpm::model {
 namespace nn = torch::nn;
 
@@ -23,19 +25,6 @@ double conv_flops(const nn::Conv2d& c, int out_res) {
 double linear_flops(const nn::Linear& l) { return 2.0 * double(l->options.in_features()) * double(l->options.out_features()); }
 }  // namespace
 
-// The mask comes from uniform_: LibTorch 1.13's CPU bernoulli_, behind nn::Dropout, costs about
-// twice as much per element (docs/performance.md).
-torch::Tensor inverted_dropout(const torch::Tensor& x, double p, bool training) {
-  if (!training || p <= 0) return x;
-  torch::Tensor keep;
-  {
-    torch::NoGradGuard no_grad;
-    // In place: every fresh activation-sized tensor costs (see launch/allocator.sh).
-    keep = torch::empty_like(x).uniform_().ge_(p).mul_(1.0 / (1.0 - p));
-  }
-  return x * keep;
-}
-
 torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
   const int half = dim / 2;
   auto freqs = torch::exp(torch::arange(half, torch::TensorOptions().dtype(torch::kFloat32).device(t.device())) *
@@ -46,20 +35,21 @@ torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
   return emb;
 }
 
-ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double p) {
+ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double p, int layer) {
   norm1 = register_module("norm1", group_norm(groups, in_ch));
   conv1 = register_module("conv1", conv(in_ch, out_ch, 3));
   temb_proj = register_module("temb_proj", nn::Linear(temb_dim, out_ch));
   norm2 = register_module("norm2", group_norm(groups, out_ch));
   dropout_p = p;
+  dropout_layer = layer;
   conv2 = register_module("conv2", conv(out_ch, out_ch, 3));
   if (in_ch != out_ch) skip = register_module("skip", conv(in_ch, out_ch, 1));
 }
 
-torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& keys) {
   auto h = conv1(torch::silu(norm_fp32(norm1, x)));
   h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
-  h = conv2(inverted_dropout(torch::silu(norm_fp32(norm2, h)), dropout_p, is_training()));
+  h = conv2(keyed_dropout(torch::silu(norm_fp32(norm2, h)), dropout_p, keys, dropout_layer, is_training()));
   return (skip ? skip(x) : x) + h;
 }
 
@@ -101,13 +91,13 @@ UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
   };
   const int levels = static_cast<int>(cfg.channel_mult.size());
   std::vector<int> skip_channels{base};
-  int ch = base, res = cfg.image_size;
+  int ch = base, res = cfg.image_size, res_blocks = 0;
   for (int level = 0; level < levels; ++level) {
     const int out = base * cfg.channel_mult[level];
     for (int i = 0; i < cfg.num_res_blocks; ++i) {
       Block b;
       const std::string name = "down" + std::to_string(level) + "_" + std::to_string(i);
-      b.res = register_module(name + "_res", ResBlock(ch, out, temb_dim_, g, cfg.dropout));
+      b.res = register_module(name + "_res", ResBlock(ch, out, temb_dim_, g, cfg.dropout, res_blocks++));
       if (has_attn(res)) b.attn = register_module(name + "_attn", Attention(out, g));
       ch = out;
       down_.push_back(b);
@@ -122,9 +112,9 @@ UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
     }
   }
 
-  mid1 = register_module("mid1", ResBlock(ch, ch, temb_dim_, g, cfg.dropout));
+  mid1 = register_module("mid1", ResBlock(ch, ch, temb_dim_, g, cfg.dropout, res_blocks++));
   if (cfg.mid_attention) mid_attn = register_module("mid_attn", Attention(ch, g));
-  mid2 = register_module("mid2", ResBlock(ch, ch, temb_dim_, g, cfg.dropout));
+  mid2 = register_module("mid2", ResBlock(ch, ch, temb_dim_, g, cfg.dropout, res_blocks++));
 
   // The up path has one more block per level than the down path: it also consumes the skip
   // of the resampling conv (or of conv_in at the top).
@@ -135,7 +125,7 @@ UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
       const std::string name = "up" + std::to_string(level) + "_" + std::to_string(i);
       const int skip = skip_channels.back();
       skip_channels.pop_back();
-      b.res = register_module(name + "_res", ResBlock(ch + skip, out, temb_dim_, g, cfg.dropout));
+      b.res = register_module(name + "_res", ResBlock(ch + skip, out, temb_dim_, g, cfg.dropout, res_blocks++));
       if (has_attn(res)) b.attn = register_module(name + "_attn", Attention(out, g));
       ch = out;
       if (level > 0 && i == cfg.num_res_blocks) {
@@ -149,25 +139,25 @@ UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
   conv_out = register_module("conv_out", conv(ch, cfg.in_channels, 3));
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t) {
+torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& dropout_keys) {
   auto temb = temb2(torch::silu(temb1(timestep_embedding(t, cfg_.base_channels))));
   std::vector<torch::Tensor> skips;
   auto h = conv_in(x);
   skips.push_back(h);
   for (auto& b : down_) {
     if (b.res) {
-      h = b.res(h, temb);
+      h = b.res(h, temb, dropout_keys);
       if (b.attn) h = b.attn(h);
     } else {
       h = b.resample(h);
     }
     skips.push_back(h);
   }
-  h = mid1(h, temb);
+  h = mid1(h, temb, dropout_keys);
   if (mid_attn) h = mid_attn(h);
-  h = mid2(h, temb);
+  h = mid2(h, temb, dropout_keys);
   for (auto& b : up_) {
-    h = b.res(torch::cat({h, skips.back()}, 1), temb);
+    h = b.res(torch::cat({h, skips.back()}, 1), temb, dropout_keys);
     skips.pop_back();
     if (b.attn) h = b.attn(h);
     if (b.resample) {

@@ -7,14 +7,11 @@
 
 namespace ddpm::model {
 
-// While `training`, zeroes each element with probability p and scales the rest
-// by 1 / (1 - p); the identity otherwise.
-torch::Tensor inverted_dropout(const torch::Tensor& x, double p, bool training);
-
 class ResBlockImpl : public torch::nn::Module {
  public:
-  ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);
+  // `layer` numbers the blocks of a network for their dropout masks (model/dropout.hpp).
+  ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout, int layer);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& dropout_keys);
   // Forward FLOPs for one image at a res x res input (see UNetImpl::forward_flops).
   double flops(int res) const;
 
@@ -23,6 +20,7 @@ class ResBlockImpl : public torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
   torch::nn::Linear temb_proj{nullptr};
   double dropout_p = 0;
+  int dropout_layer = 0;
 };
 TORCH_MODULE(ResBlock);
 
@@ -43,7 +41,9 @@ class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(const config::ModelConfig& cfg);
   // x: [B, C, H, W] in [-1, 1]; t: [B] integer timesteps in [0, T). Returns predicted noise.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t);
+  // dropout_keys [B]: each row's dropout masks while training (model/dropout.hpp); undefined:
+  // drawn from the default generator.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& dropout_keys = {});
   std::int64_t parameter_count() const;
   // FLOPs of one image's forward pass, counted from the layer shapes: 2 per multiply-add of the
   // convolutions, linear layers and attention products; norms and activations (a few percent)

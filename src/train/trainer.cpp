@@ -7,6 +7,7 @@
 
 #include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
+#include "model/dropout.hpp"
 #include "model/precision.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
@@ -61,6 +62,17 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
 
 void Trainer::resume(const std::string& path) {
   const auto info = io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get());
+  // The network, the noise schedule and the data define what the weights mean; other keys (steps,
+  // learning rate, logging, ranks) may change between a run and its continuation.
+  std::string refused, allowed;
+  for (const auto& c : config::changed_keys(info.config_yaml, cfg_)) {
+    const bool defining = c.key.rfind("model.", 0) == 0 || c.key.rfind("diffusion.", 0) == 0 || c.key == "data.dataset";
+    (defining ? refused : allowed) += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
+  }
+  if (!refused.empty())
+    throw Error(path + ": the checkpoint was trained with another model, noise schedule or data set:" + refused +
+                "\nresume with the checkpoint's values, or start a new run (another run.name)");
+  if (rank_ == 0 && !allowed.empty()) spdlog::info("changed since the checkpoint:{}", allowed);
   step_ = info.step;
   ema_->set_updates(info.ema_updates);
   if (rank_ == 0) {
@@ -96,14 +108,37 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, 
   return {t, eps};
 }
 
+Trainer::Agreement Trainer::agree(double my_loss, double my_grad_norm, double share, double busy_seconds) {
+  // One all-reduce a step carries whatever the ranks must agree on. Every slot is a sum over
+  // ranks; each rank's busy time has a slot of its own (the others add zeros), so that every rank
+  // receives the same figures exactly.
+  enum Slot : std::int64_t {
+    kStop,           // ranks that received a stop signal
+    kNonFinite,      // ranks whose loss or gradient norm is not finite
+    kWeightedLoss,   // sum of rows_r / B x slice loss = the global batch's mean loss
+    kBusy,           // kBusy + r: rank r's busy seconds
+  };
+  auto reduced = torch::zeros({kBusy + world_}, torch::kFloat64);
+  auto* v = reduced.data_ptr<double>();
+  v[kStop] = stop::requested() != 0 ? 1.0 : 0.0;
+  // Each rank judges only its own figures; the decision is the sum, the same on every rank.
+  v[kNonFinite] = std::isfinite(my_loss) && std::isfinite(my_grad_norm) ? 0.0 : 1.0;
+  v[kWeightedLoss] = my_loss * share;
+  v[kBusy + rank_] = busy_seconds;
+  comm_.allreduce_sum(reduced);
+  v = reduced.data_ptr<double>();
+  return {v[kStop] > 0.0, v[kNonFinite] > 0.0, v[kWeightedLoss], std::vector<double>(v + kBusy, v + kBusy + world_)};
+}
+
 torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                        double grad_scale, bool poison) {
+                                        const torch::Tensor& dropout_keys, double grad_scale, bool poison) {
   torch::Tensor loss;
   {
     // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
     model::AutocastScope autocast(device_, bf16_);
-    loss = diffusion_.loss([&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt); },
-                           x0, t, eps);
+    loss = diffusion_.loss(
+        [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, dropout_keys); }, x0, t,
+        eps);
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
   (grad_scale == 1.0 ? loss : loss * grad_scale).backward();
@@ -133,11 +168,9 @@ StepStats Trainer::train_step() {
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
-  // Dropout masks differ per rank, as in any data-parallel run, and depend only on (seed, step,
-  // rank): a resumed run draws the masks the uninterrupted run would have. A graph replay reads
-  // the generator's seed at launch, so this holds with graphs too.
-  torch::manual_seed(derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::Dropout),
-                                  static_cast<std::uint64_t>(rank_), static_cast<std::uint64_t>(step_)}));
+  // Each row's dropout masks follow from its key (seed, step, global row): the same on any number
+  // of ranks, under any split, after a resume, and in a graph replay (model/dropout.hpp).
+  auto keys = model::dropout_row_keys(cfg_.run.seed, step_, begin, end, device_);
   grad_sync_->prepare();
   const auto compute_start = clock::now();
   torch::Tensor loss;
@@ -145,52 +178,45 @@ StepStats Trainer::train_step() {
     if (!step_graph_) {
       // Gradients must not exist when capture starts: backward then writes them into the graph's
       // own tensors, which every replay overwrites (rather than adds to).
-      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(), {}, nullptr});
+      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(), keys.clone(), {}, nullptr});
       auto& g = *step_graph_;
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
         for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
-        g.loss = forward_backward(g.x0, g.t, g.eps, 1.0, false);
+        g.loss = forward_backward(g.x0, g.t, g.eps, g.keys, 1.0, false);
       });
     }
     auto& g = *step_graph_;
     g.x0.copy_(x0);
     g.t.copy_(t);
     g.eps.copy_(eps);
+    g.keys.copy_(keys);
     g.graph->replay();
     // The injected fault poisons the loss only: enough for every rank to skip the update.
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
     optimizer_->zero_grad();
-    loss = forward_backward(x0, t, eps, share * world_, fault::nan_loss(step_, rank_));
+    loss = forward_backward(x0, t, eps, keys, share * world_, fault::nan_loss(step_, rank_));
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
   // With clipping off, the norm is still measured (max_norm = inf) for the log.
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
-  stats.grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
-  // The gradient norm is the same on every rank (the gradients are averaged), a loss is not: a
-  // rank with a non-finite loss must stop all ranks from updating, and a stop signal to one rank
-  // must stop all at this step. One all-reduce carries both, the global batch's mean loss, and
-  // each rank's busy time in its own slot (the others add zeros, so every rank receives the same
-  // figures exactly) for the balancer.
-  const double my_loss = loss.item<double>();
-  std::vector<double> flags(3 + world_, 0.0);
-  flags[0] = stop::requested() != 0 ? 1.0 : 0.0;
-  flags[1] = std::isfinite(my_loss) ? 0.0 : 1.0;
-  flags[2] = my_loss * share;
+  const double grad_norm = fault::poisoned_grad_norm(step_, rank_)
+                               ? std::numeric_limits<double>::infinity()
+                               : torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
   // This rank's busy time: the step so far without the wait for the others' gradients, plus the
   // previous step's update (which follows this all-reduce, so it is reported a step late). The
   // work that does not grow with the rows is in it too: a slower core takes longer over it, and
   // the balancer then gives that rank fewer rows until the busy times are equal.
-  flags[3 + rank_] = std::chrono::duration<double>(clock::now() - step_start).count() -
-                     (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
-  auto reduced = torch::tensor(flags, torch::kFloat64);
-  comm_.allreduce_sum(reduced);
-  const double* f = reduced.data_ptr<double>();
-  stats.stop_requested = f[0] > 0.0;
-  stats.skipped = f[1] > 0.0 || !std::isfinite(stats.grad_norm);
-  stats.loss = f[2];
-  balancer_.observe(std::vector<double>(f + 3, f + 3 + world_));
+  const double busy = std::chrono::duration<double>(clock::now() - step_start).count() -
+                      (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
+  const auto agreed = agree(loss.item<double>(), grad_norm, share, busy);
+  stats.stop_requested = agreed.stop;
+  stats.skipped = agreed.skip;
+  stats.loss = agreed.loss;
+  // Every rank computes the norm of the same averaged gradients; rank 0's is the one logged.
+  stats.grad_norm = grad_norm;
+  balancer_.observe(agreed.busy_seconds);
   const auto update_start = clock::now();
   if (!stats.skipped) {
     optimizer_->step();
@@ -275,6 +301,19 @@ Trainer::Outcome Trainer::run() {
       return Outcome::Stopped;
     }
   }
+  // A signal during the last checkpoint was recorded by some ranks only; they agree here, so that
+  // none starts the evaluation that the others skip.
+  comm_.set_phase("the end of training");
+  auto stop_flag = torch::tensor({stop::requested() != 0 ? 1.0 : 0.0}, torch::kFloat64);
+  comm_.allreduce_sum(stop_flag);
+  if (stop_flag.item<double>() > 0.0) {
+    if (rank_ == 0) {
+      const int sig = stop::requested();
+      spdlog::info("{} during the last checkpoint: training is complete (step {}), and the evaluation is skipped",
+                   sig ? stop::signal_name(sig) : "a signal to another rank", step_);
+    }
+    return Outcome::Stopped;
+  }
   return Outcome::Finished;
 }
 
@@ -313,6 +352,8 @@ void Trainer::write_checkpoint() {
       on_write_error(e, "training goes on; the next checkpoint is tried at its step");
     }
   }
+  // Untimed: a slow disk on rank 0 is not a hung rank.
+  comm_.set_phase("the checkpoint of step " + std::to_string(step_), false);
   comm_.barrier();
 }
 

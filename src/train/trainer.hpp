@@ -62,6 +62,8 @@ class Trainer {
   bool bf16() const { return bf16_; }
   bool cuda_graphs() const { return graphs_; }
   const BatchBalancer& balancer() const { return balancer_; }
+  // Tests steer the split through it (observe() with chosen times).
+  BatchBalancer& balancer() { return balancer_; }
 
  private:
   const config::Config& cfg_;
@@ -84,7 +86,7 @@ class Trainer {
   // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and
   // backward read and write; the parameters' gradients are the graph's own tensors.
   struct StepGraph {
-    torch::Tensor x0, t, eps, loss;
+    torch::Tensor x0, t, eps, keys, loss;
     std::unique_ptr<model::CapturedGraph> graph;
   };
   std::unique_ptr<StepGraph> step_graph_;
@@ -92,12 +94,20 @@ class Trainer {
   int bad_in_row_ = 0;
   std::int64_t bad_total_ = 0;
 
+  // What the ranks agree on after each step, from one all-reduce.
+  struct Agreement {
+    bool stop;     // a stop signal reached some rank
+    bool skip;     // some rank's loss or gradient norm is not finite
+    double loss;   // the global batch's mean loss
+    std::vector<double> busy_seconds;  // per rank, for the balancer
+  };
+  Agreement agree(double my_loss, double my_grad_norm, double share, double busy_seconds);
   // This rank's rows of the step's timesteps and noise, drawn for the whole global batch.
   std::pair<torch::Tensor, torch::Tensor> draw_noise(std::int64_t begin, std::int64_t end);
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                 double grad_scale, bool poison);
+                                 const torch::Tensor& dropout_keys, double grad_scale, bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);

@@ -33,7 +33,8 @@ std::optional<Plan> parse(const char* text) {
   p.kind = s.substr(0, at);
   static const std::set<std::string> kinds{"throw",           "kill",      "hang",
                                             "kill_in_checkpoint", "kill_in_run_file", "disk_full",
-                                            "disk_full_run_file", "nan",       "slow"};
+                                            "disk_full_run_file", "nan",       "slow",
+                                            "inf_grad_norm",      "slow_checkpoint"};
   if (!kinds.count(p.kind)) {
     std::string known;
     for (const auto& k : kinds) known += (known.empty() ? "" : ", ") + k;
@@ -65,6 +66,10 @@ bool planned_here(std::int64_t step, int rank) {
 
 bool nan_loss(std::int64_t step, int rank) { return planned_here(step, rank) && plan()->kind == "nan"; }
 
+bool poisoned_grad_norm(std::int64_t step, int rank) {
+  return planned_here(step, rank) && plan()->kind == "inf_grad_norm";
+}
+
 void slow_down(std::int64_t step, int rank, double compute_seconds) {
   const auto& p = plan();
   if (p && p->kind == "slow" && step >= p->step && (p->rank < 0 || p->rank == rank))
@@ -87,6 +92,10 @@ void at(Point point, std::int64_t step, int rank) {
     spdlog::warn("injected fault (DDPM_FAULT): hanging at step {}", step);
     spdlog::default_logger()->flush();
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (here(Point::CheckpointWrite, "slow_checkpoint")) {
+    spdlog::warn("injected fault (DDPM_FAULT): the checkpoint of step {} takes 3 s longer", step);
+    std::this_thread::sleep_for(std::chrono::seconds(3));
   }
   if (here(Point::CheckpointWrite, "disk_full") || here(Point::RunFileWrite, "disk_full_run_file"))
     throw std::filesystem::filesystem_error("injected fault (DDPM_FAULT): write",

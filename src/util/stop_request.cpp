@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -9,8 +10,11 @@
 namespace ddpm::stop {
 namespace {
 
-volatile std::sig_atomic_t g_deferred = 0;
-volatile std::sig_atomic_t g_requested = 0;
+// Written by the handler, read by the training thread and others (the watchdog's, MPI's): atomics
+// that are lock-free are async-signal-safe, which volatile sig_atomic_t is not across threads.
+std::atomic<int> g_deferred{0};
+std::atomic<int> g_requested{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs a lock-free atomic");
 
 // Only async-signal-safe calls here: write(2) and _exit(2).
 void say(const char* text) {
@@ -19,10 +23,8 @@ void say(const char* text) {
 }
 
 void on_signal(int sig) {
-  if (g_deferred && g_requested == 0) {
-    g_requested = sig;
-    return;
-  }
+  int none = 0;
+  if (g_deferred && g_requested.compare_exchange_strong(none, sig)) return;
   if (g_deferred && sig != SIGINT) return;  // already stopping; a checkpoint is being made
   say(g_deferred ? "ddpm_dist: second SIGINT, exiting now without a checkpoint\n"
                  : "ddpm_dist: signal received outside training, exiting now (checkpoints on disk are kept)\n");

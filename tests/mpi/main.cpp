@@ -4,9 +4,13 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include "dist/context.hpp"
+
 int main(int argc, char** argv) {
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  // As ddpm_dist runs: failed MPI calls return their error to dist::mpi_check.
+  ddpm::dist::init_mpi_errors();
   ::testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -83,3 +83,16 @@ TEST(Nccl, WithoutAGpuTheBackendRefusesWithTheFix) {
     EXPECT_NE(std::string(e.what()).find("set run.backend: mpi"), std::string::npos) << e.what();
   }
 }
+
+// With MPI_ERRORS_RETURN (dist::init_mpi_errors), a failed MPI call reaches the caller as an
+// exception naming the call; before, MPI's default handler ended the whole job inside MPI_Bcast.
+TEST(Mpi, AFailedCallThrowsWithItsName) {
+  dist::MpiCommunicator comm;
+  auto t = torch::zeros({4});
+  try {
+    comm.broadcast(t, 7);  // no rank 7 in a world of 2
+    FAIL() << "a broadcast from a rank that does not exist succeeded";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("MPI_Bcast failed"), std::string::npos) << e.what();
+  }
+}

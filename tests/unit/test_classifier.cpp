@@ -1,8 +1,12 @@
-// The evaluation classifier of the repository (results/classifier.h5, trained here on first use
-// and cached for later runs) and what FID measures with it.
+// The evaluation classifier, trained here from scratch into a temporary file on every run (the
+// repository's cached one is never read), and what FID measures with it.
 #include <H5Cpp.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "config/config.hpp"
 #include "dist/communicator.hpp"
@@ -13,15 +17,21 @@
 using namespace ddpm;
 
 namespace {
-config::Config repo_config() {
+struct TempClassifier {
+  std::string path = (std::filesystem::temp_directory_path() / ("ddpm_classifier_" + std::to_string(::getpid()) + ".h5")).string();
+  TempClassifier() { std::filesystem::remove(path); }
+  ~TempClassifier() { std::filesystem::remove(path); }
+};
+config::Config repo_config(const std::string& classifier) {
   const std::string root = DDPM_SOURCE_DIR;
-  return config::parse("data: {dir: " + root + "/data/mnist}\neval: {classifier: " + root + "/results/classifier.h5}\n",
+  return config::parse("data: {dir: " + root + "/data/mnist}\neval: {classifier: " + classifier + "}\n",
                        "classifier-test");
 }
 }  // namespace
 
 TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDigits) {
-  const auto cfg = repo_config();
+  TempClassifier file;
+  const auto cfg = repo_config(file.path);
   dist::SelfCommunicator self;
   model::Classifier net;
   const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
@@ -45,6 +55,16 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   for (auto c : m.class_histogram) total += c;
   EXPECT_EQ(total, n);
   EXPECT_EQ(m.gen_features.sizes(), (std::vector<int64_t>{n, model::ClassifierImpl::kFeatureDim}));
+  // The file knows its data set: another data set's run refuses it.
+  model::Classifier other;
+  try {
+    eval::load_classifier(file.path, other, "fashion_mnist");
+    FAIL() << "an MNIST classifier was accepted for fashion_mnist";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a classifier of mnist, and this run's data.dataset is fashion_mnist"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Classifier, AFileOfAnotherArchitectureIsRefused) {
@@ -55,7 +75,7 @@ TEST(Classifier, AFileOfAnotherArchitectureIsRefused) {
   }
   model::Classifier net;
   try {
-    eval::load_classifier(path, net);
+    eval::load_classifier(path, net, "mnist");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a file of another architecture"), std::string::npos) << e.what();

@@ -88,3 +88,33 @@ TEST(Config, MissingFileSaysWhereConfigsAre) {
     EXPECT_CONTAINS(std::string(e.what()), "/nonexistent/x.yaml: cannot open");
   }
 }
+
+// model.image_size and model.in_channels were validated and read by nothing (the data path is
+// 1 x 28 x 28); they are no longer keys. data.dataset now picks the data folder and the classifier.
+TEST(Config, DatasetPicksTheDataFolderAndTheClassifierAndGeometryKeysAreGone) {
+  const auto mnist = config::parse("", "t.yaml");
+  EXPECT_EQ(mnist.data_dir(), "data/mnist");
+  EXPECT_EQ(mnist.classifier_path(), "results/classifier_mnist.h5");
+  const auto fashion = config::parse("data: {dataset: fashion_mnist}", "t.yaml");
+  EXPECT_EQ(fashion.data_dir(), "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(fashion.classifier_path(), "results/classifier_fashion_mnist.h5");
+  const auto own = config::parse("data: {dataset: fashion_mnist, dir: /x}\neval: {classifier: /y.h5}", "t.yaml");
+  EXPECT_EQ(own.data_dir(), "/x");
+  EXPECT_EQ(own.classifier_path(), "/y.h5");
+  EXPECT_CONTAINS(error_of("model: {image_size: 32}"), "unknown key 'model.image_size'");
+  EXPECT_CONTAINS(error_of("model: {in_channels: 3}"), "unknown key 'model.in_channels'");
+  EXPECT_CONTAINS(error_of("model: {channel_mult: [1, 2, 2, 2]}"), "do not halve exactly 3 times");
+}
+
+TEST(Config, ChangedKeysListsWhatDiffersAndSkipsKeysOnlyOneSideHas) {
+  const auto before = config::parse("diffusion: {timesteps: 1000}\ntrain: {steps: 10}", "a.yaml");
+  const auto now = config::parse("diffusion: {timesteps: 100}\ntrain: {steps: 20}", "b.yaml",
+                                 {"sample.steps=50"});
+  // A key this version no longer has (model.image_size) in the stored text is left out.
+  auto stored = before.yaml;
+  stored.replace(stored.find("model:\n"), 7, "model:\n  image_size: 28\n");
+  const auto changes = config::changed_keys(stored, now);
+  std::vector<std::string> keys;
+  for (const auto& c : changes) keys.push_back(c.key + ": " + c.before + " -> " + c.now);
+  EXPECT_EQ(keys, (std::vector<std::string>{"diffusion.timesteps: 1000 -> 100", "train.steps: 10 -> 20"}));
+}

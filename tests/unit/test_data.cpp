@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+
+#include <zlib.h>
 
 #include "data/batch_plan.hpp"
 #include "data/idx.hpp"
@@ -85,6 +88,37 @@ TEST_F(IdxFiles, LabelCountMismatchIsReported) {
   write("train-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 2}, 2);
   const auto msg = message_of([&] { data::load_dataset(dir.string(), data::Split::Train); });
   EXPECT_NE(msg.find("holds 2 labels but"), std::string::npos) << msg;
+}
+
+// Debian's dataset packages ship gzipped IDX files (dataset-fashion-mnist): read as they are.
+TEST_F(IdxFiles, AGzippedFileIsReadWhereThePlainOneIsMissing) {
+  const auto plain = images("train-images-idx3-ubyte", 3, 3 * 784);
+  const auto expected = data::read_idx(plain, 3);
+  std::ifstream in(plain, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  gzFile gz = gzopen((plain + ".gz").c_str(), "wb");
+  ASSERT_EQ(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+  gzclose(gz);
+  fs::remove(plain);
+  EXPECT_TRUE(torch::equal(data::read_idx(plain, 3), expected));
+  // A damaged archive names the .gz file.
+  {
+    std::ofstream out(plain + ".gz", std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(40);
+    out.write("garbage!garbage!", 16);
+  }
+  const auto msg = message_of([&] { data::read_idx(plain, 3); });
+  EXPECT_NE(msg.find(plain + ".gz"), std::string::npos) << msg;
+  fs::remove(plain + ".gz");
+  const auto missing = message_of([&] { data::read_idx(plain, 3); });
+  EXPECT_NE(missing.find("cannot open the file (nor " + plain + ".gz)"), std::string::npos) << missing;
+}
+
+TEST_F(IdxFiles, ImagesOfAnotherSizeAreRefusedByName) {
+  write("train-images-idx3-ubyte", {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 32, 0, 0, 0, 32}, 2 * 32 * 32);
+  write("train-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 2}, 2);
+  const auto msg = message_of([&] { data::load_dataset(dir.string(), data::Split::Train); });
+  EXPECT_NE(msg.find("images of 32x32 pixels"), std::string::npos) << msg;
 }
 
 TEST(Mnist, ModelRangeRoundTripsThroughUint8) {

@@ -122,3 +122,48 @@ TEST(Diffusion, LossIsMeanSquaredNoiseError) {
   auto loss = d.loss([](const torch::Tensor& x, const torch::Tensor&) { return torch::zeros_like(x); }, x0, t, eps);
   EXPECT_DOUBLE_EQ(loss.item<double>(), 1.0);
 }
+
+// The ancestral step against the DDPM formulas evaluated here in float64 from betas computed
+// independently, over small, middle and large t and t = 0, with and without clipping of the
+// predicted x0, for both variances. x_t is large enough that clipping changes the result.
+TEST(Diffusion, DdpmStepMatchesTheFormulasWithClippingAndBothVariances) {
+  const int T = 1000;
+  model::Diffusion d(linear_cfg(T));
+  std::vector<double> beta(T), abar(T);
+  double prod = 1.0;
+  for (int t = 0; t < T; ++t) {
+    beta[t] = 1e-4 + (0.02 - 1e-4) * t / (T - 1);
+    prod *= 1.0 - beta[t];
+    abar[t] = prod;
+  }
+  torch::manual_seed(12);
+  const auto x_t = torch::randn({6, 1, 4, 4}, torch::kFloat64) * 3;
+  const auto eps = torch::randn({6, 1, 4, 4}, torch::kFloat64);
+  const auto z = torch::randn({6, 1, 4, 4}, torch::kFloat64);
+  for (int t : {0, 1, 10, 500, 999}) {
+    for (bool clip : {false, true}) {
+      for (bool posterior : {false, true}) {
+        const double prev = t > 0 ? abar[t - 1] : 1.0;
+        auto x0 = (x_t - std::sqrt(1 - abar[t]) * eps) / std::sqrt(abar[t]);
+        if (clip) x0 = x0.clamp(-1, 1);
+        const auto mean = std::sqrt(prev) * beta[t] / (1 - abar[t]) * x0 +
+                          std::sqrt(1 - beta[t]) * (1 - prev) / (1 - abar[t]) * x_t;
+        const double var = posterior ? beta[t] * (1 - prev) / (1 - abar[t]) : beta[t];
+        const auto expected = t > 0 ? mean + std::sqrt(var) * z : mean;
+        const auto got = d.ddpm_step(x_t.to(torch::kFloat32), t, eps.to(torch::kFloat32), z.to(torch::kFloat32),
+                                     posterior, clip)
+                             .to(torch::kFloat64);
+        // float32 arithmetic on values of a few units (x0 before clipping reaches ~500 at t = 999,
+        // times a coefficient below 1e-2): 1e-4 absolute is hundreds of units in the last place.
+        EXPECT_LT((got - expected).abs().max().item<double>(), 1e-4)
+            << "t " << t << " clip " << clip << " posterior " << posterior;
+      }
+    }
+  }
+  // The inputs tell the options apart: clipping and the variance each change the step.
+  auto step = [&](int t, bool posterior, bool clip) {
+    return d.ddpm_step(x_t.to(torch::kFloat32), t, eps.to(torch::kFloat32), z.to(torch::kFloat32), posterior, clip);
+  };
+  EXPECT_GT((step(10, true, true) - step(10, true, false)).abs().max().item<double>(), 1e-2);
+  EXPECT_GT((step(1, true, true) - step(1, false, true)).abs().max().item<double>(), 1e-3);
+}

@@ -54,6 +54,24 @@ TEST(Frechet, MatchesClosedFormForKnownGaussians) {
   EXPECT_NEAR(eval::frechet_distance(mu1, s, mu1, s * 9.0), s.trace().item<double>() * 4.0, 1e-8);
 }
 
+// Covariances that do not commute, where tr sqrt(S1 S2) differs from tr(sqrt(S1) sqrt(S2)). For
+// 2 x 2 matrices, S1 S2 has positive eigenvalues l1, l2 (it is similar to S1^1/2 S2 S1^1/2), and
+// (sqrt l1 + sqrt l2)^2 = tr(S1 S2) + 2 sqrt(det S1 det S2): here tr(S1 S2) = 8, det S1 = det S2 = 3,
+// so tr sqrt(S1 S2) = sqrt(14), and FID = |mu1 - mu2|^2 + 4 + 4 - 2 sqrt(14).
+TEST(Frechet, MatchesTheClosedFormForNonCommutingCovariances) {
+  const auto s1 = torch::tensor({2.0, 1.0, 1.0, 2.0}, torch::kFloat64).view({2, 2});
+  const auto s2 = torch::tensor({1.0, 0.0, 0.0, 3.0}, torch::kFloat64).view({2, 2});
+  ASSERT_FALSE(torch::allclose(s1.mm(s2), s2.mm(s1)));
+  const auto mu1 = torch::tensor({0.5, -1.0}, torch::kFloat64), mu2 = torch::tensor({1.5, 1.0}, torch::kFloat64);
+  const double expected = 1.0 + 4.0 + 8.0 - 2.0 * std::sqrt(14.0);
+  EXPECT_NEAR(eval::frechet_distance(mu1, s1, mu2, s2), expected, 1e-12);
+  // The formula with tr(sqrt(S1) sqrt(S2)) gives another value: the case tells them apart.
+  // sqrt([[2,1],[1,2]]) = [[a,b],[b,a]] with a = (sqrt3 + 1)/2, b = (sqrt3 - 1)/2; sqrt(S2) = diag(1, sqrt3).
+  const double a = (std::sqrt(3.0) + 1) / 2;
+  const double wrong = 1.0 + 4.0 + 8.0 - 2.0 * (a + a * std::sqrt(3.0));
+  EXPECT_GT(std::abs(wrong - expected), 1e-2);
+}
+
 TEST(Frechet, IsSymmetricAndFiniteForSingularCovariances) {
   torch::manual_seed(4);
   // 20 points in 64 dimensions: covariances of rank 19.

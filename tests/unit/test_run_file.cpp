@@ -2,8 +2,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 
+#include "io/h5.hpp"
 #include "io/inspect.hpp"
 #include "io/run_file.hpp"
 #include "util/error.hpp"
@@ -64,4 +68,39 @@ TEST(RunFile, ForeignHdf5IsNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("neither a ddpm_dist run file nor a checkpoint"), std::string::npos);
   }
+}
+
+// A write that fails part-way, here at a file size limit (what a full disk does to the last blocks,
+// close included), throws with the path, leaves no temporary file and keeps the previous file.
+TEST(AtomicWrite, AWriteThatFailsPartWayKeepsThePreviousFile) {
+  TempDir tmp;
+  const auto path = (tmp.path / "state.h5").string();
+  io::write_atomically(path, [](H5::H5File& f) {
+    auto root = f.openGroup("/");
+    io::write_tensor(root, "x", torch::ones({4}));
+  });
+  const auto before = fs::file_size(path);
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 64 * 1024;
+  setrlimit(RLIMIT_FSIZE, &small);
+  std::string message = "no error";
+  try {
+    io::write_atomically(path, [](H5::H5File& f) {
+      auto root = f.openGroup("/");
+      io::write_tensor(root, "x", torch::zeros({1 << 20}));
+    });
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, SIG_DFL);
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("the previous file is kept"), std::string::npos) << message;
+  EXPECT_EQ(fs::file_size(path), before);
+  auto file = io::open_read(path);
+  EXPECT_TRUE(torch::equal(io::read_tensor(file.openGroup("/"), "x"), torch::ones({4})));
+  for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_EQ(e.path().filename(), "state.h5");
 }

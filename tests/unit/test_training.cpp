@@ -189,6 +189,33 @@ TEST(Resume, StoppingAndResumingIsBitwiseTheStraightRun) {
   EXPECT_EQ(b.adam_steps.front(), 2 * K);
 }
 
+// A checkpoint of another model or noise schedule is refused, naming the keys; a longer run is not.
+TEST(Resume, ACheckpointOfAnotherScheduleIsRefusedAndMoreStepsAreNot) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  dist::SelfCommunicator self;
+  {
+    train::Trainer first(cfg, mnist(), torch::kCPU, self);
+    first.train_step();
+    first.write_checkpoint();
+  }
+  const auto path = io::checkpoint_path(cfg.out_dir(), 1);
+  auto other = config::parse(cfg.yaml, "changed.yaml", {"diffusion.timesteps=500", "diffusion.schedule=cosine"});
+  train::Trainer refused(other, mnist(), torch::kCPU, self);
+  try {
+    refused.resume(path);
+    FAIL() << "resumed a checkpoint of another noise schedule";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("diffusion.timesteps: 1000 in the checkpoint, 500 now"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("diffusion.schedule: linear in the checkpoint, cosine now"), std::string::npos) << msg;
+  }
+  auto longer = config::parse(cfg.yaml, "longer.yaml", {"train.steps=400", "train.lr=1e-3"});
+  train::Trainer resumed(longer, mnist(), torch::kCPU, self);
+  resumed.resume(path);
+  EXPECT_EQ(resumed.step(), 1);
+}
+
 TEST(Checkpoint, DamagedFilesAreRefusedClearly) {
   TempDir tmp;
   const auto cfg = tiny_config(tmp.path.string());

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "model/ema.hpp"
+#include "model/dropout.hpp"
 #include "model/unet.hpp"
 
 #include "tiny_model.hpp"
@@ -39,26 +40,45 @@ TEST(UNet, TimestepEmbeddingIsSinCosOfScaledTime) {
   }
 }
 
-TEST(UNet, DropoutZeroesAShareOfPAndKeepsTheMean) {
-  torch::manual_seed(3);
+TEST(KeyedDropout, ZeroesAShareOfPAndKeepsTheMean) {
   const double p = 0.25;
-  auto x = torch::full({1'000'000}, 2.0, torch::requires_grad());
-  auto y = model::inverted_dropout(x, p, true);
-  // Binomial share of zeros: 4.3e-4 standard deviation at this size, so 3e-3 is about 7 sigma.
+  const std::int64_t rows = 100, n = 10'000;
+  auto x = torch::full({rows, n}, 2.0, torch::requires_grad());
+  auto keys = model::dropout_row_keys(3, 0, 0, rows, torch::kCPU);
+  auto y = model::keyed_dropout(x, p, keys, 0, true);
+  // Binomial share of zeros over 1e6 elements: 4.3e-4 standard deviation, so 3e-3 is about 7 sigma.
   EXPECT_NEAR((y == 0).to(torch::kFloat64).mean().item<double>(), p, 3e-3);
+  // Every row has its own mask, each with about p zeros (1e4 elements: sigma 4.3e-3, 7 sigma).
+  const auto row_share = (y == 0).to(torch::kFloat64).mean(1);
+  EXPECT_LT((row_share - p).abs().max().item<double>(), 0.03);
   EXPECT_TRUE(torch::allclose(y.masked_select(y != 0), torch::full({1}, 2.0 / (1 - p))));
-  EXPECT_NEAR(y.mean().item<double>(), 2.0, 2e-2);
   // The gradient is the same mask and scale.
   y.sum().backward();
   EXPECT_TRUE(torch::equal(x.grad(), y.detach() / 2.0));
   // Evaluation, or p = 0: the input itself.
-  EXPECT_TRUE(model::inverted_dropout(x, p, false).is_same(x));
-  EXPECT_TRUE(model::inverted_dropout(x, 0.0, true).is_same(x));
-  // The same generator state draws the same mask (resume relies on it).
-  torch::manual_seed(7);
-  auto a = model::inverted_dropout(x.detach(), p, true);
-  torch::manual_seed(7);
-  EXPECT_TRUE(torch::equal(a, model::inverted_dropout(x.detach(), p, true)));
+  EXPECT_TRUE(model::keyed_dropout(x, p, keys, 0, false).is_same(x));
+  EXPECT_TRUE(model::keyed_dropout(x, 0.0, keys, 0, true).is_same(x));
+}
+
+// What makes results independent of the number of ranks and of the split: a row's mask is a
+// function of its key, the layer and the element, and of nothing else.
+TEST(KeyedDropout, ARowsMaskDependsOnlyOnItsKeyAndLayerNotOnTheBatchOrTheGenerator) {
+  const double p = 0.1;
+  auto x = torch::ones({12, 4, 7, 7});
+  const auto all = model::dropout_row_keys(9, 17, 0, 12, torch::kCPU);
+  torch::manual_seed(1);
+  const auto whole = model::keyed_dropout(x, p, all, 3, true);
+  // Rows 5..8 computed alone (another rank's slice), after other draws from the default generator.
+  torch::manual_seed(2);
+  torch::rand({1000});
+  const auto slice = model::keyed_dropout(x.slice(0, 5, 9), p, model::dropout_row_keys(9, 17, 5, 9, torch::kCPU), 3, true);
+  EXPECT_TRUE(torch::equal(slice, whole.slice(0, 5, 9)));
+  // Another layer, another step or another seed: other masks.
+  EXPECT_FALSE(torch::equal(model::keyed_dropout(x, p, all, 4, true), whole));
+  EXPECT_FALSE(torch::equal(model::keyed_dropout(x, p, model::dropout_row_keys(9, 18, 0, 12, torch::kCPU), 3, true), whole));
+  EXPECT_FALSE(torch::equal(model::keyed_dropout(x, p, model::dropout_row_keys(8, 17, 0, 12, torch::kCPU), 3, true), whole));
+  // Rows differ from one another.
+  EXPECT_FALSE(torch::equal(whole[0], whole[1]));
 }
 
 TEST(Ema, UpdateFollowsDecayArithmeticWithWarmup) {
