@@ -1,11 +1,9 @@
 # Sourced by the launch scripts: the memory allocator of the ranks.
 #
-# Under glibc's malloc a fresh tensor of a few MB is slow to fill: a product into a new 6.4 MB
-# tensor took 15 ms with glibc (with or without the tunables below) and 1.2 ms with tcmalloc. On
-# the AVX-512 BF16 development machine tcmalloc (Debian's libtcmalloc-minimal4, installed by
-# launch/setup.sh) sampled up to 1.4x faster than glibc with the tunables and up to 2.9x faster
-# than glibc's defaults, and trained as fast as the tuned glibc; jemalloc was 2x slower
-# (docs/performance.md). So: tcmalloc, preloaded, where the library is found; otherwise, or with
+# Under glibc's malloc a fresh tensor of a few MB is slow to fill; tcmalloc (Debian's
+# libtcmalloc-minimal4, installed by launch/setup.sh) samples faster and trains as fast as a tuned
+# glibc, jemalloc was slower (the measurements: docs/performance.md). So: tcmalloc, preloaded,
+# where the library is found; otherwise, or with
 # DDPM_MALLOC=glibc, glibc with a fixed mmap threshold, a high trim threshold and a top pad (the
 # variable is harmless under tcmalloc).
 export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=67108864}"

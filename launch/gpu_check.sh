@@ -8,6 +8,8 @@
 #           the prefix
 #   unit    the unit tests; the Cuda.* ones run on the GPU, the others as on any machine
 #   nccl    1 rank under mpirun with run.backend: nccl, configs/smoke.yaml
+#   ranks   2 ranks sharing the GPU (run.backend: mpi stages CUDA tensors through the host): the
+#           CudaRanks.* MPI tests (equivalence with 1 rank, dropout, graphs) and the smoke run
 #   e2e     configs/smoke.yaml end to end (train, sample, FID) with bf16 and graphs
 #   bench   ddpm_dist bench configs/mnist.yaml on CUDA: global batch 128 and 1024, fp32 and bf16,
 #           with and without CUDA graphs; sampling; 1000 images with 1000 DDPM steps
@@ -22,7 +24,7 @@ cd "$ROOT"
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl e2e bench)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl ranks e2e bench)
 DEPS="${DDPM_GPU_DEPS:-$ROOT/.gpu}"
 PREFIX="${DDPM_GPU_PREFIX:-/tmp/ddpm_prefix}"
 BUILD="${DDPM_GPU_BUILD:-$ROOT/build-gpu}"
@@ -129,6 +131,15 @@ stage_nccl() {
   return 0
 }
 
+stage_ranks() {
+  run ranks cmake --build "$BUILD" -j "$JOBS" --target mpi_tests || return 1
+  run ranks "$MPIRUN" -np 2 "$BUILD/tests/mpi_tests" --gtest_filter='CudaRanks.*' || return 1
+  run ranks "$MPIRUN" -np 2 "$BIN" configs/smoke.yaml --set run.backend=mpi --set run.out_dir="$RUNS/ranks" || return 1
+  grep -q "2 rank(s)" "$LOGS/ranks.log" || { echo "the log does not say 2 ranks" >>"$LOGS/ranks.log"; return 1; }
+  FIGURES="$(grep -o 'graphs [01]: 2 ranks vs 1 on one GPU: [0-9.e-]*' "$LOGS/ranks.log" | sed 's/: 2 ranks vs 1 on one GPU//' | xargs)"
+  return 0
+}
+
 stage_bench() {
   local rc=0 common=(--set run.out_dir="$RUNS/bench" --set sample.batch_size=1000)
   run bench "$BIN" bench configs/mnist.yaml --only matmul,conv,train,bf16,graphs,bf16_graphs,sample,sample_bf16,sample_graphs,sample_bf16_graphs "${common[@]}" || rc=1
@@ -154,7 +165,7 @@ if [ "$DRY" -eq 0 ]; then
   nvidia-smi -L 2>&1 | head -4
 fi
 for s in "${STAGES[@]}"; do
-  declare -F "stage_$s" >/dev/null || { echo "unknown stage $s (prefix build unit nccl bench e2e)"; exit 2; }
+  declare -F "stage_$s" >/dev/null || { echo "unknown stage $s (prefix build unit nccl ranks bench e2e)"; exit 2; }
   # A failed prefix or build leaves nothing for the later stages to run.
   if ! stage "$s" && { [ "$s" = prefix ] || [ "$s" = build ]; }; then break; fi
 done

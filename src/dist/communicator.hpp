@@ -35,6 +35,9 @@ class Communicator {
   virtual void allreduce_sum(torch::Tensor& t) = 0;
   // The same, started now; the tensor must stay alive and untouched until wait() returns.
   virtual std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) = 0;
+  // Whether allreduce_sum_async may be called from a thread other than the main one. CUDA autograd
+  // runs gradient hooks on its own device thread; MPI is initialised funneled (main thread only).
+  virtual bool launches_from_any_thread() const { return true; }
   // Lets operations in flight advance; called between pieces of other work.
   virtual void progress() {}
   // Brackets several async all-reduces launched together (NCCL fuses them; MPI ignores it).

@@ -21,6 +21,7 @@ class MpiCommunicator final : public Communicator {
   void allreduce_sum(torch::Tensor& t) override;
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override;
   void progress() override;
+  bool launches_from_any_thread() const override { return false; }
   void broadcast(torch::Tensor& t, int root) override;
   torch::Tensor gatherv(const torch::Tensor& t, int root) override;
   void barrier() override;

@@ -56,10 +56,11 @@ class Watchdog {
       if (done_ || !op_ || !timed_) continue;
       const double waited = std::chrono::duration<double>(Clock::now() - since_).count();
       if (waited < timeout_s_) continue;
-      spdlog::error("[rank {}] waited {:.0f} s in {} during {} (run.collective_timeout_s = {}): another rank stopped "
+      // Other ranks' log lines carry their rank already (util/log.hpp).
+      spdlog::error("{}waited {:.0f} s in {} during {} (run.collective_timeout_s = {}): another rank stopped "
                     "taking part (hung, or lost); ending the job. The newest complete checkpoint is intact: "
                     "continue with --resume auto",
-                    rank_, waited, op_, phase_.empty() ? "start-up" : phase_, timeout_s_);
+                    rank_ == 0 ? "[rank 0] " : "", waited, op_, phase_.empty() ? "start-up" : phase_, timeout_s_);
       spdlog::default_logger()->flush();
       on_timeout_();
       // Not MPI_Abort: MPI may not be called from this thread. A rank that exits without
@@ -109,6 +110,7 @@ class WatchedCommunicator final : public Communicator {
     return std::make_unique<WatchedWork>(inner_->allreduce_sum_async(t), dog_);
   }
   void progress() override { inner_->progress(); }
+  bool launches_from_any_thread() const override { return inner_->launches_from_any_thread(); }
   void group_begin() override { inner_->group_begin(); }
   void group_end() override { inner_->group_end(); }
   void broadcast(torch::Tensor& t, int root) override {

@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <vector>
 
 #include "util/error.hpp"
 
@@ -119,56 +122,99 @@ bool has_attr(const H5::H5Object& obj, const std::string& name) { return obj.att
 
 namespace {
 
-void commit_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& make) {
+// The file is built in memory by HDF5's core driver (no backing store) and written to disk here
+// with plain POSIX calls: a failed write (a full disk) is then an ordinary error of write(2) that
+// leaves HDF5 with nothing open. Written through the library, a failed flush leaves the file open
+// inside it, its close fails, and HDF5 1.10 crashes at exit closing it again.
+std::vector<char> build_in_memory(const std::string& label, const std::vector<char>* start_from,
+                                  const std::function<void(H5::H5File&)>& fill) {
+  H5::FileAccPropList fapl;
+  fapl.setCore(1 << 20, false);
+  if (start_from && H5Pset_file_image(fapl.getId(), const_cast<char*>(start_from->data()), start_from->size()) < 0)
+    throw Error(label + ": HDF5 could not take the file's image");
+  // The core driver refuses an image whose name exists on disk: a name that never will.
+  const std::string name = label + ".in-memory." + std::to_string(::getpid());
+  H5::H5File file(name, start_from ? H5F_ACC_RDWR : H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
+  fill(file);
+  file.flush(H5F_SCOPE_GLOBAL);
+  const ssize_t size = H5Fget_file_image(file.getId(), nullptr, 0);
+  if (size < 0) throw Error(label + ": HDF5 could not produce the file's image");
+  std::vector<char> bytes(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file.getId(), bytes.data(), bytes.size()) != size)
+    throw Error(label + ": HDF5 could not produce the file's image");
+  file.close();
+  return bytes;
+}
+
+// Writes `bytes` to a temporary name beside `path`, fsyncs it, renames it over `path` and fsyncs
+// the folder; on any failure removes the temporary file and keeps `path` as it was.
+void commit_atomically(const std::string& path, const std::vector<char>& bytes) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::error_code ec;
+  auto fail = [&](const std::string& what, int err) {
+    fs::remove(tmp, ec);
+    throw Error(path + ": " + what + ": " + std::strerror(err) + "; check free space and permissions of " +
+                dir.string() + "; the previous file is kept");
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create " + tmp, errno);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : EIO;
+      ::close(fd);
+      fail("writing " + tmp + " failed", err);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    fail("fsync of " + tmp + " failed", err);
+  }
+  if (::close(fd) != 0) fail("closing " + tmp + " failed", errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " over it", errno);
+  fsync_path(dir.string(), O_RDONLY | O_DIRECTORY);
+}
+
+// Runs `make` (which builds the file's bytes) with HDF5's and the file system's errors turned into
+// one ddpm::Error naming `path`; the folder is created first.
+void write_file(const std::string& path, const std::function<std::vector<char>()>& make) {
   quiet_hdf5();
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(dir.string() + ": cannot create the output folder: " + ec.message());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::vector<char> bytes;
   try {
-    make(tmp);
-    fsync_path(tmp, O_RDONLY);
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw Error(path + ": cannot rename " + tmp + " over it: " + std::strerror(errno));
-    fsync_path(dir.string(), O_RDONLY | O_DIRECTORY);
+    bytes = make();
   } catch (const H5::Exception& e) {
-    fs::remove(tmp, ec);
-    throw Error(path + ": HDF5 write failed (" + e.getFuncName() + ": " + e.getDetailMsg() +
-                "); check free space and permissions of " + dir.string() + "; the previous file is kept");
+    throw Error(path + ": HDF5 could not build the file (" + e.getFuncName() + ": " + e.getDetailMsg() +
+                "); the previous file is kept");
   } catch (const fs::filesystem_error& e) {
-    fs::remove(tmp, ec);
     throw Error(path + ": " + e.what() + "; the previous file is kept");
-  } catch (...) {
-    fs::remove(tmp, ec);
-    throw;
   }
+  commit_atomically(path, bytes);
 }
 
 }  // namespace
 
 void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
-  commit_atomically(path, [&](const std::string& tmp) {
-    H5::H5File file(tmp, H5F_ACC_TRUNC);
-    fill(file);
-    file.flush(H5F_SCOPE_GLOBAL);
-    // Closed here, not by the destructor, which reports a failed close (the last metadata
-    // written) on stderr and goes on: the rename would then install a damaged file.
-    file.close();
-  });
+  write_file(path, [&] { return build_in_memory(path, nullptr, fill); });
 }
 
 void update_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
   if (!fs::exists(path)) return write_atomically(path, fill);
-  commit_atomically(path, [&](const std::string& tmp) {
-    fs::copy_file(path, tmp, fs::copy_options::overwrite_existing);
-    H5::H5File file(tmp, H5F_ACC_RDWR);
-    fill(file);
-    file.flush(H5F_SCOPE_GLOBAL);
-    // Closed here, not by the destructor, which reports a failed close (the last metadata
-    // written) on stderr and goes on: the rename would then install a damaged file.
-    file.close();
+  write_file(path, [&] {
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<char> current((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) throw Error(path + ": cannot read the current file to update it");
+    return build_in_memory(path, &current, fill);
   });
 }
 

@@ -1,5 +1,6 @@
 // Thin helpers over the HDF5 C++ API: tensors as datasets, scalars and text as attributes, and
-// an atomic whole-file write (temporary name in the same folder, fsync, rename, fsync folder).
+// an atomic whole-file write (built in memory, written to a temporary name in the same folder,
+// fsync, rename, fsync folder).
 #pragma once
 
 #include <H5Cpp.h>
@@ -23,11 +24,12 @@ std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name);
 double read_attr_double(const H5::H5Object& obj, const std::string& name);
 bool has_attr(const H5::H5Object& obj, const std::string& name);
 
-// Runs `fill` on a new file at a temporary name beside `path`, then makes it `path` atomically.
-// On any failure the temporary file is removed and the previous `path` is left untouched.
+// Runs `fill` on a new file held in memory, then writes it to a temporary name beside `path` and
+// makes it `path` atomically. On any failure (HDF5, a full disk) the temporary file is removed,
+// the previous `path` is left untouched, and HDF5 keeps nothing open.
 void write_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill);
 
-// Like write_atomically, but `fill` starts from a copy of the current `path` when there is one.
+// Like write_atomically, but `fill` starts from the contents of the current `path` when there is one.
 // Readers that have the old file open keep reading it; a crash leaves the previous file.
 void update_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill);
 

@@ -57,7 +57,9 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model_->parameters(),
       // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
-      dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4, cfg.train.overlap && !graphs_});
+      // On CUDA the hooks run on autograd's device thread, where a funneled MPI may not be called.
+      dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4,
+                            cfg.train.overlap && !graphs_ && (device.is_cpu() || comm.launches_from_any_thread())});
 }
 
 void Trainer::resume(const std::string& path) {

@@ -40,6 +40,13 @@ check "foreign file in place of an IDX file" fail "train-images-idx3-ubyte: not 
 cp data/mnist/train-images-idx3-ubyte "$work/data/"
 cp data/mnist/t10k-labels-idx1-ubyte "$work/data/train-labels-idx1-ubyte"
 check "label file of another split" fail "train-labels-idx1-ubyte: holds 10000" run1 train "$CONFIG" --set data.dir="$work/data"
+# Gzipped IDX files, as Debian's dataset packages ship them, are read as they are.
+mkdir -p "$work/gz"
+for f in data/mnist/*-ubyte; do gzip -c "$f" >"$work/gz/$(basename "$f").gz"; done
+check "gzipped IDX files (read as they are, allowed)" ok "gz: 60000 training images" \
+  run1 train "$CONFIG" --set data.dir="$work/gz" --set run.out_dir="$work/gzrun" --set train.steps=2
+head -c 5000000 data/mnist/train-images-idx3-ubyte | gzip -c >"$work/gz/train-images-idx3-ubyte.gz"
+check "truncated gzipped IDX file" fail "train-images-idx3-ubyte.gz: expected [0-9]+ bytes" run1 train "$CONFIG" --set data.dir="$work/gz"
 # Configuration.
 printf 'train:\n  steps: [1, 2\n' >"$work/bad.yaml"
 check "YAML that does not parse" fail "bad.yaml:[0-9]+:[0-9]+" run1 train "$work/bad.yaml"
@@ -47,6 +54,7 @@ check "config file missing" fail "File does not exist: .*missing.yaml" run1 trai
 check "unknown key" fail "unknown key 'train.stepz'; did you mean 'train.steps'" run1 train "$CONFIG" --set train.stepz=5
 check "wrong type" fail "key 'train.steps' must be" run1 train "$CONFIG" --set train.steps=many
 check "impossible value" fail "key 'train.lr'" run1 train "$CONFIG" --set train.lr=-1
+check "a key that no longer exists" fail "unknown key 'model.image_size'" run1 train "$CONFIG" --set model.image_size=32
 check "value not in the allowed set" fail "key 'train.on_write_error' is 'retry'; allowed" run1 train "$CONFIG" --set train.on_write_error=retry
 check "global batch not divisible by the ranks" fail "must be divisible by the number of ranks" \
   "$MPIEXEC" -n 2 --oversubscribe "$BIN" train "$CONFIG" --set run.threads=1 --set train.batch_size=33 --set run.out_dir="$work/div"
@@ -59,6 +67,8 @@ run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=10 --set 
   { echo "FAIL: could not train the 10-step run the next cases need"; exit 1; }
 ckpt="$work/small/checkpoints/step_00000010.h5"
 check "checkpoint of another architecture" fail "$ckpt" run1 train "$CONFIG" --set run.out_dir="$work/small" --set model.base_channels=8 --resume "$ckpt"
+check "checkpoint of another noise schedule" fail "diffusion.timesteps: 100 in the checkpoint, 50 now" \
+  run1 train "$CONFIG" --set run.out_dir="$work/small" --set diffusion.timesteps=50 --resume "$ckpt"
 head -c 20000 "$ckpt" >"$work/truncated.h5"
 check "truncated checkpoint" fail "truncated.h5: cannot open as HDF5|truncated.h5: not an HDF5 file" run1 train "$CONFIG" --set run.out_dir="$work/t" --resume "$work/truncated.h5"
 check "file that is not HDF5" fail "README.md: not an HDF5 file" "$BIN" inspect README.md

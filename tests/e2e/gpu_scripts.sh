@@ -50,7 +50,7 @@ out="$(timeout 60 "$MPIRUN" -np 2 --oversubscribe "$tmp/sum" 2>&1)" || fail "mpi
 echo "$out" | grep -q "sum 3" || fail "all-reduce over 2 ranks gave: $out"
 
 dry="$(launch/gpu_check.sh --dry-run)"
-for want in "== prefix" "== build" "== unit" "== nccl" "== e2e" "== bench" "torch" "run.backend=nccl" \
+for want in "== prefix" "== build" "== unit" "== nccl" "== ranks" "== e2e" "== bench" "torch" "run.backend=nccl" \
             "train.batch_size=1024" "sample_configured" "train.cuda_graphs=true"; do
   echo "$dry" | grep -q -- "$want" || fail "the dry run does not show '$want'"
 done

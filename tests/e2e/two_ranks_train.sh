@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole pipeline of a config under mpirun -np 2: both ranks train, then sample and evaluate;
 # rank 0 writes run.h5 (/train, /samples, /eval, /trajectory), the checkpoints and the pictures.
+# The model must have learned: the loss falls by more than half, and the FID of 100 samples is
+# clearly below that of the same model after one step (a model that learned nothing).
 #   two_ranks_train.sh MPIEXEC BINARY CONFIG
 set -euo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
-"$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" --set run.threads=1 --set run.out_dir="$out_dir" 2>&1 | tee "$out_dir/log"
+common=(--set run.threads=1 --set train.steps=200 --set sample.num_samples=100 --set sample.batch_size=50)
+"$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" 2>&1 | tee "$out_dir/log"
 grep -q "2 rank(s) x 1 intra-op thread(s)" "$out_dir/log"
 grep -q "global batch .* per rank x 2 ranks" "$out_dir/log"
 ls "$out_dir"/checkpoints/step_*.h5 "$out_dir/run.h5" "$out_dir"/{samples,forward,reverse}.png
@@ -20,7 +23,17 @@ for name in images fid fid_floor mean_confidence class_histogram gen_features re
 done
 # The histogram counts every sample.
 total="$(h5dump -d /eval/ema/class_histogram -y -w 0 "$out_dir/run.h5" | sed -n '/DATA {/,/}/p' | tr -cd '0-9,' | tr ',' '+')"
-[ "$(( ${total%+} ))" -eq 20 ] || { echo "FAIL: histogram sums to $(( ${total%+} )), not 20"; exit 1; }
+[ "$(( ${total%+} ))" -eq 100 ] || { echo "FAIL: histogram sums to $(( ${total%+} )), not 100"; exit 1; }
+# It learned: the loss fell, and the samples are nearer the data than an untrained model's.
+values() { /usr/bin/python3 -c 'import sys, h5py; [print(v) for v in h5py.File(sys.argv[1], "r")[sys.argv[2]][()].reshape(-1)]' "$1" "$2"; }
+first="$(values "$out_dir/run.h5" /train/loss | head -1)" last="$(values "$out_dir/run.h5" /train/loss | tail -1)"
+echo "loss: first logged $first, last $last"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' || { echo "FAIL: the loss did not halve"; exit 1; }
+"$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set train.steps=1 --set run.out_dir="$out_dir/untrained" \
+  > "$out_dir/untrained.log" 2>&1 || { cat "$out_dir/untrained.log"; echo "FAIL: the one-step run failed"; exit 1; }
+fid="$(values "$out_dir/run.h5" /eval/ema/fid)" fid0="$(values "$out_dir/untrained/run.h5" /eval/ema/fid)"
+echo "FID after training $fid, after one step $fid0"
+awk -v a="$fid" -v b="$fid0" 'BEGIN { exit !(a < 0.9 * b) }' || { echo "FAIL: FID $fid is not clearly below the untrained $fid0"; exit 1; }
 "$(dirname "$0")/../../tools/plot_run.py" "$out_dir/run.h5"
 ls "$out_dir/loss.png" "$out_dir/samples_grid.png"
 echo "PASS"

@@ -2,22 +2,14 @@
 #include <torch/torch.h>
 
 #include "dist/grad_sync.hpp"
+#include "../small_net.hpp"
 #include "dist/mpi_communicator.hpp"
 
 using namespace ddpm;
 
 namespace {
 
-// A small network whose parameters have several sizes (and a bias in every layer).
-struct Net : torch::nn::Module {
-  Net() {
-    a = register_module("a", torch::nn::Linear(16, 64));
-    b = register_module("b", torch::nn::Linear(64, 64));
-    c = register_module("c", torch::nn::Linear(64, 3));
-  }
-  torch::Tensor forward(const torch::Tensor& x) { return c(torch::tanh(b(torch::tanh(a(x))))); }
-  torch::nn::Linear a{nullptr}, b{nullptr}, c{nullptr};
-};
+using Net = SmallNet;
 
 // Rank-dependent data, so that gradients differ between ranks.
 torch::Tensor input(int rank) {
