@@ -57,7 +57,7 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
     write_attr(root, "version", std::string(DDPM_VERSION));
     write_attr(root, "torch", std::string(TORCH_VERSION));
     write_attr(root, "created", now_utc());
-    write_attr(root, "rng", std::string("none stored: every random draw derives from (run.seed, step, rank)"));
+    write_attr(root, "rng", std::string("none stored: every random draw derives from (run.seed, step, row of the global batch)"));
     // Written last: a reader trusts only files that carry it.
     write_attr(root, "complete", std::int64_t{1});
   });
