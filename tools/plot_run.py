@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""Draws the loss curve and the sample grid of a ddpm_dist run.h5 to PNG.
+"""Draws the loss curve, the FID during training and the sample grid of a ddpm_dist run.h5 to PNG.
 
     tools/plot_run.py results/<run>/run.h5 [--out DIR]
+
+loss.png: the loss, and where the run evaluated during training (eval.every), the FID and its
+floor against the step and against the training wall time beside it.
 
 Needs Debian's python3-h5py and python3-matplotlib (launch/setup.sh installs them).
 """
@@ -19,12 +22,27 @@ import numpy as np  # noqa: E402
 def plot_loss(f, path):
     train = f["train"]
     step, loss = train["step"][:], train["loss"][:]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    history = f["eval_history"] if "eval_history" in f else None
+    fig, axes = plt.subplots(1, 3 if history is not None else 1, figsize=(16 if history is not None else 6, 4))
+    axes = np.atleast_1d(axes)
+    ax = axes[0]
     ax.plot(step, loss)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (mean over ranks and log interval)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
+    if history is not None:
+        fid, floor = history["fid"][:], history["fid_floor"][:]
+        for ax, x, label in ((axes[1], history["step"][:], "step"),
+                             (axes[2], history["train_wall_s"][:] / 60.0, "training wall time (min)")):
+            ax.plot(x, fid, marker="o", label="FID (EMA)")
+            ax.plot(x, floor, linestyle="--", label="floor (real images, same N)")
+            ax.plot(x, 3 * floor, linestyle=":", label="3x floor")
+            ax.set_xlabel(label)
+            ax.set_ylabel("FID")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,9 +1,11 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "app/commands.hpp"
 #include "data/mnist.hpp"
+#include "eval/during_training.hpp"
 #include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
 #include "train/trainer.hpp"
@@ -39,6 +41,14 @@ bool cmd_train(Session& s) {
   spdlog::info("{}: {} training images", s.cfg.data_dir(), train_set.size());
   train::Trainer trainer(s.cfg, train_set, s.ctx.device(), *s.comm);
   spdlog::info("U-Net: {} parameters", trainer.model()->parameter_count());
+  // Prepared before training (the classifier may need training itself), used every eval.every steps.
+  std::unique_ptr<eval::DuringTraining> during;
+  if (s.cfg.eval.every > 0) {
+    during = std::make_unique<eval::DuringTraining>(*s.comm, s.cfg, train_set, s.ctx.device());
+    trainer.set_evaluation(s.cfg.eval.every, [&](std::int64_t step, double train_wall_s) {
+      during->evaluate(trainer.ema_model(), step, train_wall_s);
+    });
+  }
   const auto from = resume_source(s);
   if (!from.empty()) {
     trainer.resume(from);

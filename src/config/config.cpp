@@ -84,6 +84,8 @@ void visit(Config& c, V& v) {
   v.field("weights", c.eval.weights);
   v.field("batch_size", c.eval.batch_size);
   v.field("trajectory_images", c.eval.trajectory_images);
+  v.field("every", c.eval.every);
+  v.field("during_samples", c.eval.during_samples);
 }
 
 template <class T>
@@ -320,6 +322,9 @@ void validate(const Config& c) {
   require(e.batch_size >= 1, s, "eval.batch_size", "must be >= 1");
   require(e.trajectory_images >= 1 && e.trajectory_images <= 100, s, "eval.trajectory_images",
           "must be in [1, 100], got " + str(e.trajectory_images));
+  require(e.every >= 0, s, "eval.every", "must be >= 0 (0: no evaluation during training), got " + str(e.every));
+  require(e.during_samples >= 2, s, "eval.during_samples",
+          "must be >= 2 (a covariance needs two samples), got " + str(e.during_samples));
 }
 
 }  // namespace

@@ -84,6 +84,8 @@ struct EvalConfig {
   std::string weights = "ema";  // ema | raw | both
   std::int64_t batch_size = 500;  // images per classifier forward pass
   int trajectory_images = 8;      // rows of forward.png and reverse.png
+  std::int64_t every = 0;             // evaluate the EMA weights every N training steps; 0: never
+  std::int64_t during_samples = 500;  // samples per evaluation during training
 };
 
 struct Config {

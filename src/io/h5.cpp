@@ -249,10 +249,40 @@ std::vector<double> read_1d(const H5::Group& group, const std::string& name) {
   return out;
 }
 
-void truncate_1d(H5::Group& group, const std::string& name, std::int64_t length) {
+void append_frame(H5::Group& group, const std::string& name, const torch::Tensor& frame_u8,
+                  const std::string& description) {
+  auto f = frame_u8.detach().cpu().contiguous();
+  TORCH_CHECK(f.scalar_type() == torch::kUInt8 && f.dim() == 2, "append_frame: expects a uint8 [H, W] tensor");
+  const hsize_t h = static_cast<hsize_t>(f.size(0)), w = static_cast<hsize_t>(f.size(1));
+  if (!group.nameExists(name)) {
+    const hsize_t zero[3] = {0, h, w}, max[3] = {H5S_UNLIMITED, h, w}, chunk[3] = {1, h, w};
+    H5::DataSpace space(3, zero, max);
+    H5::DSetCreatPropList props;
+    props.setChunk(3, chunk);
+    auto ds = group.createDataSet(name, H5::PredType::NATIVE_UINT8, space, props);
+    write_attr(ds, "description", description);
+  }
   auto ds = group.openDataSet(name);
-  const hsize_t n = static_cast<hsize_t>(length);
-  ds.extend(&n);
+  hsize_t dims[3] = {0, 0, 0};
+  ds.getSpace().getSimpleExtentDims(dims);
+  if (dims[1] != h || dims[2] != w)
+    throw Error(name + ": frames of " + std::to_string(dims[1]) + "x" + std::to_string(dims[2]) + " stored, " +
+                std::to_string(h) + "x" + std::to_string(w) + " given");
+  const hsize_t grown[3] = {dims[0] + 1, h, w}, count[3] = {1, h, w}, start[3] = {dims[0], 0, 0};
+  ds.extend(grown);
+  auto file_space = ds.getSpace();
+  file_space.selectHyperslab(H5S_SELECT_SET, count, start);
+  H5::DataSpace mem(3, count);
+  ds.write(f.data_ptr(), H5::PredType::NATIVE_UINT8, mem, file_space);
+}
+
+void truncate_rows(H5::Group& group, const std::string& name, std::int64_t length) {
+  auto ds = group.openDataSet(name);
+  auto space = ds.getSpace();
+  std::vector<hsize_t> dims(static_cast<std::size_t>(space.getSimpleExtentNdims()));
+  space.getSimpleExtentDims(dims.data());
+  dims[0] = static_cast<hsize_t>(length);
+  ds.extend(dims.data());
 }
 
 H5::H5File open_read(const std::string& path) {

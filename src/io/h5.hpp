@@ -37,7 +37,11 @@ void update_atomically(const std::string& path, const std::function<void(H5::H5F
 void append_1d(H5::Group& group, const std::string& name, const std::vector<double>& values,
                const std::string& description);
 std::vector<double> read_1d(const H5::Group& group, const std::string& name);
-void truncate_1d(H5::Group& group, const std::string& name, std::int64_t length);
+// Extendible datasets: keeps the first `length` rows (along dimension 0) of `name`.
+void truncate_rows(H5::Group& group, const std::string& name, std::int64_t length);
+// Appends a uint8 [H, W] frame to the extendible dataset `name` [rows, H, W], made on first use.
+void append_frame(H5::Group& group, const std::string& name, const torch::Tensor& frame_u8,
+                  const std::string& description);
 
 // Opens an existing file read-only; a missing or non-HDF5 file gives a ddpm::Error naming it.
 H5::H5File open_read(const std::string& path);

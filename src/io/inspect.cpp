@@ -76,6 +76,20 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
   } else {
     out += "  training: no history yet\n";
   }
+  const auto evals = read_eval_history(path);
+  if (!evals.empty()) {
+    const auto best = std::min_element(evals.begin(), evals.end(), [](auto& a, auto& b) { return a.fid < b.fid; });
+    double spent = 0;
+    for (const auto& e : evals) spent += e.eval_s;
+    auto line = [](const char* what, const EvalHistoryRow& e) {
+      return fmt::format("    {}: step {:.0f} ({:.0f} s of training): FID {:.3f} (floor {:.3f}, {:.1f}x), confidence "
+                         "{:.2f}%, classes {:.0f}/10\n",
+                         what, e.step, e.train_wall_s, e.fid, e.fid_floor, e.fid / e.fid_floor, 100 * e.mean_confidence,
+                         10 * e.classes_present);
+    };
+    out += fmt::format("  evaluations during training: {}, {:.0f} s in all\n", evals.size(), spent);
+    out += line("best", *best) + line("last", evals.back());
+  }
   if (file.nameExists("samples")) {
     const auto g = file.openGroup("samples");
     const auto ds = g.openDataSet("images");

@@ -13,12 +13,14 @@
 namespace ddpm::io {
 namespace {
 
+// A history is a group of 1-D float64 datasets of equal length, one per field of a row struct.
+template <class Row>
 struct Column {
   const char* name;
-  double MetricsRow::*field;
+  double Row::*field;
   const char* description;
 };
-constexpr std::array<Column, 6> kColumns{{
+constexpr std::array<Column<MetricsRow>, 6> kColumns{{
     {"step", &MetricsRow::step, "optimizer steps done"},
     {"loss", &MetricsRow::loss, "simple loss ||eps - eps_theta||^2, mean over ranks and over the log interval"},
     {"lr", &MetricsRow::lr, "learning rate at the last step of the interval"},
@@ -26,6 +28,53 @@ constexpr std::array<Column, 6> kColumns{{
     {"img_per_s", &MetricsRow::img_per_s, "training throughput over the interval, images per second, all ranks"},
     {"wall_s", &MetricsRow::wall_s, "seconds of training wall time since the run began, across resumes"},
 }};
+constexpr std::array<Column<EvalHistoryRow>, 7> kEvalColumns{{
+    {"step", &EvalHistoryRow::step, "optimizer steps done when the EMA weights were evaluated"},
+    {"train_wall_s", &EvalHistoryRow::train_wall_s, "seconds of training wall time by then (evaluations left out)"},
+    {"fid", &EvalHistoryRow::fid, "FID of eval.during_samples samples of the EMA weights against the test set"},
+    {"fid_floor", &EvalHistoryRow::fid_floor, "FID of as many real training images: the floor at this N"},
+    {"mean_confidence", &EvalHistoryRow::mean_confidence, "mean max-softmax probability of the classifier"},
+    {"classes_present", &EvalHistoryRow::classes_present, "fraction of the 10 classes predicted at least once"},
+    {"eval_s", &EvalHistoryRow::eval_s, "seconds this evaluation took (sampling and metrics)"},
+}};
+
+template <class Row, std::size_t N>
+void append_rows(H5::Group& g, const std::array<Column<Row>, N>& columns, const std::vector<Row>& rows) {
+  for (const auto& c : columns) {
+    std::vector<double> v;
+    for (const auto& r : rows) v.push_back(r.*(c.field));
+    append_1d(g, c.name, v, c.description);
+  }
+}
+
+template <class Row, std::size_t N>
+std::vector<Row> read_rows(const std::string& path, const std::string& group,
+                           const std::array<Column<Row>, N>& columns) {
+  if (!std::filesystem::exists(path)) return {};
+  auto file = open_read(path);
+  if (!file.nameExists(group)) return {};
+  try {
+    const auto g = file.openGroup(group);
+    std::vector<Row> rows;
+    for (const auto& c : columns) {
+      const auto v = read_1d(g, c.name);
+      if (rows.empty()) rows.resize(v.size());
+      if (v.size() != rows.size()) throw Error(path + ": /" + group + " datasets differ in length; the file is damaged");
+      for (std::size_t i = 0; i < v.size(); ++i) rows[i].*(c.field) = v[i];
+    }
+    return rows;
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": cannot read /" + group + " (" + e.getDetailMsg() + ")");
+  }
+}
+
+// Rows kept when the history is cut back to `step` (the first rows, whose step is at most it).
+template <class Row>
+std::int64_t rows_up_to(const std::vector<Row>& rows, std::int64_t step) {
+  std::int64_t keep = 0;
+  while (keep < static_cast<std::int64_t>(rows.size()) && rows[keep].step <= step) ++keep;
+  return keep;
+}
 
 H5::Group open_or_create(H5::H5File& file, const std::string& name) {
   return file.nameExists(name) ? file.openGroup(name) : file.createGroup(name);
@@ -53,41 +102,43 @@ void append_train_metrics(const std::string& path, const std::vector<MetricsRow>
     // Only rank 0 writes run.h5.
     if (!rows.empty()) fault::at(fault::Point::RunFileWrite, static_cast<std::int64_t>(rows.back().step), 0);
     auto g = open_or_create(file, "train");
-    for (const auto& c : kColumns) {
-      std::vector<double> v;
-      for (const auto& r : rows) v.push_back(r.*(c.field));
-      append_1d(g, c.name, v, c.description);
-    }
+    append_rows(g, kColumns, rows);
   });
 }
 
-std::vector<MetricsRow> read_train_metrics(const std::string& path) {
-  if (!std::filesystem::exists(path)) return {};
-  auto file = open_read(path);
-  if (!file.nameExists("train")) return {};
-  try {
-    const auto g = file.openGroup("train");
-    std::vector<MetricsRow> rows;
-    for (const auto& c : kColumns) {
-      const auto v = read_1d(g, c.name);
-      if (rows.empty()) rows.resize(v.size());
-      if (v.size() != rows.size()) throw Error(path + ": /train datasets differ in length; the file is damaged");
-      for (std::size_t i = 0; i < v.size(); ++i) rows[i].*(c.field) = v[i];
-    }
-    return rows;
-  } catch (const H5::Exception& e) {
-    throw Error(path + ": cannot read /train (" + e.getDetailMsg() + ")");
-  }
-}
+std::vector<MetricsRow> read_train_metrics(const std::string& path) { return read_rows(path, "train", kColumns); }
 
 void truncate_train_metrics(const std::string& path, std::int64_t step) {
   const auto rows = read_train_metrics(path);
-  std::int64_t keep = 0;
-  while (keep < static_cast<std::int64_t>(rows.size()) && rows[keep].step <= step) ++keep;
+  const auto keep = rows_up_to(rows, step);
   if (keep == static_cast<std::int64_t>(rows.size())) return;
   update_atomically(path, [&](H5::H5File& file) {
     auto g = file.openGroup("train");
-    for (const auto& c : kColumns) truncate_1d(g, c.name, keep);
+    for (const auto& c : kColumns) truncate_rows(g, c.name, keep);
+  });
+}
+
+void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "eval_history");
+    write_attr(g, "description", std::string("evaluations during training (eval.every), one row each"));
+    append_rows(g, kEvalColumns, {row});
+    append_frame(g, "grids", grid_u8, "the first samples of each evaluation as a grid, uint8 [rows, H, W]");
+  });
+}
+
+std::vector<EvalHistoryRow> read_eval_history(const std::string& path) {
+  return read_rows(path, "eval_history", kEvalColumns);
+}
+
+void truncate_eval_history(const std::string& path, std::int64_t step) {
+  const auto rows = read_eval_history(path);
+  const auto keep = rows_up_to(rows, step);
+  if (keep == static_cast<std::int64_t>(rows.size())) return;
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = file.openGroup("eval_history");
+    for (const auto& c : kEvalColumns) truncate_rows(g, c.name, keep);
+    truncate_rows(g, "grids", keep);
   });
 }
 

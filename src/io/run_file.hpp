@@ -14,6 +14,11 @@ struct MetricsRow {
   double step = 0, loss = 0, lr = 0, grad_norm = 0, img_per_s = 0, wall_s = 0;
 };
 
+// One evaluation during training (eval.every).
+struct EvalHistoryRow {
+  double step = 0, train_wall_s = 0, fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0, eval_s = 0;
+};
+
 struct SampleAttrs {
   std::string sampler;
   std::int64_t steps = 0;
@@ -31,6 +36,12 @@ void append_train_metrics(const std::string& path, const std::vector<MetricsRow>
 std::vector<MetricsRow> read_train_metrics(const std::string& path);
 // Drops the rows after `step`, so that a resumed run continues the history without duplicates.
 void truncate_train_metrics(const std::string& path, std::int64_t step);
+// /eval_history/{step, train_wall_s, fid, ...} and /eval_history/grids (uint8 [rows, H, W]): a row
+// and a picture per evaluation during training.
+void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8);
+std::vector<EvalHistoryRow> read_eval_history(const std::string& path);
+// Drops the evaluations after `step` (a resumed run).
+void truncate_eval_history(const std::string& path, std::int64_t step);
 // /samples/images uint8 [N, H, W] with its settings as attributes.
 void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs);
 

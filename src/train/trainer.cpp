@@ -86,6 +86,11 @@ void Trainer::resume(const std::string& path) {
   }
 }
 
+void Trainer::set_evaluation(std::int64_t every, Evaluation evaluate) {
+  eval_every_ = every;
+  evaluate_ = std::move(evaluate);
+}
+
 double Trainer::lr_at(std::int64_t step) const {
   const auto w = cfg_.train.warmup_steps;
   if (w == 0 || step >= w) return cfg_.train.lr;
@@ -240,8 +245,9 @@ Trainer::Outcome Trainer::run() {
                  plan_.steps_per_epoch());
     for (const auto& f : io::remove_stale_temporaries(cfg_.out_dir()))
       spdlog::info("removed {}, left by a writer that was killed", f);
-    // A resumed run continues the history: rows after the checkpoint's step are dropped.
+    // A resumed run continues the histories: rows after the checkpoint's step are dropped.
     io::truncate_train_metrics(run_file, step_);
+    io::truncate_eval_history(run_file, step_);
     const auto history = io::read_train_metrics(run_file);
     if (!history.empty()) wall_offset = history.back().wall_s;
     io::write_run_config(run_file, cfg_.yaml, world_);
@@ -251,7 +257,7 @@ Trainer::Outcome Trainer::run() {
     ~Deferred() { stop::set_deferred(false); }
   } deferred;
   using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
+  auto start = clock::now();  // moved forward by the time of evaluations during training
   auto interval_start = start;
   const auto start_step = step_;
   double loss_sum = 0.0;
@@ -294,6 +300,14 @@ Trainer::Outcome Trainer::run() {
       interval_start = now;
     }
     if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total || stopping) write_checkpoint();
+    if (evaluate_ && eval_every_ > 0 && step_ % eval_every_ == 0 && !stopping) {
+      const auto eval_start = clock::now();
+      evaluate_(step_, wall_offset + std::chrono::duration<double>(eval_start - start).count());
+      // Training's clocks skip the evaluation.
+      const auto spent = clock::now() - eval_start;
+      start += spent;
+      interval_start += spent;
+    }
     if (stopping) {
       if (rank_ == 0) {
         const int sig = stop::requested();

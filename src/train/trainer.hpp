@@ -48,6 +48,12 @@ class Trainer {
   // agree, in one all-reduce, on whether to skip the update and whether to stop.
   StepStats train_step();
 
+  // Called by run() on every rank after each step that is a multiple of `every` (and not stopping),
+  // with the step and the training wall time so far; the time it takes is left out of the
+  // throughput, the ETA and the wall time of the history. app/ wires eval::DuringTraining here.
+  using Evaluation = std::function<void(std::int64_t step, double train_wall_s)>;
+  void set_evaluation(std::int64_t every, Evaluation evaluate);
+
   double lr_at(std::int64_t step) const;
   std::int64_t step() const { return step_; }
   model::UNet& model() { return model_; }
@@ -91,6 +97,8 @@ class Trainer {
   };
   std::unique_ptr<StepGraph> step_graph_;
   std::vector<io::MetricsRow> unwritten_rows_;  // rank 0: metrics not yet in run.h5
+  std::int64_t eval_every_ = 0;
+  Evaluation evaluate_;
   int bad_in_row_ = 0;
   std::int64_t bad_total_ = 0;
 

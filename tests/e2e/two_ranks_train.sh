@@ -9,7 +9,9 @@ MPIEXEC="$1" BIN="$2" CONFIG="$3"
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
 common=(--set run.threads=1 --set train.steps=200 --set sample.num_samples=100 --set sample.batch_size=50)
-"$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" 2>&1 | tee "$out_dir/log"
+# Evaluations during training at steps 100 and 200, of 50 samples each.
+"$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set eval.every=100 --set eval.during_samples=50 \
+  --set run.out_dir="$out_dir" 2>&1 | tee "$out_dir/log"
 grep -q "2 rank(s) x 1 intra-op thread(s)" "$out_dir/log"
 grep -q "global batch .* per rank x 2 ranks" "$out_dir/log"
 ls "$out_dir"/checkpoints/step_*.h5 "$out_dir/run.h5" "$out_dir"/{samples,forward,reverse}.png
@@ -34,6 +36,9 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' || { echo "FAIL: 
 fid="$(values "$out_dir/run.h5" /eval/ema/fid)" fid0="$(values "$out_dir/untrained/run.h5" /eval/ema/fid)"
 echo "FID after training $fid, after one step $fid0"
 awk -v a="$fid" -v b="$fid0" 'BEGIN { exit !(a < 0.9 * b) }' || { echo "FAIL: FID $fid is not clearly below the untrained $fid0"; exit 1; }
+[ "$(values "$out_dir/run.h5" /eval_history/step | xargs)" = "100.0 200.0" ] ||
+  { echo "FAIL: /eval_history/step is '$(values "$out_dir/run.h5" /eval_history/step | xargs)'"; exit 1; }
+grep -q "evaluations during training: 2" "$out_dir/inspect.txt" || { echo "FAIL: inspect shows no evaluation history"; exit 1; }
 "$(dirname "$0")/../../tools/plot_run.py" "$out_dir/run.h5"
 ls "$out_dir/loss.png" "$out_dir/samples_grid.png"
 echo "PASS"

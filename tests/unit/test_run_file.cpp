@@ -104,3 +104,36 @@ TEST(AtomicWrite, AWriteThatFailsPartWayKeepsThePreviousFile) {
   EXPECT_TRUE(torch::equal(io::read_tensor(file.openGroup("/"), "x"), torch::ones({4})));
   for (const auto& e : fs::directory_iterator(tmp.path)) EXPECT_EQ(e.path().filename(), "state.h5");
 }
+
+// The history of evaluations during training: rows and grids stay in step, and a resume cuts both.
+TEST(RunFile, EvalHistoryAppendsReadsAndTruncatesRowsWithTheirGrids) {
+  TempDir tmp;
+  const auto path = (tmp.path / "run.h5").string();
+  io::write_run_config(path, "run: {name: x}\n", 1);
+  for (int k = 1; k <= 3; ++k)
+    io::append_eval_history(path, {100.0 * k, 10.0 * k, 50.0 / k, 5.0, 0.9, 1.0, 2.0},
+                            torch::full({122, 122}, k, torch::kUInt8));
+  auto rows = io::read_eval_history(path);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_DOUBLE_EQ(rows[2].step, 300);
+  EXPECT_DOUBLE_EQ(rows[1].fid, 25.0);
+  EXPECT_DOUBLE_EQ(rows[0].train_wall_s, 10.0);
+  auto grids = [&] {
+    auto file = io::open_read(path);
+    return io::read_tensor(file.openGroup("eval_history"), "grids");
+  };
+  EXPECT_EQ(grids().sizes(), (std::vector<int64_t>{3, 122, 122}));
+  EXPECT_EQ(grids()[2][0][0].item<int>(), 3);
+  // Resuming from the checkpoint of step 200 drops the evaluation of step 300 and its grid.
+  io::truncate_eval_history(path, 200);
+  rows = io::read_eval_history(path);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(rows.back().step, 200);
+  EXPECT_EQ(grids().size(0), 2);
+  io::append_eval_history(path, {300, 30, 1, 5, 0.9, 1, 2}, torch::full({122, 122}, 9, torch::kUInt8));
+  EXPECT_EQ(io::read_eval_history(path).size(), 3u);
+  EXPECT_EQ(grids()[2][0][0].item<int>(), 9);
+  const auto summary = io::describe(path);
+  EXPECT_NE(summary.find("evaluations during training: 3"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("best: step 300"), std::string::npos) << summary;
+}

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "config/config.hpp"
 #include "data/mnist.hpp"
@@ -214,6 +215,29 @@ TEST(Resume, ACheckpointOfAnotherScheduleIsRefusedAndMoreStepsAreNot) {
   train::Trainer resumed(longer, mnist(), torch::kCPU, self);
   resumed.resume(path);
   EXPECT_EQ(resumed.step(), 1);
+}
+
+// The evaluation hook runs on the steps that are multiples of eval.every, with a training wall time
+// that does not count the evaluations before it.
+TEST(Trainer, EvaluationRunsEveryNStepsAndIsLeftOutOfTheTrainingTime) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  cfg.train.steps = 6;
+  cfg.train.log_every = 6;
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
+  std::vector<std::int64_t> steps;
+  std::vector<double> walls;
+  trainer.set_evaluation(2, [&](std::int64_t step, double wall) {
+    steps.push_back(step);
+    walls.push_back(wall);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  });
+  EXPECT_EQ(trainer.run(), train::Trainer::Outcome::Finished);
+  EXPECT_EQ(steps, (std::vector<std::int64_t>{2, 4, 6}));
+  // Had the evaluations counted, each wall time would exceed the one before by more than the 1.5 s
+  // an evaluation sleeps; two steps of this model take a small fraction of that on any machine here.
+  for (std::size_t i = 1; i < walls.size(); ++i) EXPECT_LT(walls[i] - walls[i - 1], 1.5) << i;
 }
 
 TEST(Checkpoint, DamagedFilesAreRefusedClearly) {

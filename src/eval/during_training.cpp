@@ -1,0 +1,59 @@
+#include "eval/during_training.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "eval/classifier_training.hpp"
+#include "eval/distributed_sampling.hpp"
+#include "io/png.hpp"
+#include "model/precision.hpp"
+
+namespace ddpm::eval {
+namespace {
+config::Config with_samples(config::Config cfg) {
+  cfg.sample.num_samples = cfg.eval.during_samples;
+  return cfg;
+}
+}  // namespace
+
+DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& cfg, const data::Dataset& train_set,
+                               const torch::Device& device)
+    : comm_(comm), cfg_(with_samples(cfg)), device_(device), diffusion_(cfg.diffusion) {
+  comm_.set_phase("preparing the evaluation during training", false);
+  const auto test_set = data::load_dataset(cfg_.data_dir(), data::Split::Test);
+  const auto info = ensure_classifier(comm_, cfg_, classifier_, train_set, test_set, device_);
+  ref_ = reference_stats(comm_, classifier_, cfg_, train_set, test_set, cfg_.sample.num_samples, device_);
+  if (comm_.rank() == 0)
+    spdlog::info("evaluation during training: every {} steps, {} samples ({} x{}), classifier {} ({:.2f}%), FID floor "
+                 "at this N {:.3f}",
+                 cfg_.eval.every, cfg_.sample.num_samples, cfg_.sample.sampler,
+                 cfg_.sample.sampler == "ddpm" ? cfg_.diffusion.timesteps : cfg_.sample.steps, info.path,
+                 100 * info.test_accuracy, ref_.fid_floor);
+}
+
+io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step, double train_wall_s) {
+  // Ranks wait here for the one with a batch more to sample, and for rank 0's file write.
+  comm_.set_phase("the evaluation at step " + std::to_string(step), false);
+  const auto start = std::chrono::steady_clock::now();
+  net->eval();
+  const auto eps_model = model::sampling_eps_model(net, cfg_.sample, device_);
+  const auto local = sample_local(comm_, eps_model, diffusion_, cfg_, device_);
+  const auto m = eval::evaluate(comm_, classifier_, local, ref_, cfg_.sample.batch_size, device_);
+  // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).
+  const auto first = comm_.gatherv(local.slice(0, 0, std::min<std::int64_t>(16, local.size(0))).cpu().contiguous(), 0);
+  io::EvalHistoryRow row{double(step), train_wall_s, m.fid, ref_.fid_floor, m.mean_confidence, m.classes_present, 0.0};
+  row.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (comm_.rank() == 0) {
+    const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4);
+    io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid);
+    spdlog::info("eval at step {}: FID {:.3f} (floor {:.3f}, {:.1f}x), confidence {:.2f}%, classes {:.0f}/10 ({} "
+                 "samples, {:.1f} s, not counted in img/s)",
+                 step, row.fid, row.fid_floor, row.fid / row.fid_floor, 100 * row.mean_confidence,
+                 10 * row.classes_present, m.count, row.eval_s);
+  }
+  comm_.barrier();
+  return row;
+}
+
+}  // namespace ddpm::eval
