@@ -52,8 +52,11 @@ void visit(Config& c, V& v) {
   v.field("batch_size", c.train.batch_size);
   v.field("lr", c.train.lr);
   v.field("warmup_steps", c.train.warmup_steps);
+  v.field("lr_schedule", c.train.lr_schedule);
+  v.field("lr_min", c.train.lr_min);
   v.field("grad_clip", c.train.grad_clip);
   v.field("ema_decay", c.train.ema_decay);
+  v.field("ema_share", c.train.ema_share);
   v.field("log_every", c.train.log_every);
   v.field("checkpoint_every", c.train.checkpoint_every);
   v.field("keep_checkpoints", c.train.keep_checkpoints);
@@ -292,6 +295,11 @@ void validate(const Config& c) {
   require(t.batch_size >= 1, s, "train.batch_size", "must be >= 1, got " + str(t.batch_size));
   require(t.lr > 0.0 && std::isfinite(t.lr), s, "train.lr", "must be > 0, got " + str(t.lr));
   require(t.warmup_steps >= 0, s, "train.warmup_steps", "must be >= 0");
+  require_one_of(s, "train.lr_schedule", t.lr_schedule, {"constant", "cosine"});
+  require(t.lr_min >= 0.0 && t.lr_min <= t.lr, s, "train.lr_min",
+          "must be in [0, train.lr = " + str(t.lr) + "], got " + str(t.lr_min));
+  require(t.ema_share >= 0.0 && t.ema_share <= 1.0, s, "train.ema_share",
+          "must be in [0, 1] (0: the fixed train.ema_decay), got " + str(t.ema_share));
   require(t.grad_clip >= 0.0, s, "train.grad_clip", "must be >= 0 (0 disables clipping)");
   require(t.ema_decay >= 0.0 && t.ema_decay < 1.0, s, "train.ema_decay",
           "must be in [0, 1), got " + str(t.ema_decay));

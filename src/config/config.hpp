@@ -50,8 +50,11 @@ struct TrainConfig {
   std::int64_t batch_size = 128;  // global, over all ranks
   double lr = 2e-4;
   std::int64_t warmup_steps = 100;
+  std::string lr_schedule = "constant";  // after warm-up: constant | cosine (from lr down to lr_min at the last step)
+  double lr_min = 0.0;                   // cosine's floor
   double grad_clip = 1.0;  // max global L2 norm; 0 disables
   double ema_decay = 0.999;
+  double ema_share = 0.0;  // > 0: the EMA's half-life is this share of the steps done so far (ema_decay unused)
   std::int64_t log_every = 50;
   std::int64_t checkpoint_every = 1000;
   int keep_checkpoints = 3;

@@ -1,6 +1,7 @@
 #include "model/ema.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace ddpm::model {
 
@@ -13,12 +14,14 @@ void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
   for (std::size_t i = 0; i < sb.size(); ++i) db[i].copy_(sb[i]);
 }
 
-Ema::Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay) : shadow_(shadow), decay_(decay) {
+Ema::Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay, double share)
+    : shadow_(shadow), decay_(decay), share_(share) {
   copy_weights(live, shadow_);
   for (auto& p : shadow_.parameters()) p.set_requires_grad(false);
 }
 
 double Ema::decay_at(std::int64_t updates) const {
+  if (share_ > 0) return std::pow(0.5, 1.0 / std::max(1.0, share_ * double(updates)));
   return std::min(decay_, (1.0 + updates) / (10.0 + updates));
 }
 

@@ -9,10 +9,13 @@ namespace ddpm::model {
 class Ema {
  public:
   // `shadow` must have the same architecture as the live module; it starts as a copy of `live`.
-  Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay);
+  // `share` = 0: a fixed `decay`, warmed up; `share` > 0: a half-life that grows with training.
+  Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay, double share = 0.0);
 
-  // Warm-up: decay_t = min(decay, (1 + t) / (10 + t)), t = updates done so far, so that short runs
-  // are not stuck near the initial weights.
+  // The decay of update t (t = updates done so far). Fixed: min(decay, (1 + t) / (10 + t)), so that
+  // short runs are not stuck near the initial weights. With a share s: the half-life is
+  // h_t = max(1, s t) updates (EDM's half-life as a share of the images seen), decay_t = 0.5^(1 / h_t),
+  // so the average always spans the same share of training whatever its length.
   double decay_at(std::int64_t updates) const;
   // shadow = d * shadow + (1 - d) * live; buffers are copied.
   void update(torch::nn::Module& live);
@@ -21,7 +24,7 @@ class Ema {
 
  private:
   torch::nn::Module& shadow_;
-  double decay_;
+  double decay_, share_;
   std::int64_t updates_ = 0;
 };
 

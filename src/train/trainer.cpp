@@ -52,7 +52,7 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
   model_->to(device_);
   ema_model_->to(device_);
   dist::broadcast_module(comm_, *model_);
-  ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay);
+  ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay, cfg.train.ema_share);
   optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model_->parameters(),
@@ -92,9 +92,13 @@ void Trainer::set_evaluation(std::int64_t every, Evaluation evaluate) {
 }
 
 double Trainer::lr_at(std::int64_t step) const {
-  const auto w = cfg_.train.warmup_steps;
-  if (w == 0 || step >= w) return cfg_.train.lr;
-  return cfg_.train.lr * double(step + 1) / double(w);
+  const auto& t = cfg_.train;
+  const auto w = t.warmup_steps;
+  if (w > 0 && step < w) return t.lr * double(step + 1) / double(w);
+  if (t.lr_schedule == "constant" || t.steps <= w + 1) return t.lr;
+  // Cosine from lr at the first step after warm-up to lr_min at the last step (steps - 1).
+  const double progress = double(step - w) / double(t.steps - 1 - w);
+  return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
 std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, std::int64_t end) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -238,6 +239,30 @@ TEST(Trainer, EvaluationRunsEveryNStepsAndIsLeftOutOfTheTrainingTime) {
   // Had the evaluations counted, each wall time would exceed the one before by more than the 1.5 s
   // an evaluation sleeps; two steps of this model take a small fraction of that on any machine here.
   for (std::size_t i = 1; i < walls.size(); ++i) EXPECT_LT(walls[i] - walls[i - 1], 1.5) << i;
+}
+
+// Linear warm-up, then constant or a cosine from lr to lr_min at the last step.
+TEST(Trainer, LearningRateScheduleMatchesItsClosedForm) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  cfg.train.steps = 110;
+  cfg.train.warmup_steps = 10;
+  cfg.train.lr = 2e-3;
+  dist::SelfCommunicator self;
+  {
+    train::Trainer constant(cfg, mnist(), torch::kCPU, self);
+    EXPECT_DOUBLE_EQ(constant.lr_at(0), 2e-4);
+    EXPECT_DOUBLE_EQ(constant.lr_at(9), 2e-3);
+    EXPECT_DOUBLE_EQ(constant.lr_at(109), 2e-3);
+  }
+  cfg.train.lr_schedule = "cosine";
+  cfg.train.lr_min = 2e-5;
+  train::Trainer cosine(cfg, mnist(), torch::kCPU, self);
+  EXPECT_DOUBLE_EQ(cosine.lr_at(4), 1e-3);  // warm-up unchanged
+  EXPECT_NEAR(cosine.lr_at(10), 2e-3, 1e-15);
+  // Step 43 is a third of the way from the first step after warm-up (10) to the last (109).
+  EXPECT_NEAR(cosine.lr_at(10 + 33), 2e-5 + (2e-3 - 2e-5) * 0.5 * (1 + std::cos(M_PI / 3)), 1e-15);
+  EXPECT_NEAR(cosine.lr_at(109), 2e-5, 1e-15);
 }
 
 TEST(Checkpoint, DamagedFilesAreRefusedClearly) {

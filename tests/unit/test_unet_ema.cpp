@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "model/ema.hpp"
 #include "model/dropout.hpp"
 #include "model/unet.hpp"
@@ -101,4 +103,18 @@ TEST(Ema, UpdateFollowsDecayArithmeticWithWarmup) {
   ema.update(*live);  // d = 2/11: 2/11 * 0.9 + 9/11 * 3
   EXPECT_NEAR(shadow->weight[0][0].item<double>(), 2.0 / 11 * 0.9 + 9.0 / 11 * 3.0, 1e-6);
   EXPECT_EQ(ema.updates(), 2);
+}
+
+// The half-life as a share of training: h_t = max(1, s t) updates, decay_t = 0.5^(1 / h_t); after
+// h_t updates at that decay, a weight's share in the average has halved.
+TEST(Ema, AShareGivesAHalfLifeThatGrowsWithTraining) {
+  auto live = torch::nn::Linear(2, 1), shadow = torch::nn::Linear(2, 1);
+  model::Ema ema(*live, *shadow, 0.999, 0.1);
+  EXPECT_DOUBLE_EQ(ema.decay_at(0), 0.5);      // h = 1 while s t < 1
+  EXPECT_DOUBLE_EQ(ema.decay_at(10), 0.5);     // s t = 1
+  EXPECT_NEAR(ema.decay_at(1000), std::pow(0.5, 1.0 / 100), 1e-15);
+  EXPECT_NEAR(std::pow(ema.decay_at(20000), 2000), 0.5, 1e-12);  // h = 2000 at t = 20000
+  // The fixed decay ignores the share when it is 0 (today's behaviour).
+  model::Ema fixed(*live, *shadow, 0.999, 0.0);
+  EXPECT_DOUBLE_EQ(fixed.decay_at(1000000), 0.999);
 }
