@@ -138,7 +138,7 @@ void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool b
 void bench_sampling_as_configured(Session& s, model::UNet& net) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
-  const auto eps = model::sampling_eps_model(net, cfg.sample, s.ctx.device());
+  const auto eps = model::sampling_eps_model(net, diffusion, cfg.sample, s.ctx.device());
   const auto start = clock::now();
   eval::sample_distributed(*s.comm, eps, diffusion, cfg, s.ctx.device());
   s.comm->barrier();

@@ -38,7 +38,7 @@ void cmd_sample(Session& s) {
                  elapsed / done * (total - done));
   };
   auto images = eval::sample_distributed(
-      *s.comm, model::sampling_eps_model(net, cfg.sample, s.ctx.device()), diffusion, cfg, s.ctx.device(), progress);
+      *s.comm, model::sampling_eps_model(net, diffusion, cfg.sample, s.ctx.device()), diffusion, cfg, s.ctx.device(), progress);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;

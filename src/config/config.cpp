@@ -46,6 +46,7 @@ void visit(Config& c, V& v) {
   v.field("beta_start", c.diffusion.beta_start);
   v.field("beta_end", c.diffusion.beta_end);
   v.field("cosine_s", c.diffusion.cosine_s);
+  v.field("prediction", c.diffusion.prediction);
 
   v.section("train");
   v.field("steps", c.train.steps);
@@ -54,6 +55,8 @@ void visit(Config& c, V& v) {
   v.field("warmup_steps", c.train.warmup_steps);
   v.field("lr_schedule", c.train.lr_schedule);
   v.field("lr_min", c.train.lr_min);
+  v.field("loss_weighting", c.train.loss_weighting);
+  v.field("min_snr_gamma", c.train.min_snr_gamma);
   v.field("grad_clip", c.train.grad_clip);
   v.field("ema_decay", c.train.ema_decay);
   v.field("ema_share", c.train.ema_share);
@@ -289,6 +292,7 @@ void validate(const Config& c) {
   require(d.beta_end > d.beta_start && d.beta_end < 1.0, s, "diffusion.beta_end",
           "must be in (beta_start, 1) = (" + str(d.beta_start) + ", 1), got " + str(d.beta_end));
   require(d.cosine_s > 0.0, s, "diffusion.cosine_s", "must be > 0");
+  require_one_of(s, "diffusion.prediction", d.prediction, {"eps", "v", "x0"});
 
   const auto& t = c.train;
   require(t.steps >= 1, s, "train.steps", "must be >= 1, got " + str(t.steps));
@@ -296,6 +300,8 @@ void validate(const Config& c) {
   require(t.lr > 0.0 && std::isfinite(t.lr), s, "train.lr", "must be > 0, got " + str(t.lr));
   require(t.warmup_steps >= 0, s, "train.warmup_steps", "must be >= 0");
   require_one_of(s, "train.lr_schedule", t.lr_schedule, {"constant", "cosine"});
+  require_one_of(s, "train.loss_weighting", t.loss_weighting, {"none", "min_snr"});
+  require(t.min_snr_gamma > 0.0, s, "train.min_snr_gamma", "must be > 0, got " + str(t.min_snr_gamma));
   require(t.lr_min >= 0.0 && t.lr_min <= t.lr, s, "train.lr_min",
           "must be in [0, train.lr = " + str(t.lr) + "], got " + str(t.lr_min));
   require(t.ema_share >= 0.0 && t.ema_share <= 1.0, s, "train.ema_share",

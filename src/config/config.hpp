@@ -43,6 +43,7 @@ struct DiffusionConfig {
   double beta_start = 1e-4;
   double beta_end = 0.02;
   double cosine_s = 0.008;
+  std::string prediction = "eps";  // what the network predicts: eps | v | x0
 };
 
 struct TrainConfig {
@@ -52,6 +53,8 @@ struct TrainConfig {
   std::int64_t warmup_steps = 100;
   std::string lr_schedule = "constant";  // after warm-up: constant | cosine (from lr down to lr_min at the last step)
   double lr_min = 0.0;                   // cosine's floor
+  std::string loss_weighting = "none";   // none | min_snr (Hang et al. 2023), in the prediction's form
+  double min_snr_gamma = 5.0;
   double grad_clip = 1.0;  // max global L2 norm; 0 disables
   double ema_decay = 0.999;
   double ema_share = 0.0;  // > 0: the EMA's half-life is this share of the steps done so far (ema_decay unused)

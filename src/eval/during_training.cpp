@@ -37,7 +37,7 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   comm_.set_phase("the evaluation at step " + std::to_string(step), false);
   const auto start = std::chrono::steady_clock::now();
   net->eval();
-  const auto eps_model = model::sampling_eps_model(net, cfg_.sample, device_);
+  const auto eps_model = model::sampling_eps_model(net, diffusion_, cfg_.sample, device_);
   const auto local = sample_local(comm_, eps_model, diffusion_, cfg_, device_);
   const auto m = eval::evaluate(comm_, classifier_, local, ref_, cfg_.sample.batch_size, device_);
   // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).

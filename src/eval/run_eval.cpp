@@ -106,7 +106,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   if (cfg.eval.weights != "ema") weight_sets.push_back("raw");
   for (const auto& w : weight_sets) {
     auto& net = w == "ema" ? ema : live;
-    const auto eps_model = model::sampling_eps_model(net, cfg.sample, device);
+    const auto eps_model = model::sampling_eps_model(net, diffusion, cfg.sample, device);
     if (comm.rank() == 0)
       spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} steps, eta {})",
                    cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, sampler_steps(cfg),

@@ -46,7 +46,7 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps) {
   return ts;
 }
 
-Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)) {
+Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)), prediction_(cfg.prediction) {
   for (std::size_t i = 0; i < s_.betas.size(); ++i) {
     sqrt_abar_.push_back(std::sqrt(s_.abar[i]));
     sqrt_1m_abar_.push_back(std::sqrt(1.0 - s_.abar[i]));
@@ -74,9 +74,49 @@ torch::Tensor Diffusion::q_sample(const torch::Tensor& x0, const torch::Tensor& 
   return gather(sqrt_abar_, t, x0) * x0 + gather(sqrt_1m_abar_, t, x0) * eps;
 }
 
-torch::Tensor Diffusion::loss(const EpsModel& model, const torch::Tensor& x0, const torch::Tensor& t,
-                              const torch::Tensor& eps) const {
-  return torch::mse_loss(model(q_sample(x0, t, eps), t).to(torch::kFloat32), eps);
+torch::Tensor Diffusion::target(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const {
+  if (prediction_ == "x0") return x0;
+  if (prediction_ == "v") return gather(sqrt_abar_, t, x0) * eps - gather(sqrt_1m_abar_, t, x0) * x0;
+  return eps;
+}
+
+torch::Tensor Diffusion::eps_from_output(const torch::Tensor& output, const torch::Tensor& x_t,
+                                         const torch::Tensor& t) const {
+  if (prediction_ == "x0") return (x_t - gather(sqrt_abar_, t, x_t) * output) / gather(sqrt_1m_abar_, t, x_t);
+  if (prediction_ == "v") return gather(sqrt_abar_, t, x_t) * output + gather(sqrt_1m_abar_, t, x_t) * x_t;
+  return output;
+}
+
+EpsModel Diffusion::eps_model(EpsModel network) const {
+  if (prediction_ == "eps") return network;
+  return [this, network = std::move(network)](const torch::Tensor& x, const torch::Tensor& t) {
+    return eps_from_output(network(x, t), x, t);
+  };
+}
+
+double Diffusion::min_snr_weight(std::int64_t t, double gamma) const {
+  const double snr = s_.abar[t] / (1.0 - s_.abar[t]);
+  const double clipped = std::min(snr, gamma);
+  if (prediction_ == "x0") return clipped;
+  if (prediction_ == "v") return clipped / (snr + 1.0);
+  return clipped / snr;
+}
+
+torch::Tensor Diffusion::loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t,
+                              const torch::Tensor& eps, const LossWeighting& weighting) const {
+  const auto out = network(q_sample(x0, t, eps), t).to(torch::kFloat32);
+  const auto goal = target(x0, t, eps);
+  if (weighting.kind == "none") return torch::mse_loss(out, goal);
+  if (loss_weights_gamma_ != weighting.gamma) {
+    loss_weights_.clear();
+    for (int i = 0; i < timesteps(); ++i) loss_weights_.push_back(min_snr_weight(i, weighting.gamma));
+    loss_weights_gamma_ = weighting.gamma;
+    for (auto it = tables_.begin(); it != tables_.end();)
+      it = it->first.first == &loss_weights_ ? tables_.erase(it) : std::next(it);
+  }
+  // The weights from a table on the device, as the other coefficients: no host sync per step.
+  const auto weights = gather(loss_weights_, t, out).flatten();
+  return ((out - goal).pow(2).flatten(1).mean(1) * weights).mean();
 }
 
 torch::Tensor Diffusion::predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const {

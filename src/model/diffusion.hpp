@@ -27,7 +27,15 @@ double ddim_sigma(double abar_t, double abar_prev, double eta);
 // `steps` timesteps out of T, evenly spaced, descending, ending at 0.
 std::vector<std::int64_t> respaced_timesteps(int T, int steps);
 
+// A function of (x_t, t): the network's output (what diffusion.prediction names), or, after
+// Diffusion::eps_model, the noise estimate that every sampler takes.
 using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
+
+// How the loss weights the timesteps (train.loss_weighting, train.min_snr_gamma).
+struct LossWeighting {
+  std::string kind = "none";  // none | min_snr
+  double gamma = 5.0;
+};
 
 class Diffusion {
  public:
@@ -38,9 +46,24 @@ class Diffusion {
 
   // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
   torch::Tensor q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
-  // The simple loss: mean over everything of (eps - eps_theta(x_t, t))^2.
-  torch::Tensor loss(const EpsModel& model, const torch::Tensor& x0, const torch::Tensor& t,
-                     const torch::Tensor& eps) const;
+  // The loss of `network` (which predicts diffusion.prediction) against its target: with no
+  // weighting the mean over everything of (target - output)^2 (for eps, DDPM's simple loss); with
+  // min_snr each example's mean is weighted by min_snr_weight.
+  torch::Tensor loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
+                     const LossWeighting& weighting = {}) const;
+
+  // What the network is trained to output: eps; x0; or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0.
+  torch::Tensor target(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
+  // The noise estimate implied by the network's output at x_t (eps: itself; x0: from x_t and x0;
+  // v: sqrt(abar_t) v + sqrt(1 - abar_t) x_t).
+  torch::Tensor eps_from_output(const torch::Tensor& output, const torch::Tensor& x_t, const torch::Tensor& t) const;
+  // `network` as a noise estimator, for the samplers (the identity wrapper for eps prediction).
+  // The returned function refers to this Diffusion, which must outlive it.
+  EpsModel eps_model(EpsModel network) const;
+  // Min-SNR-gamma (Hang et al. 2023) in the prediction's form, SNR_t = abar_t / (1 - abar_t):
+  // eps: min(SNR, gamma) / SNR; x0: min(SNR, gamma); v: min(SNR, gamma) / (SNR + 1). Each
+  // equals min(SNR, gamma) on the x0 error, whatever the network predicts.
+  double min_snr_weight(std::int64_t t, double gamma) const;
 
   torch::Tensor predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
   // Mean of q(x_{t-1} | x_t, x0).
@@ -61,9 +84,12 @@ class Diffusion {
   // copy on each device is cached by its address.
   torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
   Schedule s_;
+  std::string prediction_;
   std::vector<double> sqrt_abar_, sqrt_1m_abar_;
   std::vector<double> post_c0_, post_ct_;            // posterior mean = c0 x0 + ct x_t
   std::vector<double> inv_sqrt_alpha_, eps_coef_;    // ... = 1/sqrt(alpha) (x_t - eps_coef eps)
+  mutable std::vector<double> loss_weights_;  // min_snr_weight per t, for loss_weights_gamma_
+  mutable double loss_weights_gamma_ = -1.0;
   mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;
 };
 

@@ -72,9 +72,10 @@ EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16, bool cuda_
   return cuda_graphs ? graphed_eps_model(std::move(plain), device) : plain;
 }
 
-EpsModel sampling_eps_model(UNet& net, const config::SampleConfig& cfg, const torch::Device& device) {
-  return eps_model(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
-                   resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"));
+EpsModel sampling_eps_model(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
+                            const torch::Device& device) {
+  return diffusion.eps_model(eps_model(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
+                                       resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs")));
 }
 
 }  // namespace ddpm::model

@@ -149,7 +149,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Te
     model::AutocastScope autocast(device_, bf16_);
     loss = diffusion_.loss(
         [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, dropout_keys); }, x0, t,
-        eps);
+        eps, {cfg_.train.loss_weighting, cfg_.train.min_snr_gamma});
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
   (grad_scale == 1.0 ? loss : loss * grad_scale).backward();

@@ -167,3 +167,88 @@ TEST(Diffusion, DdpmStepMatchesTheFormulasWithClippingAndBothVariances) {
   EXPECT_GT((step(10, true, true) - step(10, true, false)).abs().max().item<double>(), 1e-2);
   EXPECT_GT((step(1, true, true) - step(1, false, true)).abs().max().item<double>(), 1e-3);
 }
+
+namespace {
+model::Diffusion with_prediction(const std::string& prediction) {
+  auto c = linear_cfg();
+  c.prediction = prediction;
+  return model::Diffusion(c);
+}
+}  // namespace
+
+// Each prediction's target, fed back as the network's output, gives back the true noise; v is
+// checked against its definition evaluated here in float64.
+TEST(Prediction, EachTargetConvertsBackToTheTrueNoise) {
+  torch::manual_seed(5);
+  const auto x0 = torch::rand({16, 1, 4, 4}) * 2 - 1, eps = torch::randn({16, 1, 4, 4});
+  const auto t = torch::tensor({0, 1, 10, 100, 250, 400, 500, 600, 700, 800, 900, 950, 990, 997, 998, 999});
+  for (const char* p : {"eps", "v", "x0"}) {
+    const auto d = with_prediction(p);
+    const auto xt = d.q_sample(x0, t, eps);
+    const auto out = d.target(x0, t, eps);
+    // Near t = 0 (x0 prediction) and t = T-1 the conversions divide by small square roots: error
+    // relative to the float32 inputs, amplified up to ~1/sqrt(1 - abar_0) = 100.
+    EXPECT_LT((d.eps_from_output(out, xt, t) - eps).abs().max().item<double>(), 2e-4) << p;
+    EXPECT_LT((d.eps_model([&](const torch::Tensor&, const torch::Tensor&) { return out; })(xt, t) - eps)
+                  .abs().max().item<double>(), 2e-4) << p;
+  }
+  const auto v = with_prediction("v");
+  std::vector<double> abar(1000);
+  double prod = 1.0;
+  for (int i = 0; i < 1000; ++i) abar[i] = (prod *= 1.0 - (1e-4 + (0.02 - 1e-4) * i / 999.0));
+  const auto target = v.target(x0, t, eps).to(torch::kFloat64);
+  for (int i = 0; i < 16; ++i) {
+    const auto ti = t[i].item<std::int64_t>();
+    const auto expected = std::sqrt(abar[ti]) * eps[i].to(torch::kFloat64) - std::sqrt(1 - abar[ti]) * x0[i].to(torch::kFloat64);
+    EXPECT_LT((target[i] - expected).abs().max().item<double>(), 1e-6) << "t " << ti;
+  }
+}
+
+// Min-SNR-5 weights against SNR computed here; the three forms agree on the x0 error's weight.
+TEST(Prediction, MinSnrWeightsMatchTheirClosedFormsAndAgreeOnX0) {
+  std::vector<double> abar(1000);
+  double prod = 1.0;
+  for (int i = 0; i < 1000; ++i) abar[i] = (prod *= 1.0 - (1e-4 + (0.02 - 1e-4) * i / 999.0));
+  const auto eps = with_prediction("eps"), v = with_prediction("v"), x0 = with_prediction("x0");
+  for (int t : {0, 50, 200, 500, 999}) {
+    const double snr = abar[t] / (1 - abar[t]), m = std::min(snr, 5.0);
+    EXPECT_NEAR(eps.min_snr_weight(t, 5.0), m / snr, 1e-12 * m / snr) << t;
+    EXPECT_NEAR(x0.min_snr_weight(t, 5.0), m, 1e-12 * m) << t;
+    EXPECT_NEAR(v.min_snr_weight(t, 5.0), m / (snr + 1), 1e-12) << t;
+    // eps error = sqrt(SNR) x0 error, v error = sqrt(SNR + 1) x0 error (for the same x_t).
+    EXPECT_NEAR(eps.min_snr_weight(t, 5.0) * snr, m, 1e-9 * m);
+    EXPECT_NEAR(v.min_snr_weight(t, 5.0) * (snr + 1), m, 1e-9 * m);
+  }
+  // Large SNR (t = 0, SNR ~ 1e4) is clipped to gamma, small SNR (t = 999, ~4e-5) is not.
+  EXPECT_NEAR(x0.min_snr_weight(0, 5.0), 5.0, 1e-12);
+  EXPECT_NEAR(x0.min_snr_weight(999, 5.0), abar[999] / (1 - abar[999]), 1e-15);
+}
+
+// The weighted loss is the mean over examples of weight x the example's mean squared error.
+TEST(Prediction, WeightedLossIsTheWeightedMeanOfPerExampleErrors) {
+  const auto d = with_prediction("v");
+  torch::manual_seed(6);
+  const auto x0 = torch::rand({4, 1, 4, 4}) * 2 - 1, eps = torch::randn({4, 1, 4, 4});
+  const auto t = torch::tensor({3, 300, 600, 990});
+  const auto out = torch::randn({4, 1, 4, 4});
+  const auto fake = [&](const torch::Tensor&, const torch::Tensor&) { return out; };
+  const auto goal = d.target(x0, t, eps);
+  double expected = 0;
+  for (int i = 0; i < 4; ++i)
+    expected += d.min_snr_weight(t[i].item<std::int64_t>(), 5.0) * (out[i] - goal[i]).pow(2).mean().item<double>() / 4;
+  EXPECT_NEAR(d.loss(fake, x0, t, eps, {"min_snr", 5.0}).item<double>(), expected, 1e-6 * expected);
+  EXPECT_NEAR(d.loss(fake, x0, t, eps).item<double>(), (out - goal).pow(2).mean().item<double>(), 1e-7);
+}
+
+// A sampler run with a v-predicting network that knows the true noise moves along the forward
+// path, as the eps version does (DdimEtaZeroWithTrueNoiseMovesAlongTheForwardPath).
+TEST(Prediction, DdimWithAPerfectVNetworkFollowsTheForwardPath) {
+  const auto d = with_prediction("v");
+  torch::manual_seed(7);
+  auto x0 = torch::rand({8, 1, 4, 4}) * 2 - 1, eps = torch::randn({8, 1, 4, 4});
+  const auto t700 = torch::full({8}, 700, torch::kLong);
+  auto xt = d.q_sample(x0, t700, eps);
+  const auto net = d.eps_model([&](const torch::Tensor&, const torch::Tensor& t) { return d.target(x0, t, eps); });
+  auto prev = d.ddim_step(xt, 700, 200, net(xt, t700), torch::Tensor(), 0.0, false);
+  EXPECT_LT((prev - d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps)).abs().max().item<double>(), 1e-4);
+}
