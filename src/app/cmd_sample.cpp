@@ -22,9 +22,11 @@ void cmd_sample(Session& s) {
   auto trained = eval::load_trained(cfg, s.ctx.device());
   const auto& info = trained.info;
   auto& net = cfg.sample.use_ema ? trained.ema : trained.live;
-  spdlog::info("sampling {} images on {} rank(s) with {} ({} steps, eta {}) from {} ({} weights, step {})",
-               cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps,
-               cfg.sample.eta, trained.path, cfg.sample.use_ema ? "EMA" : "raw", info.step);
+  const int steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
+  spdlog::info("sampling {} images on {} rank(s) with {} ({} network evaluations per image, eta {}) from {} ({} "
+               "weights, step {})",
+               cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, steps, cfg.sample.eta, trained.path,
+               cfg.sample.use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
   const auto start = std::chrono::steady_clock::now();
@@ -41,7 +43,6 @@ void cmd_sample(Session& s) {
       *s.comm, model::sampling_eps_model(net, diffusion, cfg.sample, s.ctx.device()), diffusion, cfg, s.ctx.device(), progress);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int steps = cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
   spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,
                images.size(0) * steps / seconds);
 

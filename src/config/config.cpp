@@ -319,7 +319,7 @@ void validate(const Config& c) {
 
   const auto& p = c.sample;
   require(p.num_samples >= 1, s, "sample.num_samples", "must be >= 1, got " + str(p.num_samples));
-  require_one_of(s, "sample.sampler", p.sampler, {"ddpm", "ddim"});
+  require_one_of(s, "sample.sampler", p.sampler, {"ddpm", "ddim", "heun", "dpmpp_2m"});
   require(p.steps >= 1 && p.steps <= d.timesteps, s, "sample.steps",
           "must be in [1, diffusion.timesteps = " + str(d.timesteps) + "], got " + str(p.steps));
   require(p.sampler != "ddpm" || p.steps == d.timesteps, s, "sample.steps",

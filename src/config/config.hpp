@@ -72,8 +72,8 @@ struct TrainConfig {
 
 struct SampleConfig {
   std::int64_t num_samples = 1000;
-  std::string sampler = "ddim";  // ddpm | ddim
-  int steps = 50;                // reverse steps (ddpm: must equal timesteps)
+  std::string sampler = "ddim";  // ddpm | ddim | heun | dpmpp_2m
+  int steps = 50;                // network evaluations per image (ddpm: must equal timesteps)
   double eta = 0.0;
   std::string variance = "posterior";  // ddpm sigma^2: beta | posterior
   std::int64_t batch_size = 250;       // per rank

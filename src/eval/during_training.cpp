@@ -8,6 +8,7 @@
 #include "eval/distributed_sampling.hpp"
 #include "io/png.hpp"
 #include "model/precision.hpp"
+#include "model/sampler.hpp"
 
 namespace ddpm::eval {
 namespace {
@@ -28,7 +29,7 @@ DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& c
     spdlog::info("evaluation during training: every {} steps, {} samples ({} x{}), classifier {} ({:.2f}%), FID floor "
                  "at this N {:.3f}",
                  cfg_.eval.every, cfg_.sample.num_samples, cfg_.sample.sampler,
-                 cfg_.sample.sampler == "ddpm" ? cfg_.diffusion.timesteps : cfg_.sample.steps, info.path,
+                 model::network_evaluations(cfg_.sample, cfg_.diffusion.timesteps), info.path,
                  100 * info.test_accuracy, ref_.fid_floor);
 }
 

@@ -76,9 +76,7 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 
 }  // namespace
 
-int sampler_steps(const config::Config& cfg) {
-  return cfg.sample.sampler == "ddpm" ? cfg.diffusion.timesteps : cfg.sample.steps;
-}
+int sampler_steps(const config::Config& cfg) { return model::network_evaluations(cfg.sample, cfg.diffusion.timesteps); }
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
   comm.set_phase("evaluation", false);
@@ -108,7 +106,8 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     auto& net = w == "ema" ? ema : live;
     const auto eps_model = model::sampling_eps_model(net, diffusion, cfg.sample, device);
     if (comm.rank() == 0)
-      spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} steps, eta {})",
+      spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} network evaluations per "
+                   "image, eta {})",
                    cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, sampler_steps(cfg),
                    cfg.sample.eta);
     const auto sample_start = clock::now();

@@ -16,7 +16,8 @@ struct EvalSummary {
   double sample_seconds = 0, metric_seconds = 0;
 };
 
-// Reverse steps the sample section asks for (ddpm: every timestep).
+// Network evaluations per image of the sample section (ddpm: every timestep; heun: two per level
+// but the last).
 int sampler_steps(const config::Config& cfg);
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device);

@@ -28,7 +28,92 @@ class NoiseStreams {
   std::vector<at::Generator> gens_;
 };
 
+double sigma_of(const Schedule& s, std::int64_t t);
+
+// Heun (EDM's Algorithm 1, deterministic) and DPM-Solver++(2M) (Lu et al. 2022) on x = x_t /
+// sqrt(abar_t), whose noise level is sigma_t, over trained timesteps on a Karras (rho = 7) sigma
+// schedule, ending at sigma = 0. D(x, t) is the x0 estimate of the model at t.
+torch::Tensor sample_by_sigma(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
+                              const torch::Tensor& noise, const std::function<void(int, int)>& step_done,
+                              const StateCallback& on_state) {
+  const auto& s = diffusion.schedule();
+  const bool heun = cfg.sampler == "heun";
+  const auto ts = karras_timesteps(diffusion, heun ? heun_levels(cfg.steps) : cfg.steps, 7.0);
+  const int levels = static_cast<int>(ts.size());
+  const auto n = noise.size(0);
+  auto denoise = [&](const torch::Tensor& x, std::int64_t t) {
+    const double abar = s.abar[t];
+    const auto x_t = x * std::sqrt(abar);
+    const auto t_batch = torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    const auto eps = model(x_t, t_batch).to(torch::kFloat32);
+    auto x0 = (x_t - std::sqrt(1.0 - abar) * eps) * (1.0 / std::sqrt(abar));
+    return cfg.clip_x0 ? x0.clamp(-1.0, 1.0) : x0;
+  };
+  // The starting noise is x_t at the largest trained t (as for ddpm and ddim): x = x_t / sqrt(abar).
+  auto x = noise * (1.0 / std::sqrt(s.abar[ts[0]]));
+  torch::Tensor previous;  // DPM-Solver++: the last denoised estimate
+  double previous_h = 0.0;
+  for (int i = 0; i < levels; ++i) {
+    const double sigma = sigma_of(s, ts[i]);
+    const bool last = i + 1 == levels;
+    const double next = last ? 0.0 : sigma_of(s, ts[i + 1]);
+    const auto d0 = denoise(x, ts[i]);
+    if (last) {
+      x = d0;  // sigma = 0: the denoised image
+    } else if (heun) {
+      const auto slope = (x - d0) / sigma;
+      const auto euler = x + (next - sigma) * slope;
+      const auto slope_next = (euler - denoise(euler, ts[i + 1])) / next;
+      x = x + (next - sigma) * 0.5 * (slope + slope_next);
+    } else {
+      // In lambda = -log sigma: x' = (sigma'/sigma) x - expm1(-h) D, D extrapolated to second order.
+      const double h = std::log(sigma / next);
+      auto d = d0;
+      if (previous.defined()) {
+        const double r = previous_h / h;
+        d = d0 * (1.0 + 1.0 / (2.0 * r)) - previous * (1.0 / (2.0 * r));
+      }
+      x = x * (next / sigma) - std::expm1(-h) * d;
+      previous = d0;
+      previous_h = h;
+    }
+    if (on_state) on_state(last ? -1 : ts[i + 1], last ? x : x * std::sqrt(s.abar[ts[i + 1]]));
+    step_done(i + 1, levels);
+  }
+  return x;
+}
+
+// sigma_t = sqrt((1 - abar_t) / abar_t): the noise level of x_t / sqrt(abar_t) (EDM's x).
+double sigma_of(const Schedule& s, std::int64_t t) { return std::sqrt((1.0 - s.abar[t]) / s.abar[t]); }
+
 }  // namespace
+
+std::vector<std::int64_t> karras_timesteps(const Diffusion& diffusion, int levels, double rho) {
+  const auto& s = diffusion.schedule();
+  const int T = diffusion.timesteps();
+  std::vector<double> log_sigma(T);
+  for (int t = 0; t < T; ++t) log_sigma[t] = std::log(sigma_of(s, t));
+  const double lo = std::pow(sigma_of(s, 0), 1.0 / rho), hi = std::pow(sigma_of(s, T - 1), 1.0 / rho);
+  std::vector<std::int64_t> ts;
+  for (int i = 0; i < levels; ++i) {
+    const double frac = levels == 1 ? 0.0 : double(i) / double(levels - 1);
+    const double target = rho * std::log(hi + frac * (lo - hi));
+    // sigma grows with t: the nearest trained timestep in log sigma.
+    const auto it = std::lower_bound(log_sigma.begin(), log_sigma.end(), target);
+    std::int64_t t = std::min<std::int64_t>(it - log_sigma.begin(), T - 1);
+    if (t > 0 && target - log_sigma[t - 1] < log_sigma[t] - target) --t;
+    if (ts.empty() || t < ts.back()) ts.push_back(t);
+  }
+  return ts;
+}
+
+int network_evaluations(const config::SampleConfig& cfg, int T) {
+  if (cfg.sampler == "ddpm") return T;
+  if (cfg.sampler == "heun") return 2 * heun_levels(cfg.steps) - 1;
+  return cfg.steps;
+}
+
+int heun_levels(int steps) { return std::max(1, (steps + 1) / 2); }
 
 torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
@@ -36,7 +121,7 @@ torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, c
                            const StateCallback& on_state) {
   c10::InferenceMode guard;
   const int T = diffusion.timesteps();
-  const auto ts = cfg.sampler == "ddpm" ? respaced_timesteps(T, T) : respaced_timesteps(T, cfg.steps);
+  const auto ts = cfg.sampler == "ddpm" ? respaced_timesteps(T, T) : respaced_timesteps(T, std::min(cfg.steps, T));
   const int total = static_cast<int>(ts.size());
   const bool stochastic = cfg.sampler == "ddpm" || cfg.eta > 0.0;
 
@@ -57,6 +142,13 @@ torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, c
     const auto [begin, n] = chunks[c];
     auto x = noise.draw(begin, n).to(device);
     if (on_state) on_state(T, x);
+    if (cfg.sampler == "heun" || cfg.sampler == "dpmpp_2m") {
+      auto step_done = [&, c = c](int i, int steps) {
+        if (on_step) on_step(c * steps + i, batches * steps);
+      };
+      images.push_back(sample_by_sigma(model, diffusion, cfg, x, step_done, on_state).clamp(-1.0, 1.0).cpu());
+      continue;
+    }
     for (int i = 0; i < total; ++i) {
       const std::int64_t t = ts[i];
       const auto t_batch = torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(device));

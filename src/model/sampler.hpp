@@ -1,4 +1,4 @@
-// Reverse-process sampling (ancestral DDPM or DDIM) for a block of images identified by their
+// Reverse-process sampling (ancestral DDPM, DDIM, Heun, DPM-Solver++ 2M) for a block of images identified by their
 // global sample indices. Image i's noise comes only from (seed, i), so a set of images does not
 // depend on how it is split into ranks, provided each rank's range starts at a multiple of
 // cfg.batch_size (see sample_images).
@@ -26,7 +26,18 @@ using StepCallback = std::function<void(int done, int total)>;
 // the timestep is that of the new x_t, or -1 for the final image. For the reverse-process picture.
 using StateCallback = std::function<void(std::int64_t t, const torch::Tensor& x)>;
 
-// Returns float [count, C, H, W] in [-1, 1].
+// Trained timesteps whose noise levels sigma_t = sqrt((1 - abar_t) / abar_t) follow EDM's schedule
+// (sigma_max^(1/rho) -> sigma_min^(1/rho) in `levels` even steps, to the power rho), each rounded to
+// the nearest timestep in log sigma; descending, without repeats (so possibly fewer than `levels`).
+std::vector<std::int64_t> karras_timesteps(const Diffusion& diffusion, int levels, double rho);
+// Noise levels of the heun sampler for a budget of `steps` network evaluations: 2 levels - 1 <= steps.
+int heun_levels(int steps);
+// Network evaluations per image of the sample section: ddpm T, ddim and dpmpp_2m sample.steps,
+// heun 2 x heun_levels - 1 (one evaluation per level and a correction on all but the last).
+int network_evaluations(const config::SampleConfig& cfg, int T);
+
+// Returns float [count, C, H, W] in [-1, 1]. Samplers: ddpm (ancestral, all T steps), ddim
+// (sample.steps respaced, eta), heun and dpmpp_2m (deterministic, on karras_timesteps).
 torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
                            const torch::Device& device, const StepCallback& on_step = nullptr,

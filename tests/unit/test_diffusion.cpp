@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "model/diffusion.hpp"
+#include "model/sampler.hpp"
 
 using namespace ddpm;
 
@@ -251,4 +252,98 @@ TEST(Prediction, DdimWithAPerfectVNetworkFollowsTheForwardPath) {
   const auto net = d.eps_model([&](const torch::Tensor&, const torch::Tensor& t) { return d.target(x0, t, eps); });
   auto prev = d.ddim_step(xt, 700, 200, net(xt, t700), torch::Tensor(), 0.0, false);
   EXPECT_LT((prev - d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps)).abs().max().item<double>(), 1e-4);
+}
+
+namespace {
+// For x0 ~ N(0, s^2) per pixel the exact denoiser is known: E[x0 | x_t] = sqrt(abar) s^2 /
+// (abar s^2 + 1 - abar) x_t. As a noise estimator, it stands in for a perfectly trained network.
+model::EpsModel exact_gaussian_eps(const model::Diffusion& d, double s) {
+  const auto abar_table = torch::tensor(d.schedule().abar, torch::kFloat64);
+  return [abar_table, s](const torch::Tensor& x, const torch::Tensor& t) {
+    const auto abar = abar_table.index_select(0, t.cpu()).view({-1, 1, 1, 1});
+    const auto xd = x.to(torch::kFloat64);
+    const auto x0 = abar.sqrt() * (s * s) / (abar * (s * s) + (1 - abar)) * xd;
+    return ((xd - abar.sqrt() * x0) / (1 - abar).sqrt()).to(torch::kFloat32);
+  };
+}
+
+struct Drawn {
+  torch::Tensor noise, images;  // float64
+};
+Drawn draw(const model::Diffusion& d, double s, const std::string& sampler, int steps, double eta, int n,
+           const std::string& variance = "posterior") {
+  config::SampleConfig cfg;
+  cfg.variance = variance;
+  cfg.sampler = sampler;
+  cfg.steps = steps;
+  cfg.eta = eta;
+  cfg.clip_x0 = false;
+  cfg.batch_size = n;
+  torch::Tensor noise;
+  const auto images = model::sample_images(exact_gaussian_eps(d, s), d, cfg, {1, 2, 2}, {0, n, 11}, torch::kCPU,
+                                           nullptr, [&](std::int64_t t, const torch::Tensor& x) {
+                                             if (!noise.defined()) noise = x.to(torch::kFloat64);
+                                           });
+  return {noise, images.to(torch::kFloat64)};
+}
+}  // namespace
+
+// The deterministic samplers integrate the probability-flow ODE, which for Gaussian data maps the
+// starting noise z (x_t at t = T-1) to c z with c = s sqrt(1 + sigma_max^2) / sqrt(s^2 + sigma_max^2),
+// sigma_t = sqrt((1 - abar_t) / abar_t). With the exact denoiser each sampler's output is a z for
+// some a, and |a / c - 1| is its discretisation error alone (no sampling noise): it must fall at
+// the method's order when the evaluations double (DDIM first order: about 2x; Heun and
+// DPM-Solver++(2M) second order: about 4x), down to a floor of 1e-3 (the last step's jump from
+// sigma_min = 0.01 to 0, about sigma_min^2 / 2s^2 = 6e-4 here).
+TEST(Samplers, DeterministicSamplersConvergeAtTheirOrderToTheExactFlow) {
+  const double s = 0.3;
+  model::Diffusion d(linear_cfg());
+  const double sigma_max2 = (1 - d.schedule().abar.back()) / d.schedule().abar.back();
+  const double c = s * std::sqrt(1 + sigma_max2) / std::sqrt(s * s + sigma_max2);
+  auto error = [&](const std::string& sampler, int steps) {
+    const auto r = draw(d, s, sampler, steps, 0.0, 64);
+    // Values the final clamp to [-1, 1] reached are left out.
+    const auto inside = r.images.abs() < 0.99;
+    const auto x = r.images.masked_select(inside), z = r.noise.masked_select(inside);
+    const double a = ((x * z).sum() / (z * z).sum()).item<double>();
+    // Linear: every value is the same multiple of its noise (float32 arithmetic).
+    EXPECT_LT((x - a * z).abs().max().item<double>(), 1e-4) << sampler << " x" << steps;
+    return std::abs(a / c - 1);
+  };
+  struct Case {
+    const char* sampler;
+    int steps;
+    double min_ratio;  // of the errors at steps and 2 steps (order 1: 2, order 2: 4), with a margin
+  };
+  for (const auto& k : {Case{"ddim", 50, 1.6}, Case{"heun", 19, 3.0}, Case{"dpmpp_2m", 20, 3.0}}) {
+    const double coarse = error(k.sampler, k.steps), fine = error(k.sampler, 2 * k.steps + (k.sampler == std::string("heun")));
+    std::cout << k.sampler << ": error " << coarse << " at " << k.steps << " evaluations, " << fine << " at about twice\n";
+    EXPECT_GT(coarse / fine, k.min_ratio) << k.sampler;
+  }
+  EXPECT_LT(error("heun", 199), 2e-3);
+  EXPECT_LT(error("dpmpp_2m", 200), 2e-3);
+}
+
+// The stochastic samplers against the data distribution's variance: 16,000 values give the
+// sample variance a standard error of s^2 sqrt(2 / 16000) = 1.1% of s^2, the mean one of
+// s / sqrt(16000). Ancestral sampling with sigma^2 = beta~_t leaves out Var[x0 | x_t] from each
+// step's variance and with beta_t overstates it: the two bracket the data's variance (Ho et al.;
+// Bao et al.'s Analytic-DPM), a few percent apart at T = 1000. From the same noise, the
+// posterior variance must come out below the beta one, each within 5 standard errors plus 5%.
+// DDIM with eta = 1 over all T steps is the posterior-variance DDPM sampler. s = 0.3 keeps the
+// final clamp to [-1, 1] out of the way (3.3 sd).
+TEST(Samplers, StochasticSamplersWithAllStepsDrawTheDataDistribution) {
+  const double s = 0.3, allowed = s * s * (5 * std::sqrt(2.0 / 16000) + 0.05);
+  model::Diffusion d(linear_cfg());
+  const auto posterior = draw(d, s, "ddpm", 1000, 0.0, 4000).images;
+  const auto beta = draw(d, s, "ddpm", 1000, 0.0, 4000, "beta").images;
+  const auto ddim = draw(d, s, "ddim", 1000, 1.0, 4000).images;
+  const double vp = posterior.var().item<double>(), vb = beta.var().item<double>();
+  std::cout << "ddpm variance: posterior " << vp << ", beta " << vb << " (data " << s * s << "); mean "
+            << posterior.mean().item<double>() << "\n";
+  EXPECT_LT(vp, vb);
+  EXPECT_NEAR(vp, s * s, allowed);
+  EXPECT_NEAR(vb, s * s, allowed);
+  EXPECT_NEAR(posterior.mean().item<double>(), 0.0, 5 * s / std::sqrt(16000.0));
+  EXPECT_LT((ddim - posterior).abs().max().item<double>(), 1e-4);
 }
