@@ -28,7 +28,8 @@ class NoiseStreams {
   std::vector<at::Generator> gens_;
 };
 
-double sigma_of(const Schedule& s, std::int64_t t);
+// sigma_t = sqrt((1 - abar_t) / abar_t): the noise level of x_t / sqrt(abar_t) (EDM's x).
+double sigma_of(const Schedule& s, std::int64_t t) { return std::sqrt((1.0 - s.abar[t]) / s.abar[t]); }
 
 // Heun (EDM's Algorithm 1, deterministic) and DPM-Solver++(2M) (Lu et al. 2022) on x = x_t /
 // sqrt(abar_t), whose noise level is sigma_t, over trained timesteps on a Karras (rho = 7) sigma
@@ -82,9 +83,6 @@ torch::Tensor sample_by_sigma(const EpsModel& model, const Diffusion& diffusion,
   }
   return x;
 }
-
-// sigma_t = sqrt((1 - abar_t) / abar_t): the noise level of x_t / sqrt(abar_t) (EDM's x).
-double sigma_of(const Schedule& s, std::int64_t t) { return std::sqrt((1.0 - s.abar[t]) / s.abar[t]); }
 
 }  // namespace
 
