@@ -8,6 +8,7 @@
 #include "eval/run_eval.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/precision.hpp"
+#include "model/sampler.hpp"
 #include "train/trainer.hpp"
 
 namespace ddpm::app {
@@ -144,7 +145,7 @@ void bench_sampling_as_configured(Session& s, model::UNet& net) {
   s.comm->barrier();
   report("sample_configured_s", seconds_since(start),
          "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +
-             std::to_string(eval::sampler_steps(cfg)) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
+             std::to_string(model::network_evaluations(cfg.sample, cfg.diffusion.timesteps)) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
              ", batch " + std::to_string(cfg.sample.batch_size) + " per rank, " + std::to_string(s.comm->size()) +
              " rank(s)");
 }

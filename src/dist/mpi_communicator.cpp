@@ -10,8 +10,6 @@
 namespace ddpm::dist {
 namespace {
 
-const auto check = mpi_check;
-
 MPI_Datatype mpi_type(torch::ScalarType t) {
   switch (t) {
     case torch::kFloat32: return MPI_FLOAT;
@@ -49,7 +47,7 @@ class MpiWork final : public Work {
   MpiWork(std::shared_ptr<MPI_Request> request, torch::Tensor host, torch::Tensor target)
       : request_(std::move(request)), host_(std::move(host)), target_(std::move(target)) {}
   void wait() override {
-    check(MPI_Wait(request_.get(), MPI_STATUS_IGNORE), "MPI_Wait");
+    mpi_check(MPI_Wait(request_.get(), MPI_STATUS_IGNORE), "MPI_Wait");
     unstage(host_, target_);
   }
 
@@ -61,14 +59,14 @@ class MpiWork final : public Work {
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
-  check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
-  check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+  mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
 }
 
 void MpiCommunicator::allreduce_sum(torch::Tensor& t) {
   require_contiguous(t, "allreduce");
   auto host = staged(t);
-  check(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_),
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_),
         "MPI_Allreduce");
   unstage(host, t);
 }
@@ -77,7 +75,7 @@ std::unique_ptr<Work> MpiCommunicator::allreduce_sum_async(torch::Tensor& t) {
   require_contiguous(t, "allreduce_async");
   auto host = staged(t);
   auto request = std::make_shared<MPI_Request>(MPI_REQUEST_NULL);
-  check(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_,
+  mpi_check(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_,
                        request.get()),
         "MPI_Iallreduce");
   in_flight_.push_back(request);
@@ -89,7 +87,7 @@ void MpiCommunicator::progress() {
   // first sets it to MPI_REQUEST_NULL for both.
   for (auto& r : in_flight_) {
     int done = 0;
-    if (*r != MPI_REQUEST_NULL) check(MPI_Test(r.get(), &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (*r != MPI_REQUEST_NULL) mpi_check(MPI_Test(r.get(), &done, MPI_STATUS_IGNORE), "MPI_Test");
   }
   in_flight_.erase(std::remove_if(in_flight_.begin(), in_flight_.end(),
                                   [](const auto& r) { return *r == MPI_REQUEST_NULL; }),
@@ -99,7 +97,7 @@ void MpiCommunicator::progress() {
 void MpiCommunicator::broadcast(torch::Tensor& t, int root) {
   require_contiguous(t, "broadcast");
   auto host = staged(t);
-  check(MPI_Bcast(host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), root, comm_), "MPI_Bcast");
+  mpi_check(MPI_Bcast(host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), root, comm_), "MPI_Bcast");
   unstage(host, t);
 }
 
@@ -109,7 +107,7 @@ torch::Tensor MpiCommunicator::gatherv(const torch::Tensor& t, int root) {
   const std::int64_t row = c10::multiply_integers(local.sizes().slice(1));
   std::int64_t rows = local.size(0);
   std::vector<std::int64_t> all_rows(size_);
-  check(MPI_Gather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, root, comm_), "MPI_Gather");
+  mpi_check(MPI_Gather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, root, comm_), "MPI_Gather");
   torch::Tensor out;
   std::vector<int> counts(size_), displs(size_);
   if (rank_ == root) {
@@ -125,13 +123,13 @@ torch::Tensor MpiCommunicator::gatherv(const torch::Tensor& t, int root) {
     shape[0] = std::accumulate(all_rows.begin(), all_rows.end(), std::int64_t{0});
     out = torch::empty(shape, local.options());
   }
-  check(MPI_Gatherv(local.data_ptr(), count_of(local), mpi_type(local.scalar_type()),
+  mpi_check(MPI_Gatherv(local.data_ptr(), count_of(local), mpi_type(local.scalar_type()),
                     rank_ == root ? out.data_ptr() : nullptr, counts.data(), displs.data(),
                     mpi_type(local.scalar_type()), root, comm_),
         "MPI_Gatherv");
   return out.defined() ? out.to(t.device()) : out;
 }
 
-void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+void MpiCommunicator::barrier() { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
 }  // namespace ddpm::dist

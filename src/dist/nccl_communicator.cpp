@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "dist/mpi_check.hpp"
+#include "dist/mpi_communicator.hpp"
 #ifdef DDPM_TORCH_CUDA
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -86,9 +87,7 @@ class NcclWork final : public Work {
 
 class NcclCommunicator final : public Communicator {
  public:
-  explicit NcclCommunicator(int device) {
-    mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
-    mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+  explicit NcclCommunicator(int device) : rank_(host_.rank()), size_(host_.size()) {
     cuda_check(cudaSetDevice(device), "cudaSetDevice");
     ncclUniqueId id;
     if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
@@ -106,13 +105,7 @@ class NcclCommunicator final : public Communicator {
 
   void allreduce_sum(torch::Tensor& t) override {
     // Host scalars (losses, counters) take MPI; device tensors take NCCL.
-    if (t.device().is_cpu()) {
-      TORCH_CHECK(t.is_contiguous() && t.scalar_type() == torch::kFloat64, "host all-reduce expects float64");
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), MPI_DOUBLE, MPI_SUM,
-                              MPI_COMM_WORLD),
-                "MPI_Allreduce");
-      return;
-    }
+    if (t.device().is_cpu()) return host_.allreduce_sum(t);
     allreduce_sum_async(t)->wait();
   }
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
@@ -149,28 +142,10 @@ class NcclCommunicator final : public Communicator {
     record(*done);
     NcclWork(*this, done, t).wait();
   }
-  torch::Tensor gatherv(const torch::Tensor& t, int root) override {
-    // Gathers are rare and small (samples, features): they go through the host and MPI.
-    auto host = t.to(torch::kCPU).contiguous();
-    std::int64_t rows = host.size(0);
-    std::vector<std::int64_t> all_rows(size_);
-    mpi_check(MPI_Allgather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, MPI_COMM_WORLD), "MPI_Allgather");
-    const auto max_rows = *std::max_element(all_rows.begin(), all_rows.end());
-    auto shape = host.sizes().vec();
-    shape[0] = max_rows;
-    auto padded = torch::zeros(shape, host.options());
-    padded.slice(0, 0, rows).copy_(host);
-    shape[0] = max_rows * size_;
-    auto all = torch::empty(shape, host.options());
-    mpi_check(MPI_Gather(padded.data_ptr(), static_cast<int>(padded.nbytes()), MPI_BYTE, all.data_ptr(),
-                         static_cast<int>(padded.nbytes()), MPI_BYTE, root, MPI_COMM_WORLD),
-              "MPI_Gather");
-    if (rank_ != root) return {};
-    std::vector<torch::Tensor> parts;
-    for (int r = 0; r < size_; ++r) parts.push_back(all.slice(0, r * max_rows, r * max_rows + all_rows[r]));
-    return torch::cat(parts).to(t.device());
-  }
-  void barrier() override { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  // Gathers are rare and small (samples, features), and barriers carry no data: both go through
+  // MPI (which stages CUDA tensors through the host).
+  torch::Tensor gatherv(const torch::Tensor& t, int root) override { return host_.gatherv(t, root); }
+  void barrier() override { host_.barrier(); }
   void abort() override {
     aborted_ = true;
     ncclCommAbort(comm_);
@@ -212,6 +187,7 @@ class NcclCommunicator final : public Communicator {
     cuda_check(cudaEventRecord(e.event, stream_), "cudaEventRecord");
   }
 
+  MpiCommunicator host_;  // first: rank_ and size_ come from it
   int rank_ = 0, size_ = 1;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
@@ -220,11 +196,9 @@ class NcclCommunicator final : public Communicator {
   std::atomic<bool> aborted_{false};
 };
 
-void NcclWork::wait() {
-  comm_.wait_for(*done_);
-  // The host saw the reduction end; the compute stream is ordered after it as well.
-  cuda_check(cudaStreamWaitEvent(compute_stream(), done_->event, 0), "cudaStreamWaitEvent");
-}
+// Once the host has seen the event complete, work enqueued after this call runs after the
+// reduction on any stream: no stream wait is needed.
+void NcclWork::wait() { comm_.wait_for(*done_); }
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include "io/checkpoint.hpp"
 #include "io/png.hpp"
 #include "model/precision.hpp"
+#include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
@@ -56,7 +57,7 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
   std::vector<torch::Tensor> columns;
   std::vector<std::int64_t> timesteps;
   // About 10 evenly spaced reverse steps, plus the noise and the final image.
-  const int stride = std::max(1, sampler_steps(cfg) / 10);
+  const int stride = std::max(1, model::network_evaluations(cfg.sample, cfg.diffusion.timesteps) / 10);
   int call = 0;
   auto keep = [&](std::int64_t t, const torch::Tensor& x) {
     if (call++ % stride == 0 || t == -1) {
@@ -75,8 +76,6 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 }
 
 }  // namespace
-
-int sampler_steps(const config::Config& cfg) { return model::network_evaluations(cfg.sample, cfg.diffusion.timesteps); }
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
   comm.set_phase("evaluation", false);
@@ -108,7 +107,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     if (comm.rank() == 0)
       spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} network evaluations per "
                    "image, eta {})",
-                   cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, sampler_steps(cfg),
+                   cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, model::network_evaluations(cfg.sample, cfg.diffusion.timesteps),
                    cfg.sample.eta);
     const auto sample_start = clock::now();
     auto last_log = sample_start;
@@ -139,7 +138,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     r.labels_pred = m.labels_pred;
     r.n_samples = m.count;
     r.sampler = cfg.sample.sampler;
-    r.steps = sampler_steps(cfg);
+    r.steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
     r.eta = cfg.sample.eta;
     r.checkpoint_step = info.step;
     r.classifier_test_accuracy = cls.test_accuracy;

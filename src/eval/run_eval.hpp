@@ -16,10 +16,6 @@ struct EvalSummary {
   double sample_seconds = 0, metric_seconds = 0;
 };
 
-// Network evaluations per image of the sample section (ddpm: every timestep; heun: two per level
-// but the last).
-int sampler_steps(const config::Config& cfg);
-
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device);
 
 // The report table printed at the end of a run.

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "util/error.hpp"
@@ -211,9 +210,11 @@ void write_atomically(const std::string& path, const std::function<void(H5::H5Fi
 void update_atomically(const std::string& path, const std::function<void(H5::H5File&)>& fill) {
   if (!fs::exists(path)) return write_atomically(path, fill);
   write_file(path, [&] {
-    std::ifstream in(path, std::ios::binary);
-    const std::vector<char> current((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) throw Error(path + ": cannot read the current file to update it");
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    std::vector<char> current(in ? static_cast<std::size_t>(in.tellg()) : 0);
+    in.seekg(0);
+    if (!in || !in.read(current.data(), static_cast<std::streamsize>(current.size())))
+      throw Error(path + ": cannot read the current file to update it");
     return build_in_memory(path, &current, fill);
   });
 }

@@ -102,21 +102,18 @@ double Diffusion::min_snr_weight(std::int64_t t, double gamma) const {
   return clipped / snr;
 }
 
+torch::Tensor Diffusion::min_snr_weights(double gamma, const torch::Device& device) const {
+  std::vector<float> w;
+  for (int t = 0; t < timesteps(); ++t) w.push_back(static_cast<float>(min_snr_weight(t, gamma)));
+  return torch::tensor(w).to(device);
+}
+
 torch::Tensor Diffusion::loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t,
-                              const torch::Tensor& eps, const LossWeighting& weighting) const {
+                              const torch::Tensor& eps, const torch::Tensor& weights) const {
   const auto out = network(q_sample(x0, t, eps), t).to(torch::kFloat32);
   const auto goal = target(x0, t, eps);
-  if (weighting.kind == "none") return torch::mse_loss(out, goal);
-  if (loss_weights_gamma_ != weighting.gamma) {
-    loss_weights_.clear();
-    for (int i = 0; i < timesteps(); ++i) loss_weights_.push_back(min_snr_weight(i, weighting.gamma));
-    loss_weights_gamma_ = weighting.gamma;
-    for (auto it = tables_.begin(); it != tables_.end();)
-      it = it->first.first == &loss_weights_ ? tables_.erase(it) : std::next(it);
-  }
-  // The weights from a table on the device, as the other coefficients: no host sync per step.
-  const auto weights = gather(loss_weights_, t, out).flatten();
-  return ((out - goal).pow(2).flatten(1).mean(1) * weights).mean();
+  if (!weights.defined()) return torch::mse_loss(out, goal);
+  return ((out - goal).pow(2).flatten(1).mean(1) * weights.index_select(0, t.to(torch::kLong))).mean();
 }
 
 torch::Tensor Diffusion::predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const {

@@ -31,12 +31,6 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps);
 // Diffusion::eps_model, the noise estimate that every sampler takes.
 using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
 
-// How the loss weights the timesteps (train.loss_weighting, train.min_snr_gamma).
-struct LossWeighting {
-  std::string kind = "none";  // none | min_snr
-  double gamma = 5.0;
-};
-
 class Diffusion {
  public:
   explicit Diffusion(const config::DiffusionConfig& cfg);
@@ -46,11 +40,12 @@ class Diffusion {
 
   // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
   torch::Tensor q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
-  // The loss of `network` (which predicts diffusion.prediction) against its target: with no
-  // weighting the mean over everything of (target - output)^2 (for eps, DDPM's simple loss); with
-  // min_snr each example's mean is weighted by min_snr_weight.
+  // The loss of `network` (which predicts diffusion.prediction) against its target: without
+  // `weights` the mean over everything of (target - output)^2 (for eps, DDPM's simple loss); with
+  // `weights` (one per timestep, on the device, e.g. min_snr_weights) the mean over the examples
+  // of weights[t] x the example's mean squared error.
   torch::Tensor loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                     const LossWeighting& weighting = {}) const;
+                     const torch::Tensor& weights = {}) const;
 
   // What the network is trained to output: eps; x0; or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0.
   torch::Tensor target(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
@@ -64,6 +59,8 @@ class Diffusion {
   // eps: min(SNR, gamma) / SNR; x0: min(SNR, gamma); v: min(SNR, gamma) / (SNR + 1). Each
   // equals min(SNR, gamma) on the x0 error, whatever the network predicts.
   double min_snr_weight(std::int64_t t, double gamma) const;
+  // min_snr_weight of every timestep, float [T] on `device` (train.loss_weighting: min_snr).
+  torch::Tensor min_snr_weights(double gamma, const torch::Device& device) const;
 
   torch::Tensor predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
   // Mean of q(x_{t-1} | x_t, x0).
@@ -88,8 +85,6 @@ class Diffusion {
   std::vector<double> sqrt_abar_, sqrt_1m_abar_;
   std::vector<double> post_c0_, post_ct_;            // posterior mean = c0 x0 + ct x_t
   std::vector<double> inv_sqrt_alpha_, eps_coef_;    // ... = 1/sqrt(alpha) (x_t - eps_coef eps)
-  mutable std::vector<double> loss_weights_;  // min_snr_weight per t, for loss_weights_gamma_
-  mutable double loss_weights_gamma_ = -1.0;
   mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;
 };
 

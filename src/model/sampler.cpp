@@ -43,11 +43,9 @@ torch::Tensor sample_by_sigma(const EpsModel& model, const Diffusion& diffusion,
   const int levels = static_cast<int>(ts.size());
   const auto n = noise.size(0);
   auto denoise = [&](const torch::Tensor& x, std::int64_t t) {
-    const double abar = s.abar[t];
-    const auto x_t = x * std::sqrt(abar);
+    const auto x_t = x * std::sqrt(s.abar[t]);
     const auto t_batch = torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
-    const auto eps = model(x_t, t_batch).to(torch::kFloat32);
-    auto x0 = (x_t - std::sqrt(1.0 - abar) * eps) * (1.0 / std::sqrt(abar));
+    const auto x0 = diffusion.predict_x0(x_t, t_batch, model(x_t, t_batch).to(torch::kFloat32));
     return cfg.clip_x0 ? x0.clamp(-1.0, 1.0) : x0;
   };
   // The starting noise is x_t at the largest trained t (as for ddpm and ddim): x = x_t / sqrt(abar).

@@ -41,6 +41,7 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
       graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")),
       images_(train_set.images.to(device)) {
+  if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
                 " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
@@ -149,7 +150,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Te
     model::AutocastScope autocast(device_, bf16_);
     loss = diffusion_.loss(
         [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, dropout_keys); }, x0, t,
-        eps, {cfg_.train.loss_weighting, cfg_.train.min_snr_gamma});
+        eps, loss_weights_);
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
   (grad_scale == 1.0 ? loss : loss * grad_scale).backward();

@@ -89,6 +89,7 @@ class Trainer {
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
   torch::Tensor images_;  // the training images (uint8) on the device, gathered there each step
+  torch::Tensor loss_weights_;  // per timestep, on the device (train.loss_weighting); undefined: none
   // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and
   // backward read and write; the parameters' gradients are the graph's own tensors.
   struct StepGraph {

@@ -50,7 +50,8 @@ TEST(CudaRanks, MpiMovesCudaTensorsThroughTheHost) {
   EXPECT_TRUE(torch::allclose(b.cpu(), torch::full({10}, 1.0)));
 }
 
-// Equivalence with one rank on the device, with dropout, with and without CUDA graphs.
+// Equivalence with one rank on the device, with dropout, with and without CUDA graphs; rounding as
+// in OneStepEquivalence (kernels chosen by batch size), checked at the same 1e-4.
 TEST(CudaRanks, TwoRanksOnOneGpuTrainLikeOneRank) {
   REQUIRE_CUDA();
   for (bool graphs : {false, true}) {
@@ -67,6 +68,6 @@ TEST(CudaRanks, TwoRanksOnOneGpuTrainLikeOneRank) {
     const auto a = flat_weights(two), b = flat_weights(one);
     const double diff = ((a - b).norm() / b.norm()).item<double>();
     if (world.rank() == 0) std::cout << "graphs " << graphs << ": 2 ranks vs 1 on one GPU: " << diff << "\n";
-    EXPECT_LT(diff, 1e-5) << "graphs " << graphs;
+    EXPECT_LT(diff, 1e-4) << "graphs " << graphs;
   }
 }

@@ -90,9 +90,13 @@ OneStep one_step(const config::Config& cfg, dist::Communicator& comm, const std:
 }  // namespace
 
 // The gradients, loss and gradient norm of one step, where a missing division by the world size
-// or a wrong row weight shows at once (Adam's update would hide a uniform gradient scale). The
-// sums differ from one rank's only in the order of float32 additions over 16 rows (plus the
-// all-reduce of two partial sums): relative differences of a few 1e-7, checked at 1e-5.
+// or a wrong row weight shows at once (Adam's update would hide a uniform gradient scale). What may
+// differ is rounding: a row's activations are computed in a batch of 16, 8 or 4 rows, and the
+// convolution kernels (oneDNN, AVX2 / AVX-512 / AMX) choose their blocking by batch size, so each
+// layer's outputs may differ by ~sqrt(K) u (u = 2^-24, K = the reduction length, up to 16 x 9 x 3
+// here: ~1.3e-6); some twenty layers forward and backward bound the gradients' relative difference
+// near 3e-5 (measured: 1.2e-6 to 1.6e-6 on an AMX machine). Checked at 1e-4; a wrong weight is
+// over 1e-1.
 class OneStepEquivalence : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
 
 TEST_P(OneStepEquivalence, GradientsLossAndNormOfTwoRanksAreThoseOfOneRank) {
@@ -108,9 +112,9 @@ TEST_P(OneStepEquivalence, GradientsLossAndNormOfTwoRanksAreThoseOfOneRank) {
   if (world.rank() == 0)
     std::cout << "one step, 2 ranks vs 1: gradients " << g << ", loss " << two.stats.loss << " vs " << one.stats.loss
               << ", norm " << two.stats.grad_norm << " vs " << one.stats.grad_norm << "\n";
-  EXPECT_LT(g, 1e-5);
-  EXPECT_NEAR(two.stats.loss, one.stats.loss, 1e-5 * one.stats.loss);
-  EXPECT_NEAR(two.stats.grad_norm, one.stats.grad_norm, 1e-5 * one.stats.grad_norm);
+  EXPECT_LT(g, 1e-4);
+  EXPECT_NEAR(two.stats.loss, one.stats.loss, 1e-4 * one.stats.loss);
+  EXPECT_NEAR(two.stats.grad_norm, one.stats.grad_norm, 1e-4 * one.stats.grad_norm);
   // A wrong weight would be seen: half the gradient differs by a half.
   EXPECT_GT(((two.grads * 0.5 - one.grads).norm() / one.grads.norm()).item<double>(), 0.1);
 }
