@@ -47,6 +47,10 @@ void visit(Config& c, V& v) {
   v.field("beta_end", c.diffusion.beta_end);
   v.field("cosine_s", c.diffusion.cosine_s);
   v.field("prediction", c.diffusion.prediction);
+  v.field("kind", c.diffusion.kind);
+  v.field("sigma_data", c.diffusion.sigma_data);
+  v.field("p_mean", c.diffusion.p_mean);
+  v.field("p_std", c.diffusion.p_std);
 
   v.section("train");
   v.field("steps", c.train.steps);
@@ -293,6 +297,13 @@ void validate(const Config& c) {
           "must be in (beta_start, 1) = (" + str(d.beta_start) + ", 1), got " + str(d.beta_end));
   require(d.cosine_s > 0.0, s, "diffusion.cosine_s", "must be > 0");
   require_one_of(s, "diffusion.prediction", d.prediction, {"eps", "v", "x0"});
+  require_one_of(s, "diffusion.kind", d.kind, {"ddpm", "edm"});
+  require(d.sigma_data > 0.0 && std::isfinite(d.sigma_data), s, "diffusion.sigma_data",
+          "must be > 0, got " + str(d.sigma_data));
+  require(std::isfinite(d.p_mean), s, "diffusion.p_mean", "must be finite, got " + str(d.p_mean));
+  require(d.p_std > 0.0 && std::isfinite(d.p_std), s, "diffusion.p_std", "must be > 0, got " + str(d.p_std));
+  require(d.kind == "ddpm" || d.prediction == "eps", s, "diffusion.prediction",
+          "applies to kind ddpm only; kind edm trains the preconditioned output of EDM (remove the key)");
 
   const auto& t = c.train;
   require(t.steps >= 1, s, "train.steps", "must be >= 1, got " + str(t.steps));
@@ -302,6 +313,8 @@ void validate(const Config& c) {
   require_one_of(s, "train.lr_schedule", t.lr_schedule, {"constant", "cosine"});
   require_one_of(s, "train.loss_weighting", t.loss_weighting, {"none", "min_snr"});
   require(t.min_snr_gamma > 0.0, s, "train.min_snr_gamma", "must be > 0, got " + str(t.min_snr_gamma));
+  require(c.diffusion.kind == "ddpm" || t.loss_weighting == "none", s, "train.loss_weighting",
+          "applies to diffusion.kind ddpm only; EDM's weighting is part of its preconditioning (use none)");
   require(t.lr_min >= 0.0 && t.lr_min <= t.lr, s, "train.lr_min",
           "must be in [0, train.lr = " + str(t.lr) + "], got " + str(t.lr_min));
   require(t.ema_share >= 0.0 && t.ema_share <= 1.0, s, "train.ema_share",

@@ -43,7 +43,13 @@ struct DiffusionConfig {
   double beta_start = 1e-4;
   double beta_end = 0.02;
   double cosine_s = 0.008;
-  std::string prediction = "eps";  // what the network predicts: eps | v | x0
+  std::string prediction = "eps";  // what the network predicts (kind ddpm): eps | v | x0
+  // ddpm: discrete timesteps; edm: Karras et al.'s preconditioned denoiser at continuous noise
+  // levels, trained on a log-normal sigma (its samplers walk the noise levels of the schedule above).
+  std::string kind = "ddpm";
+  double sigma_data = 0.5;  // edm: the data's standard deviation in c_skip, c_out, c_in
+  double p_mean = -1.2;     // edm: ln sigma ~ N(p_mean, p_std^2) in training
+  double p_std = 1.2;
 };
 
 struct TrainConfig {

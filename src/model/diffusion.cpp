@@ -46,8 +46,21 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps) {
   return ts;
 }
 
-Diffusion::Diffusion(const config::DiffusionConfig& cfg) : s_(make_schedule(cfg)), prediction_(cfg.prediction) {
+Preconditioning edm_preconditioning(const torch::Tensor& sigma, double sigma_data) {
+  const double sd2 = sigma_data * sigma_data;
+  const auto inv_norm = (sigma * sigma + sd2).rsqrt();
+  return {sd2 * inv_norm.pow(2), sigma * sigma_data * inv_norm, inv_norm, sigma.log() * 250.0};
+}
+
+Diffusion::Diffusion(const config::DiffusionConfig& cfg)
+    : s_(make_schedule(cfg)),
+      prediction_(cfg.prediction),
+      kind_(cfg.kind),
+      sigma_data_(cfg.sigma_data),
+      p_mean_(cfg.p_mean),
+      p_std_(cfg.p_std) {
   for (std::size_t i = 0; i < s_.betas.size(); ++i) {
+    sigma_.push_back(std::sqrt((1.0 - s_.abar[i]) / s_.abar[i]));
     sqrt_abar_.push_back(std::sqrt(s_.abar[i]));
     sqrt_1m_abar_.push_back(std::sqrt(1.0 - s_.abar[i]));
     post_c0_.push_back(std::sqrt(s_.abar_prev[i]) * s_.betas[i] / (1.0 - s_.abar[i]));
@@ -87,7 +100,26 @@ torch::Tensor Diffusion::eps_from_output(const torch::Tensor& output, const torc
   return output;
 }
 
+torch::Tensor Diffusion::draw_levels(std::int64_t n, c10::optional<at::Generator> gen,
+                                     const torch::TensorOptions& options) const {
+  if (!edm()) return torch::randint(0, timesteps(), {n}, std::move(gen), options.dtype(torch::kLong));
+  return (torch::randn({n}, std::move(gen), options.dtype(torch::kFloat32)) * p_std_ + p_mean_).exp();
+}
+
+torch::Tensor Diffusion::edm_denoise(const EpsModel& network, const torch::Tensor& x, const torch::Tensor& sigma) const {
+  const auto p = edm_preconditioning(sigma.to(torch::kFloat32), sigma_data_);
+  const auto out = network(p.c_in * x, p.c_noise.flatten()).to(torch::kFloat32);
+  return p.c_skip * x + p.c_out * out;
+}
+
 EpsModel Diffusion::eps_model(EpsModel network) const {
+  if (edm()) {
+    return [this, network = std::move(network)](const torch::Tensor& x_t, const torch::Tensor& t) {
+      const auto sigma = gather(sigma_, t, x_t);
+      const auto x = x_t / gather(sqrt_abar_, t, x_t);
+      return (x - edm_denoise(network, x, sigma)) / sigma;
+    };
+  }
   if (prediction_ == "eps") return network;
   return [this, network = std::move(network)](const torch::Tensor& x, const torch::Tensor& t) {
     return eps_from_output(network(x, t), x, t);
@@ -110,6 +142,13 @@ torch::Tensor Diffusion::min_snr_weights(double gamma, const torch::Device& devi
 
 torch::Tensor Diffusion::loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t,
                               const torch::Tensor& eps, const torch::Tensor& weights) const {
+  if (edm()) {
+    std::vector<std::int64_t> shape(x0.dim(), 1);
+    shape[0] = x0.size(0);
+    const auto sigma = t.to(x0.device(), torch::kFloat32).view(shape);
+    const auto c_out = edm_preconditioning(sigma, sigma_data_).c_out;
+    return ((edm_denoise(network, x0 + sigma * eps, sigma) - x0) / c_out).pow(2).mean();
+  }
   const auto out = network(q_sample(x0, t, eps), t).to(torch::kFloat32);
   const auto goal = target(x0, t, eps);
   if (!weights.defined()) return torch::mse_loss(out, goal);

@@ -31,19 +31,34 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps);
 // Diffusion::eps_model, the noise estimate that every sampler takes.
 using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
 
+// EDM's preconditioning (Karras et al. 2022, table 1) at noise levels sigma (any shape):
+// D(x, sigma) = c_skip x + c_out F(c_in x, c_noise), with c_skip = sd^2 / (sigma^2 + sd^2),
+// c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2) and EDM's
+// c_noise = ln(sigma) / 4 given to the U-Net x 1000, the span of its timestep input.
+struct Preconditioning {
+  torch::Tensor c_skip, c_out, c_in, c_noise;
+};
+Preconditioning edm_preconditioning(const torch::Tensor& sigma, double sigma_data);
+
 class Diffusion {
  public:
   explicit Diffusion(const config::DiffusionConfig& cfg);
 
   int timesteps() const { return static_cast<int>(s_.betas.size()); }
+  // diffusion.kind edm: noise levels are continuous sigmas, not timesteps.
+  bool edm() const { return kind_ == "edm"; }
+  // The noise levels of n training examples: ddpm, timesteps uniform in [0, T) (long); edm,
+  // sigma = exp(p_mean + p_std u), u ~ N(0, 1) (float). `gen` empty: the device's generator.
+  torch::Tensor draw_levels(std::int64_t n, c10::optional<at::Generator> gen, const torch::TensorOptions& options) const;
   const Schedule& schedule() const { return s_; }
 
   // x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
   torch::Tensor q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
-  // The loss of `network` (which predicts diffusion.prediction) against its target: without
-  // `weights` the mean over everything of (target - output)^2 (for eps, DDPM's simple loss); with
-  // `weights` (one per timestep, on the device, e.g. min_snr_weights) the mean over the examples
-  // of weights[t] x the example's mean squared error.
+  // The loss of `network` (which predicts diffusion.prediction) against its target at the levels
+  // `t` of draw_levels: without `weights` the mean over everything of (target - output)^2 (for eps,
+  // DDPM's simple loss); with `weights` (one per timestep, on the device, e.g. min_snr_weights) the
+  // mean over the examples of weights[t] x the example's mean squared error. edm: EDM's loss, the
+  // mean of (D(x0 + sigma eps, sigma) - x0)^2 / c_out^2, that is of F's error (no `weights`).
   torch::Tensor loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
                      const torch::Tensor& weights = {}) const;
 
@@ -53,6 +68,8 @@ class Diffusion {
   // v: sqrt(abar_t) v + sqrt(1 - abar_t) x_t).
   torch::Tensor eps_from_output(const torch::Tensor& output, const torch::Tensor& x_t, const torch::Tensor& t) const;
   // `network` as a noise estimator, for the samplers (the identity wrapper for eps prediction).
+  // edm: at timestep t, eps = (x - D(x, sigma_t)) / sigma_t with x = x_t / sqrt(abar_t), so that
+  // every sampler walks the schedule's noise levels sigma_t = sqrt((1 - abar_t) / abar_t).
   // The returned function refers to this Diffusion, which must outlive it.
   EpsModel eps_model(EpsModel network) const;
   // Min-SNR-gamma (Hang et al. 2023) in the prediction's form, SNR_t = abar_t / (1 - abar_t):
@@ -61,6 +78,9 @@ class Diffusion {
   double min_snr_weight(std::int64_t t, double gamma) const;
   // min_snr_weight of every timestep, float [T] on `device` (train.loss_weighting: min_snr).
   torch::Tensor min_snr_weights(double gamma, const torch::Device& device) const;
+
+  // EDM's denoiser D(x, sigma) of a network F, for x = x0 + sigma n; sigma broadcasts against x.
+  torch::Tensor edm_denoise(const EpsModel& network, const torch::Tensor& x, const torch::Tensor& sigma) const;
 
   torch::Tensor predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
   // Mean of q(x_{t-1} | x_t, x0).
@@ -81,8 +101,9 @@ class Diffusion {
   // copy on each device is cached by its address.
   torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
   Schedule s_;
-  std::string prediction_;
-  std::vector<double> sqrt_abar_, sqrt_1m_abar_;
+  std::string prediction_, kind_;
+  double sigma_data_, p_mean_, p_std_;
+  std::vector<double> sqrt_abar_, sqrt_1m_abar_, sigma_;
   std::vector<double> post_c0_, post_ct_;            // posterior mean = c0 x0 + ct x_t
   std::vector<double> inv_sqrt_alpha_, eps_coef_;    // ... = 1/sqrt(alpha) (x_t - eps_coef eps)
   mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;

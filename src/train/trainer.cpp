@@ -110,12 +110,12 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, 
     // The GPU's own generator, seeded per step: no host work and no copy per step.
     torch::cuda::manual_seed_all(seed);
     const auto opts = torch::TensorOptions().device(device_);
-    auto t = torch::randint(0, diffusion_.timesteps(), {B}, opts.dtype(torch::kLong)).slice(0, begin, end);
+    auto t = diffusion_.draw_levels(B, c10::nullopt, opts).slice(0, begin, end);
     auto eps = torch::randn({B, 1, shape[1], shape[2]}, opts).slice(0, begin, end);
     return {t, eps};
   }
   auto gen = make_generator(cfg_.run.seed, Stream::TrainNoise, static_cast<std::uint64_t>(step_));
-  auto t = torch::randint(0, diffusion_.timesteps(), {B}, gen, torch::kLong).slice(0, begin, end);
+  auto t = diffusion_.draw_levels(B, gen, torch::TensorOptions()).slice(0, begin, end);
   auto eps = torch::randn({B, 1, shape[1], shape[2]}, gen).slice(0, begin, end);
   return {t, eps};
 }

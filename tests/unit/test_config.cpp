@@ -72,6 +72,12 @@ TEST(Config, ImpossibleValuesSayWhatIsAllowed) {
   EXPECT_CONTAINS(error_of("sample: {eta: 2}"), "key 'sample.eta' must be in [0, 1]");
   EXPECT_CONTAINS(error_of("run: {collective_timeout_s: -1}"), "key 'run.collective_timeout_s' must be >= 0 seconds");
   EXPECT_CONTAINS(error_of("train: {on_write_error: retry}"), "key 'train.on_write_error' is 'retry'; allowed: stop, continue");
+  EXPECT_CONTAINS(error_of("diffusion: {kind: vp}"), "key 'diffusion.kind' is 'vp'; allowed: ddpm, edm");
+  EXPECT_CONTAINS(error_of("diffusion: {kind: edm, sigma_data: 0}"), "key 'diffusion.sigma_data' must be > 0");
+  EXPECT_CONTAINS(error_of("diffusion: {kind: edm, p_std: -1}"), "key 'diffusion.p_std' must be > 0");
+  EXPECT_CONTAINS(error_of("diffusion: {kind: edm, prediction: v}"), "key 'diffusion.prediction' applies to kind ddpm only");
+  EXPECT_CONTAINS(error_of("diffusion: {kind: edm}\ntrain: {loss_weighting: min_snr}"),
+                  "key 'train.loss_weighting' applies to diffusion.kind ddpm only");
 }
 
 TEST(Config, SyntaxErrorsGiveLineAndColumn) {

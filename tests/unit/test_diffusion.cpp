@@ -354,3 +354,105 @@ TEST(Samplers, StochasticSamplersWithAllStepsDrawTheDataDistribution) {
   EXPECT_NEAR(posterior.mean().item<double>(), 0.0, 5 * s / std::sqrt(16000.0));
   EXPECT_LT((ddim - posterior).abs().max().item<double>(), 1e-4);
 }
+
+namespace {
+model::Diffusion edm(double sigma_data = 0.5) {
+  auto c = linear_cfg();
+  c.kind = "edm";
+  c.sigma_data = sigma_data;
+  return model::Diffusion(c);
+}
+
+// The network F that makes EDM's denoiser exact for x0 ~ N(0, s^2) per pixel: D* = s^2 / (s^2 +
+// sigma^2) x and F = (D* - c_skip x) / c_out, written from its inputs (c_in x, 250 ln sigma) in
+// float64 with EDM's coefficients spelt out here.
+model::EpsModel exact_gaussian_f(double s, double sd) {
+  return [s, sd](const torch::Tensor& input, const torch::Tensor& c_noise) {
+    const auto sigma = (c_noise.to(torch::kFloat64) / 250.0).exp().view({-1, 1, 1, 1});
+    const auto norm = (sigma * sigma + sd * sd).sqrt();
+    const auto x = input.to(torch::kFloat64) * norm;
+    const auto exact = s * s / (s * s + sigma * sigma) * x;
+    const auto c_skip = sd * sd / (norm * norm), c_out = sigma * sd / norm;
+    return ((exact - c_skip * x) / c_out).to(torch::kFloat32);
+  };
+}
+}  // namespace
+
+// Table 1 of Karras et al. (2022) evaluated by hand for sigma_data = 0.5: at sigma = 0.5,
+// sigma^2 + sd^2 = 0.5; at sigma = 2, 4.25; at sigma = 0.002, 0.250004.
+TEST(Edm, PreconditioningMatchesItsTable) {
+  const auto p = model::edm_preconditioning(torch::tensor({0.5, 2.0, 0.002}, torch::kFloat64), 0.5);
+  const double expected[4][3] = {
+      {0.5, 0.0588235294117647, 0.999984000255996},                // c_skip = 0.25 / (sigma^2 + 0.25)
+      {0.353553390593274, 0.485071250072666, 0.00199998400019200},  // c_out = 0.5 sigma / sqrt(...)
+      {1.41421356237310, 0.485071250072666, 1.99998400019200},      // c_in = 1 / sqrt(...)
+      {-173.286795139986, 173.286795139986, -1553.65202460555},     // 250 ln sigma
+  };
+  const torch::Tensor got[4] = {p.c_skip, p.c_out, p.c_in, p.c_noise};
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 3; ++i)
+      EXPECT_NEAR(got[k][i].item<double>(), expected[k][i], 1e-12 * std::max(1.0, std::abs(expected[k][i])))
+          << "coefficient " << k << ", sigma " << i;
+}
+
+// For x0 ~ N(0, s^2) the exact denoiser's error has variance s^2 sigma^2 / (s^2 + sigma^2) per
+// pixel, so EDM's loss (that error / c_out^2) is s^2 (sigma^2 + sd^2) / (sd^2 (s^2 + sigma^2)): 1 at
+// every sigma when s = sigma_data. Each value is a mean of 64,000 squares of Gaussian errors:
+// relative standard error sqrt(2 / 64000) = 0.56%; allowed 5 of them.
+TEST(Edm, LossOfTheExactDenoiserHasItsClosedForm) {
+  torch::manual_seed(8);
+  for (double s : {0.5, 0.3}) {
+    const auto d = edm();
+    const auto f = exact_gaussian_f(s, 0.5);
+    for (double sigma : {0.01, 0.3, 1.0, 20.0}) {
+      const auto x0 = torch::randn({4000, 1, 4, 4}) * s, eps = torch::randn({4000, 1, 4, 4});
+      const double loss = d.loss(f, x0, torch::full({4000}, sigma), eps).item<double>();
+      const double expected = s * s * (sigma * sigma + 0.25) / (0.25 * (s * s + sigma * sigma));
+      EXPECT_NEAR(loss, expected, 5 * std::sqrt(2.0 / 64000) * expected) << "s " << s << ", sigma " << sigma;
+    }
+  }
+}
+
+// ln sigma of the training levels: mean p_mean and standard deviation p_std, within 5 standard
+// errors of 20,000 draws; ddpm draws timesteps in [0, T).
+TEST(Edm, TrainingLevelsAreLogNormal) {
+  const int n = 20000;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  const auto log_sigma = edm().draw_levels(n, gen, torch::TensorOptions()).to(torch::kFloat64).log();
+  EXPECT_NEAR(log_sigma.mean().item<double>(), -1.2, 5 * 1.2 / std::sqrt(double(n)));
+  EXPECT_NEAR(log_sigma.std().item<double>(), 1.2, 5 * 1.2 / std::sqrt(2.0 * n));
+  const auto t = model::Diffusion(linear_cfg()).draw_levels(n, gen, torch::TensorOptions());
+  EXPECT_EQ(t.scalar_type(), torch::kLong);
+  EXPECT_EQ(t.min().item<std::int64_t>(), 0);
+  EXPECT_EQ(t.max().item<std::int64_t>(), 999);
+}
+
+// The exact F, seen by the samplers through eps_model, is the exact noise estimator of the
+// discrete schedule at every timestep; so every sampler draws from it what it draws from that one
+// (DeterministicSamplersConvergeAtTheirOrderToTheExactFlow and
+// StochasticSamplersWithAllStepsDrawTheDataDistribution). eps = (x - D) / sigma divides float32
+// rounding of x (a few 1e-7 |x|) by sigma_0 = 0.01: allowed 1e-4 max(1, |x|).
+TEST(Edm, EveryTimestepGivesTheExactNoiseEstimate) {
+  const double s = 0.3;
+  const auto d = edm();
+  const auto eps = d.eps_model(exact_gaussian_f(s, 0.5));
+  const auto reference = exact_gaussian_eps(model::Diffusion(linear_cfg()), s);
+  torch::manual_seed(10);
+  const auto t = torch::tensor({0, 1, 10, 100, 300, 500, 700, 900, 990, 999});
+  const auto x0 = torch::randn({10, 1, 4, 4}) * s;
+  const auto xt = d.q_sample(x0, t, torch::randn({10, 1, 4, 4}));
+  const auto bound = 1e-4 * xt.abs().clamp_min(1.0);
+  EXPECT_TRUE(((eps(xt, t) - reference(xt, t)).abs() <= bound).all().item<bool>());
+  for (const char* sampler : {"ddim", "heun", "dpmpp_2m", "ddpm"}) {
+    config::SampleConfig cfg;
+    cfg.sampler = sampler;
+    cfg.steps = 20;
+    cfg.clip_x0 = false;
+    cfg.batch_size = 64;
+    const auto a = model::sample_images(eps, d, cfg, {1, 2, 2}, {0, 64, 12}, torch::kCPU);
+    const auto b = model::sample_images(reference, d, cfg, {1, 2, 2}, {0, 64, 12}, torch::kCPU);
+    // Each step is a contraction towards the data's scale; the difference stays at the per-step
+    // level (ddpm: 1000 steps of it).
+    EXPECT_LT((a - b).abs().max().item<double>(), 1e-3) << sampler;
+  }
+}
