@@ -14,9 +14,11 @@ import h5py
 
 name, overrides = sys.argv[1], sys.argv[2]
 log = open(f"results/{name}/log.txt", errors="replace").read()
-wall = re.findall(r"wall time:\s+train ([\d.]+) s\s+sample ([\d.]+) s", log)
+# Training without the evaluations during it (inspect's line), sampling of the final evaluation.
+train = re.findall(r"training: \d+ steps logged in \d+ rows, ([\d.]+) s of wall time", log)
+sample = re.findall(r"wall time:\s+train [\d.]+ s\s+sample ([\d.]+) s", log)
 nfe = re.findall(r"\((\d+) network evaluations per image", log)
-train_s, sample_s = wall[-1] if wall else ("?", "?")
+train_s, sample_s = train[-1] if train else "nan", sample[-1] if sample else "nan"
 with h5py.File(f"results/{name}/run.h5", "r") as f:
     e = f["eval/ema"]
     fid, floor = float(e["fid"][()]), float(e["fid_floor"][()])
