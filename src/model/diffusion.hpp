@@ -47,6 +47,8 @@ class Diffusion {
   int timesteps() const { return static_cast<int>(s_.betas.size()); }
   // diffusion.kind edm: noise levels are continuous sigmas, not timesteps.
   bool edm() const { return kind_ == "edm"; }
+  // sigma_t = sqrt((1 - abar_t) / abar_t): the noise level of x_t / sqrt(abar_t) (EDM's x).
+  double sigma(std::int64_t t) const { return sigma_[t]; }
   // The noise levels of n training examples: ddpm, timesteps uniform in [0, T) (long); edm,
   // sigma = exp(p_mean + p_std u), u ~ N(0, 1) (float). `gen` empty: the device's generator.
   torch::Tensor draw_levels(std::int64_t n, c10::optional<at::Generator> gen, const torch::TensorOptions& options) const;

@@ -28,9 +28,6 @@ class NoiseStreams {
   std::vector<at::Generator> gens_;
 };
 
-// sigma_t = sqrt((1 - abar_t) / abar_t): the noise level of x_t / sqrt(abar_t) (EDM's x).
-double sigma_of(const Schedule& s, std::int64_t t) { return std::sqrt((1.0 - s.abar[t]) / s.abar[t]); }
-
 // Heun (EDM's Algorithm 1, deterministic) and DPM-Solver++(2M) (Lu et al. 2022) on x = x_t /
 // sqrt(abar_t), whose noise level is sigma_t, over trained timesteps on a Karras (rho = 7) sigma
 // schedule, ending at sigma = 0. D(x, t) is the x0 estimate of the model at t.
@@ -53,9 +50,9 @@ torch::Tensor sample_by_sigma(const EpsModel& model, const Diffusion& diffusion,
   torch::Tensor previous;  // DPM-Solver++: the last denoised estimate
   double previous_h = 0.0;
   for (int i = 0; i < levels; ++i) {
-    const double sigma = sigma_of(s, ts[i]);
+    const double sigma = diffusion.sigma(ts[i]);
     const bool last = i + 1 == levels;
-    const double next = last ? 0.0 : sigma_of(s, ts[i + 1]);
+    const double next = last ? 0.0 : diffusion.sigma(ts[i + 1]);
     const auto d0 = denoise(x, ts[i]);
     if (last) {
       x = d0;  // sigma = 0: the denoised image
@@ -85,11 +82,10 @@ torch::Tensor sample_by_sigma(const EpsModel& model, const Diffusion& diffusion,
 }  // namespace
 
 std::vector<std::int64_t> karras_timesteps(const Diffusion& diffusion, int levels, double rho) {
-  const auto& s = diffusion.schedule();
   const int T = diffusion.timesteps();
   std::vector<double> log_sigma(T);
-  for (int t = 0; t < T; ++t) log_sigma[t] = std::log(sigma_of(s, t));
-  const double lo = std::pow(sigma_of(s, 0), 1.0 / rho), hi = std::pow(sigma_of(s, T - 1), 1.0 / rho);
+  for (int t = 0; t < T; ++t) log_sigma[t] = std::log(diffusion.sigma(t));
+  const double lo = std::pow(diffusion.sigma(0), 1.0 / rho), hi = std::pow(diffusion.sigma(T - 1), 1.0 / rho);
   std::vector<std::int64_t> ts;
   for (int i = 0; i < levels; ++i) {
     const double frac = levels == 1 ? 0.0 : double(i) / double(levels - 1);
