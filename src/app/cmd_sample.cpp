@@ -19,7 +19,7 @@ namespace ddpm::app {
 void cmd_sample(Session& s) {
   s.comm->set_phase("sampling", false);
   const auto& cfg = s.cfg;
-  auto trained = eval::load_trained(cfg, s.ctx.device());
+  auto trained = eval::load_trained(cfg, s.ctx.device(), s.comm->rank());
   const auto& info = trained.info;
   auto& net = cfg.sample.use_ema ? trained.ema : trained.live;
   const int steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);

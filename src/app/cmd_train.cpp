@@ -14,24 +14,20 @@
 namespace ddpm::app {
 namespace {
 
-// The checkpoint to continue from, or "" to start afresh.
-std::string resume_source(const Session& s) {
+// Loads the checkpoint that `--resume` names into the trainer; false when training starts afresh.
+bool resume(const Session& s, train::Trainer& trainer) {
   const auto& resume = s.opt.resume;
-  if (resume.empty()) return "";
-  if (resume != "auto") {
-    if (!std::filesystem::exists(resume))
-      throw Error("--resume " + resume + ": no such checkpoint; use --resume auto to take the newest in " +
-                  s.cfg.out_dir() + "/checkpoints");
-    return resume;
+  if (resume.empty()) return false;
+  if (resume == "auto") {
+    if (trainer.resume_newest()) return true;
+    spdlog::info("--resume auto: no checkpoint that verifies in {}/checkpoints; starting from step 0", s.cfg.out_dir());
+    return false;
   }
-  std::vector<std::string> skipped;
-  const auto found = io::latest_checkpoint(s.cfg.out_dir(), &skipped);
-  for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
-  if (!found) {
-    spdlog::info("--resume auto: no complete checkpoint in {}/checkpoints; starting from step 0", s.cfg.out_dir());
-    return "";
-  }
-  return *found;
+  if (!std::filesystem::exists(resume))
+    throw Error("--resume " + resume + ": no such checkpoint; use --resume auto to take the newest in " +
+                s.cfg.out_dir() + "/checkpoints");
+  trainer.resume(resume);
+  return true;
 }
 
 }  // namespace
@@ -49,13 +45,9 @@ bool cmd_train(Session& s) {
       during->evaluate(trainer.ema_model(), step, train_wall_s);
     });
   }
-  const auto from = resume_source(s);
-  if (!from.empty()) {
-    trainer.resume(from);
-  } else if (s.comm->rank() == 0 && !io::read_train_metrics(io::run_file_path(s.cfg.out_dir())).empty()) {
+  if (!resume(s, trainer) && s.comm->rank() == 0 && !io::read_train_metrics(io::run_file_path(s.cfg.out_dir())).empty())
     spdlog::warn("{} holds the history of an earlier run; starting afresh replaces it (use --resume auto to continue)",
                  io::run_file_path(s.cfg.out_dir()));
-  }
   return trainer.run() == train::Trainer::Outcome::Finished;
 }
 

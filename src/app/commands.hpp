@@ -40,7 +40,8 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts);
 // with the wall time of `earlier_stages` and its own.
 void cmd_eval(Session& s, const std::vector<std::pair<std::string, double>>& earlier_stages = {});
 void cmd_classifier(Session& s);
-// Prints a summary of a run file or checkpoint (rank 0 only).
-void cmd_inspect(const std::string& path);
+// Rank 0 only. Prints the summary of `path`; with `verify`, reads back everything in it and prints what fails
+// its checksums instead. Returns the exit status: 1 when verification finds damage.
+int cmd_inspect(const std::string& path, bool verify);
 
 }  // namespace ddpm::app

@@ -1,6 +1,6 @@
 // ddpm_dist CONFIG [--set key=value ...]                              train, then evaluate
 // ddpm_dist {train|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
-// ddpm_dist inspect FILE.h5
+// ddpm_dist inspect [--verify] FILE.h5
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -70,8 +70,11 @@ int main(int argc, char** argv) {
   for (const auto& p : all_parts) parts_help += " " + p;
   bench->add_option("--only", bench_parts, parts_help)->delimiter(',')->check(CLI::IsMember(all_parts));
   std::string inspect_path;
-  auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file");
+  auto* inspect = app.add_subcommand("inspect", "print a summary of a run.h5 or checkpoint file, or verify any file ddpm_dist wrote");
   inspect->add_option("file", inspect_path, "HDF5 file written by ddpm_dist")->required();
+  bool inspect_verify = false;
+  inspect->add_flag("--verify", inspect_verify,
+                    "read back every dataset and attribute and list each that fails its checksum (exit status 1 if any)");
 
   // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -92,10 +95,7 @@ int main(int argc, char** argv) {
 
   // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
-    if (inspect->parsed()) {
-      if (ctx.rank() == 0) app::cmd_inspect(inspect_path);
-      return 0;
-    }
+    if (inspect->parsed()) return ctx.rank() == 0 ? app::cmd_inspect(inspect_path, inspect_verify) : 0;
     auto session = app::start_session(ctx, opt);
     std::vector<std::pair<std::string, double>> stages;
     if (all->parsed() || train->parsed()) {

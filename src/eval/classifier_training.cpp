@@ -92,8 +92,10 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
   });
 }
 
-double load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset) {
+ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset) {
   auto file = io::open_read(path);
+  const std::string what_to_do = "; delete it to train a new one (`ddpm_dist inspect --verify " + path +
+                                 "` lists every damaged dataset)";
   try {
     if (!file.nameExists("classifier"))
       throw Error(path + ": not a ddpm_dist classifier file (no /classifier group); delete it to train a new one");
@@ -106,10 +108,14 @@ double load_classifier(const std::string& path, model::Classifier& net, const st
                   "empty for results/classifier_" + dataset + ".h5)");
     const auto tensors = io::named_tensors(*net);
     io::check_named(path, file.openGroup("classifier"), "classifier", tensors);
-    io::read_named(file.openGroup("classifier"), tensors);
-    return io::read_attr_double(file.openGroup("/"), "test_accuracy");
+    const auto values = io::read_named(file.openGroup("classifier"), tensors);
+    const ClassifierInfo info{path, io::read_attr_double(root, "test_accuracy"), io::has_checksums(file)};
+    io::assign_named(tensors, values);
+    return info;
+  } catch (const io::DamagedFile& e) {
+    throw io::DamagedFile(path + ": does not verify: " + e.what() + what_to_do);
   } catch (const H5::Exception& e) {
-    throw Error(path + ": unreadable classifier (" + e.getDetailMsg() + "); delete it to train a new one");
+    throw io::DamagedFile(path + ": does not verify: " + e.getFuncName() + ": " + e.getDetailMsg() + what_to_do);
   }
 }
 
@@ -127,7 +133,11 @@ ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config&
     if (comm.rank() == 0) save_classifier(path, fresh, acc, cfg);
     comm.barrier();
   }
-  ClassifierInfo info{path, load_classifier(path, net, cfg.data.dataset)};
+  const auto info = load_classifier(path, net, cfg.data.dataset);
+  if (comm.rank() == 0 && !info.checksummed)
+    spdlog::warn("{}: written before the classifier file carried checksums: damage to it cannot be detected; delete it "
+                 "to train one that does",
+                 path);
   net->to(device);
   net->eval();
   return info;

@@ -14,6 +14,7 @@ namespace ddpm::eval {
 struct ClassifierInfo {
   std::string path;
   double test_accuracy = 0.0;
+  bool checksummed = true;  // false for files written before they carried checksums
 };
 
 // Trains `net` for cfg.eval.classifier_epochs on `train_set`; every rank takes its slice of each
@@ -25,9 +26,9 @@ double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Da
                 const torch::Device& device);
 
 void save_classifier(const std::string& path, model::Classifier& net, double test_accuracy, const config::Config& cfg);
-// Loads weights; refuses a file of another architecture or trained on another data set than
-// `dataset` (data.dataset). Returns the stored test accuracy.
-double load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset);
+// Loads weights, all or nothing; refuses a file that fails its checksums (io::DamagedFile), of
+// another architecture or trained on another data set than `dataset` (data.dataset).
+ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset);
 
 // Loads cfg.classifier_path(), or trains it on `train_set` (tested on `test_set`) and saves it there
 // when the file does not exist.

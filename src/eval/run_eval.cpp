@@ -80,7 +80,7 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
   comm.set_phase("evaluation", false);
   EvalSummary summary;
-  auto trained = load_trained(cfg, device);
+  auto trained = load_trained(cfg, device, comm.rank());
   const auto& info = trained.info;
   auto& live = trained.live;
   auto& ema = trained.ema;

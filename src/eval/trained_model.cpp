@@ -1,16 +1,20 @@
 #include "eval/trained_model.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "util/error.hpp"
 
 namespace ddpm::eval {
 
-TrainedModel load_trained(const config::Config& cfg, const torch::Device& device) {
+TrainedModel load_trained(const config::Config& cfg, const torch::Device& device, int rank) {
   const auto ckpt = io::latest_checkpoint(cfg.out_dir());
   if (!ckpt)
     throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
                 cfg.source + "` first");
   TrainedModel m{model::UNet(cfg.model), model::UNet(cfg.model), {}, *ckpt};
   m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema);
+  if (rank == 0 && !m.info.checksummed)
+    spdlog::warn("{}: written before checkpoints carried checksums: damage to it cannot be detected", *ckpt);
   for (auto* net : {&m.live, &m.ema}) {
     (*net)->to(device);
     (*net)->eval();

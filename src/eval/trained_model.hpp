@@ -15,7 +15,9 @@ struct TrainedModel {
   std::string path;
 };
 
-// Throws ddpm::Error naming the folder and the command to run when there is no checkpoint.
-TrainedModel load_trained(const config::Config& cfg, const torch::Device& device);
+// Throws ddpm::Error naming the folder and the command to run when there is no checkpoint, and
+// io::DamagedFile when the newest fails its checksums (never an older one in its place: the user
+// asked for the run's newest weights). Rank 0 warns of a file without checksums.
+TrainedModel load_trained(const config::Config& cfg, const torch::Device& device, int rank);
 
 }  // namespace ddpm::eval

@@ -13,10 +13,6 @@
 
 namespace ddpm::io {
 namespace fs = std::filesystem;
-namespace {
-
-
-}  // namespace
 
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step) {
   char name[32];
@@ -66,17 +62,23 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                                torch::optim::Adam* optimizer) {
   auto file = open_read(path);
+  const std::string what_to_do =
+      "; move it aside to use an older checkpoint (`ddpm_dist inspect --verify " + path + "` lists every damaged dataset)";
   try {
     const auto root = file.openGroup("/");
     if (!has_attr(root, "complete"))
-      throw Error(path + ": incomplete checkpoint (no 'complete' attribute); use an older one");
+      throw DamagedFile("incomplete (no 'complete' attribute: its writer stopped before the end)");
     const auto model_tensors = named_tensors(model), ema_tensors = named_tensors(ema);
     check_named(path, file.openGroup("model"), "model", model_tensors);
     check_named(path, file.openGroup("ema"), "ema", ema_tensors);
-    read_named(file.openGroup("model"), model_tensors);
-    read_named(file.openGroup("ema"), ema_tensors);
-    if (optimizer) {
-      if (!file.nameExists("optim")) throw Error(path + ": holds no optimizer state; it cannot resume training");
+    const auto model_values = read_named(file.openGroup("model"), model_tensors);
+    const auto ema_values = read_named(file.openGroup("ema"), ema_tensors);
+    // The optimizer state is read (and so verified) even when only the weights are wanted: a
+    // checkpoint is accepted whole or not at all.
+    std::vector<std::pair<torch::Tensor, std::unique_ptr<torch::optim::AdamParamState>>> adam;
+    if (optimizer && !file.nameExists("optim"))
+      throw Error(path + ": holds no optimizer state; it cannot resume training");
+    if (file.nameExists("optim")) {
       const auto m1 = file.openGroup("optim/exp_avg"), m2 = file.openGroup("optim/exp_avg_sq"),
                  steps = file.openGroup("optim/step");
       for (const auto& p : model.named_parameters()) {
@@ -85,7 +87,7 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
         st->exp_avg(read_tensor(m1, p.key()).to(p.value().device()));
         st->exp_avg_sq(read_tensor(m2, p.key()).to(p.value().device()));
         st->step(read_tensor(steps, p.key()).item<std::int64_t>());
-        optimizer->state()[compat::optimizer_state_key(*optimizer, p.value())] = std::move(st);
+        adam.emplace_back(p.value(), std::move(st));
       }
     }
     CheckpointInfo info;
@@ -94,10 +96,17 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     info.ema_updates = read_attr_int(root, "ema_updates");
     info.world_size = read_attr_int(root, "world_size");
     info.config_yaml = read_attr_string(root, "config");
+    info.checksummed = has_checksums(file);
+    // Everything is read and verified: only now do the modules and the optimizer change.
+    assign_named(model_tensors, model_values);
+    assign_named(ema_tensors, ema_values);
+    if (optimizer)
+      for (auto& [param, st] : adam) optimizer->state()[compat::optimizer_state_key(*optimizer, param)] = std::move(st);
     return info;
+  } catch (const DamagedFile& e) {
+    throw DamagedFile(path + ": does not verify: " + e.what() + what_to_do);
   } catch (const H5::Exception& e) {
-    throw Error(path + ": unreadable checkpoint (" + e.getFuncName() + ": " + e.getDetailMsg() +
-                "); use an older one");
+    throw DamagedFile(path + ": does not verify: " + e.getFuncName() + ": " + e.getDetailMsg() + what_to_do);
   }
 }
 
@@ -121,6 +130,19 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::ve
       if (has_attr(file.openGroup("/"), "complete")) return path.string();
       if (skipped) skipped->push_back(path.string() + ": incomplete (no 'complete' attribute)");
     } catch (const std::exception& e) {
+      if (skipped) skipped->push_back(e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                                                      torch::nn::Module& ema, torch::optim::Adam* optimizer,
+                                                      std::vector<std::string>* skipped) {
+  for (const auto& path : checkpoints_newest_first(run_dir)) {
+    try {
+      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer)};
+    } catch (const DamagedFile& e) {
       if (skipped) skipped->push_back(e.what());
     }
   }

@@ -18,6 +18,13 @@ struct CheckpointInfo {
   std::int64_t ema_updates = 0;
   std::int64_t world_size = 1;
   std::string config_yaml;
+  // On read: whether the file carries checksums (files written before they were added do not).
+  bool checksummed = true;
+};
+
+struct FoundCheckpoint {
+  std::string path;
+  CheckpointInfo info;
 };
 
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
@@ -26,12 +33,21 @@ std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                       const torch::optim::Adam* optimizer, const CheckpointInfo& info);
 
-// Loads `path` into `model`, `ema` and (when given) `optimizer` after checking every name and shape.
+// Loads `path` into `model`, `ema` and (when given) `optimizer` after checking every name and shape
+// and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
+// incomplete file, Error for another architecture) leaves the modules and the optimizer unchanged.
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                                torch::optim::Adam* optimizer = nullptr);
 
-// The newest checkpoint in <run_dir>/checkpoints that opens and is complete; `skipped` receives
-// the newer files that did not, each with the reason.
+// `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
+// each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
+// none verifies. Errors other than damage (another architecture) stop the search.
+std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                                                      torch::nn::Module& ema, torch::optim::Adam* optimizer,
+                                                      std::vector<std::string>* skipped = nullptr);
+
+// The newest checkpoint in <run_dir>/checkpoints that opens and is complete (its data is verified
+// when it is read); `skipped` receives the newer files that did not, each with the reason.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped = nullptr);
 
 // Removes all but the newest `keep` checkpoints.

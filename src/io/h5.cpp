@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <vector>
 
 #include "util/error.hpp"
@@ -55,13 +58,54 @@ void fsync_path(const std::string& path, int flags) {
   if (rc != 0) throw Error(path + ": fsync failed: " + std::strerror(err));
 }
 
+herr_t keep_innermost(unsigned n, const H5E_error2_t* e, void* out) {
+  if (n != 0) return 0;
+  char minor[256] = "";
+  H5Eget_msg(e->min_num, nullptr, minor, sizeof minor);
+  *static_cast<std::string*>(out) = std::string(e->desc && *e->desc ? e->desc : "") + " (" + minor + ")";
+  return 0;
+}
+
+// Chunks of up to ~1 MiB along the first dimension: whole small tensors, rows of large ones, split
+// into chunks of equal rows (HDF5 stores a partial last chunk at full size).
+std::vector<hsize_t> chunk_of(const std::vector<hsize_t>& dims, std::size_t element_bytes) {
+  std::vector<hsize_t> chunk = dims;
+  hsize_t row_bytes = element_bytes;
+  for (std::size_t i = 1; i < dims.size(); ++i) row_bytes *= dims[i];
+  const hsize_t most_rows = std::clamp<hsize_t>((hsize_t{1} << 20) / std::max<hsize_t>(row_bytes, 1), 1, dims[0]);
+  const hsize_t chunks = (dims[0] + most_rows - 1) / most_rows;
+  chunk[0] = (dims[0] + chunks - 1) / chunks;
+  return chunk;
+}
+
 }  // namespace
+
+std::string hdf5_cause() {
+  std::string cause = "no detail from HDF5";
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_innermost, &cause);
+  return cause;
+}
+
+bool has_checksums(const H5::H5File& file) {
+  H5F_info2_t info;
+  return H5Fget_info2(file.getId(), &info) >= 0 && info.super.version >= 2;
+}
 
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t) {
   auto c = t.detach().cpu().contiguous();
   std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
   H5::DataSpace space(static_cast<int>(dims.size()), dims.empty() ? nullptr : dims.data());
-  auto ds = group.createDataSet(name, h5_type(c.scalar_type()), space);
+  // Data with elements gets Fletcher32; a scalar or an empty tensor cannot be chunked and is stored
+  // compact, inside its object header and so under the header's checksum.
+  H5::DSetCreatPropList props;
+  if (c.dim() > 0 && c.numel() > 0) {
+    const auto chunk = chunk_of(dims, c.element_size());
+    props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+    props.setFletcher32();
+  } else {
+    props.setLayout(H5D_COMPACT);
+  }
+  auto ds = group.createDataSet(name, h5_type(c.scalar_type()), space, props);
   if (c.numel() > 0) ds.write(c.data_ptr(), h5_type(c.scalar_type()));
 }
 
@@ -73,10 +117,17 @@ std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::strin
 }
 
 torch::Tensor read_tensor(const H5::Group& group, const std::string& name) {
-  auto ds = group.openDataSet(name);
+  const auto where = group.getObjName() + (group.getObjName() == "/" ? "" : "/") + name;
+  H5::DataSet ds;
+  try {
+    ds = group.openDataSet(name);
+  } catch (const H5::Exception&) {
+    throw DamagedFile(where + ": cannot open the dataset: " + hdf5_cause());
+  }
   const auto type = torch_type(ds.getDataType());
   auto out = torch::empty(dataset_shape(group, name), type);
-  if (out.numel() > 0) ds.read(out.data_ptr(), h5_type(type));
+  if (out.numel() > 0 && H5Dread(ds.getId(), h5_type(type).getId(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()) < 0)
+    throw DamagedFile(where + ": " + hdf5_cause());
   return out;
 }
 
@@ -121,28 +172,71 @@ bool has_attr(const H5::H5Object& obj, const std::string& name) { return obj.att
 
 namespace {
 
+// The core driver's buffers, through HDF5's file image callbacks, so that the image is taken from
+// the closed file. H5Fget_file_image on the open file is wrong before HDF5 2.0 for files with
+// checksums (HDF5 issue 1915): it clears the superblock's status flags without recomputing its
+// checksum, and the file then does not open.
+struct ClosedImage {
+  std::map<void*, std::size_t> sizes;  // every buffer the driver holds, with its size
+  std::vector<char> bytes;             // the buffer the driver freed when it closed the file
+
+  static void* malloc(std::size_t size, H5FD_file_image_op_t, void* self) {
+    void* p = std::malloc(size);
+    if (p) static_cast<ClosedImage*>(self)->sizes[p] = size;
+    return p;
+  }
+  static void* memcpy(void* dst, const void* src, std::size_t size, H5FD_file_image_op_t, void*) {
+    return std::memcpy(dst, src, size);
+  }
+  static void* realloc(void* p, std::size_t size, H5FD_file_image_op_t, void* self) {
+    auto& sizes = static_cast<ClosedImage*>(self)->sizes;
+    void* q = std::realloc(p, size);
+    if (q) {
+      sizes.erase(p);
+      sizes[q] = size;
+    }
+    return q;
+  }
+  static herr_t free(void* p, H5FD_file_image_op_t op, void* self_ptr) {
+    auto& self = *static_cast<ClosedImage*>(self_ptr);
+    if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && p) self.bytes.assign(static_cast<char*>(p), static_cast<char*>(p) + self.sizes[p]);
+    self.sizes.erase(p);
+    std::free(p);
+    return 0;
+  }
+  static void* same_udata(void* self) { return self; }
+  static herr_t keep_udata(void*) { return 0; }
+};
+
 // The file is built in memory by HDF5's core driver (no backing store) and written to disk here
 // with plain POSIX calls: a failed write (a full disk) is then an ordinary error of write(2) that
 // leaves HDF5 with nothing open. Written through the library, a failed flush leaves the file open
 // inside it, its close fails, and HDF5 1.10 crashes at exit closing it again.
 std::vector<char> build_in_memory(const std::string& label, const std::vector<char>* start_from,
                                   const std::function<void(H5::H5File&)>& fill) {
+  ClosedImage image;
   H5::FileAccPropList fapl;
   fapl.setCore(1 << 20, false);
-  if (start_from && H5Pset_file_image(fapl.getId(), const_cast<char*>(start_from->data()), start_from->size()) < 0)
+  // The 1.10 format: checksums on all metadata (see h5.hpp), and still readable by HDF5 1.10.
+  if (!start_from) fapl.setLibverBounds(H5F_LIBVER_V110, H5F_LIBVER_V110);
+  H5FD_file_image_callbacks_t callbacks{&ClosedImage::malloc, &ClosedImage::memcpy,     &ClosedImage::realloc,
+                                        &ClosedImage::free,   &ClosedImage::same_udata, &ClosedImage::keep_udata,
+                                        &image};
+  if (H5Pset_file_image_callbacks(fapl.getId(), &callbacks) < 0 ||
+      (start_from && H5Pset_file_image(fapl.getId(), const_cast<char*>(start_from->data()), start_from->size()) < 0))
     throw Error(label + ": HDF5 could not take the file's image");
   // The core driver refuses an image whose name exists on disk: a name that never will.
   const std::string name = label + ".in-memory." + std::to_string(::getpid());
   H5::H5File file(name, start_from ? H5F_ACC_RDWR : H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
   fill(file);
   file.flush(H5F_SCOPE_GLOBAL);
+  // The file's size (its end of allocated space); the driver's buffer is rounded up to its increment.
   const ssize_t size = H5Fget_file_image(file.getId(), nullptr, 0);
-  if (size < 0) throw Error(label + ": HDF5 could not produce the file's image");
-  std::vector<char> bytes(static_cast<std::size_t>(size));
-  if (H5Fget_file_image(file.getId(), bytes.data(), bytes.size()) != size)
-    throw Error(label + ": HDF5 could not produce the file's image");
   file.close();
-  return bytes;
+  if (size < 0 || image.bytes.size() < static_cast<std::size_t>(size))
+    throw Error(label + ": HDF5 could not produce the file's image");
+  image.bytes.resize(static_cast<std::size_t>(size));
+  return std::move(image.bytes);
 }
 
 // Writes `bytes` to a temporary name beside `path`, fsyncs it, renames it over `path` and fsyncs
@@ -226,6 +320,7 @@ void append_1d(H5::Group& group, const std::string& name, const std::vector<doub
     H5::DataSpace space(1, &zero, &unlimited);
     H5::DSetCreatPropList props;
     props.setChunk(1, &chunk);
+    props.setFletcher32();
     auto ds = group.createDataSet(name, H5::PredType::NATIVE_DOUBLE, space, props);
     write_attr(ds, "description", description);
   }
@@ -260,6 +355,7 @@ void append_frame(H5::Group& group, const std::string& name, const torch::Tensor
     H5::DataSpace space(3, zero, max);
     H5::DSetCreatPropList props;
     props.setChunk(3, chunk);
+    props.setFletcher32();
     auto ds = group.createDataSet(name, H5::PredType::NATIVE_UINT8, space, props);
     write_attr(ds, "description", description);
   }
@@ -290,10 +386,10 @@ H5::H5File open_read(const std::string& path) {
   quiet_hdf5();
   if (!fs::exists(path)) throw Error(path + ": no such file");
   try {
-    if (!H5::H5File::isHdf5(path)) throw Error(path + ": not an HDF5 file");
+    if (!H5::H5File::isHdf5(path)) throw DamagedFile(path + ": not an HDF5 file (no HDF5 signature); the file is damaged or of another kind");
     return H5::H5File(path, H5F_ACC_RDONLY);
-  } catch (const H5::Exception& e) {
-    throw Error(path + ": cannot open as HDF5 (" + e.getDetailMsg() + "); the file is truncated or corrupt");
+  } catch (const H5::Exception&) {
+    throw DamagedFile(path + ": cannot open as HDF5 (" + hdf5_cause() + "); the file is truncated or corrupt");
   }
 }
 

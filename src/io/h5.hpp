@@ -1,6 +1,11 @@
 // Thin helpers over the HDF5 C++ API: tensors as datasets, scalars and text as attributes, and
 // an atomic whole-file write (built in memory, written to a temporary name in the same folder,
 // fsync, rename, fsync folder).
+//
+// Every file written here is checksummed so that damage cannot load silently: new files use the
+// HDF5 1.10 format, whose superblock, object headers (with their attributes) and chunk indexes
+// carry checksums, and every dataset is either compact (inside its checksummed object header) or
+// chunked with the Fletcher32 filter. HDF5 verifies both on every read.
 #pragma once
 
 #include <H5Cpp.h>
@@ -9,10 +14,30 @@
 #include <functional>
 #include <string>
 
+#include "util/error.hpp"
+
 namespace ddpm::io {
+
+// A file that does not read back as written: a checksum that does not match, a garbled or truncated
+// structure, a checkpoint never completed. `--resume auto` moves past such a file to an older one;
+// every other error stops.
+class DamagedFile : public Error {
+ public:
+  using Error::Error;
+};
+
+// The innermost message on HDF5's error stack (e.g. "data error detected by Fletcher32 checksum"):
+// what failed, where an H5::Exception only names the call. Valid right after the failing call;
+// the next HDF5 call clears it.
+std::string hdf5_cause();
+
+// Whether `file` carries checksums (HDF5 superblock version 2 or later, as this program writes since
+// checksums were added); files written before load as ever, but damage to them goes unseen.
+bool has_checksums(const H5::H5File& file);
 
 // Writes a contiguous CPU tensor (float32, float64, int64, int32 or uint8) as a dataset.
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t);
+// Throws DamagedFile naming the dataset when it fails its checksum or cannot be read.
 torch::Tensor read_tensor(const H5::Group& group, const std::string& name);
 std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name);
 
@@ -43,7 +68,8 @@ void truncate_rows(H5::Group& group, const std::string& name, std::int64_t lengt
 void append_frame(H5::Group& group, const std::string& name, const torch::Tensor& frame_u8,
                   const std::string& description);
 
-// Opens an existing file read-only; a missing or non-HDF5 file gives a ddpm::Error naming it.
+// Opens an existing file read-only; a missing file gives a ddpm::Error naming it, one that does not
+// open as HDF5 a DamagedFile.
 H5::H5File open_read(const std::string& path);
 
 }  // namespace ddpm::io

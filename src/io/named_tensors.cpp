@@ -37,11 +37,17 @@ void check_named(const std::string& path, const H5::Group& group, const std::str
     throw Error(path + ": a file of another architecture; compare its 'config' attribute with your config:" + problems);
 }
 
-void read_named(const H5::Group& group, const Named& tensors) {
+std::vector<torch::Tensor> read_named(const H5::Group& group, const Named& tensors) {
+  std::vector<torch::Tensor> values;
+  for (const auto& entry : tensors) values.push_back(read_tensor(group, entry.first));
+  return values;
+}
+
+void assign_named(const Named& tensors, const std::vector<torch::Tensor>& values) {
   torch::NoGradGuard no_grad;
-  for (const auto& [name, t] : tensors) {
-    auto dst = t;
-    dst.copy_(read_tensor(group, name));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    auto dst = tensors[i].second;
+    dst.copy_(values[i]);
   }
 }
 

@@ -64,7 +64,23 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
 }
 
 void Trainer::resume(const std::string& path) {
-  const auto info = io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get());
+  continue_from(path, io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get()));
+}
+
+bool Trainer::resume_newest() {
+  std::vector<std::string> skipped;
+  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), *model_, *ema_model_, optimizer_.get(), &skipped);
+  if (rank_ == 0)
+    for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
+  if (!found) return false;
+  continue_from(found->path, found->info);
+  if (rank_ == 0 && !skipped.empty())
+    spdlog::warn("--resume auto: training continues from step {} ({}), the newest checkpoint that verifies",
+                 found->info.step, found->path);
+  return true;
+}
+
+void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& info) {
   // The network, the noise schedule and the data define what the weights mean; other keys (steps,
   // learning rate, logging, ranks) may change between a run and its continuation.
   std::string refused, allowed;
@@ -80,6 +96,8 @@ void Trainer::resume(const std::string& path) {
   ema_->set_updates(info.ema_updates);
   if (rank_ == 0) {
     spdlog::info("resumed from {} at step {} (epoch {})", path, step_, info.epoch);
+    if (!info.checksummed)
+      spdlog::warn("{}: written before checkpoints carried checksums: damage to it cannot be detected", path);
     if (info.world_size != world_)
       spdlog::info("the checkpoint was written by {} rank(s), this run has {}: the global batch of {} is the same, so "
                    "training continues on the same examples",

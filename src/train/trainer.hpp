@@ -13,6 +13,7 @@
 #include "data/mnist.hpp"
 #include "dist/communicator.hpp"
 #include "dist/grad_sync.hpp"
+#include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/diffusion.hpp"
@@ -62,8 +63,11 @@ class Trainer {
   double comm_wait_seconds() const { return grad_sync_->wait_seconds(); }
   // Rank 0 writes a checkpoint of the current step (and prunes old ones); the others wait.
   void write_checkpoint();
-  // Continues from a checkpoint: weights, EMA, optimizer state and step.
+  // Continues from a checkpoint: weights, EMA, optimizer state and step. A damaged file stops.
   void resume(const std::string& path);
+  // `--resume auto`: continues from the newest checkpoint of the run that verifies, past damaged
+  // ones (each named in a warning); false when there is none.
+  bool resume_newest();
   const torch::optim::Adam& optimizer() const { return *optimizer_; }
   bool bf16() const { return bf16_; }
   bool cuda_graphs() const { return graphs_; }
@@ -72,6 +76,8 @@ class Trainer {
   BatchBalancer& balancer() { return balancer_; }
 
  private:
+  void continue_from(const std::string& path, const io::CheckpointInfo& info);
+
   const config::Config& cfg_;
   const data::Dataset& data_;
   torch::Device device_;

@@ -63,8 +63,8 @@ touch "$work/file"
 check "output folder that cannot be created" fail "cannot create the output folder" run1 train "$CONFIG" --set run.out_dir="$work/file/run"
 check "--resume of a file that does not exist" fail "no such checkpoint; use --resume auto" run1 train "$CONFIG" --set run.out_dir="$work/r" --resume "$work/nope.h5"
 check "sampling with no checkpoint" fail "no complete checkpoint to sample from" run1 sample "$CONFIG" --set run.out_dir="$work/empty"
-run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=10 --set train.checkpoint_every=10 >/dev/null 2>&1 ||
-  { echo "FAIL: could not train the 10-step run the next cases need"; exit 1; }
+run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=20 --set train.checkpoint_every=10 >/dev/null 2>&1 ||
+  { echo "FAIL: could not train the 20-step run the next cases need"; exit 1; }
 ckpt="$work/small/checkpoints/step_00000010.h5"
 check "checkpoint of another architecture" fail "$ckpt" run1 train "$CONFIG" --set run.out_dir="$work/small" --set model.base_channels=8 --resume "$ckpt"
 check "checkpoint of another noise schedule" fail "trained with another model, noise schedule or data set" \
@@ -72,6 +72,17 @@ check "checkpoint of another noise schedule" fail "trained with another model, n
 head -c 20000 "$ckpt" >"$work/truncated.h5"
 check "truncated checkpoint" fail "truncated.h5: cannot open as HDF5|truncated.h5: not an HDF5 file" run1 train "$CONFIG" --set run.out_dir="$work/t" --resume "$work/truncated.h5"
 check "file that is not HDF5" fail "README.md: not an HDF5 file" "$BIN" inspect README.md
+# The newest checkpoint damaged in the middle (16 bytes of its tensor data overwritten).
+newest="$work/small/checkpoints/step_00000020.h5"
+size=$(stat -c %s "$newest")
+head -c 16 /dev/urandom | dd of="$newest" bs=1 seek=$((size / 2)) conv=notrunc status=none
+check "damaged checkpoint: inspect --verify" fail "DAMAGED: [0-9]+ problem" "$BIN" inspect --verify "$newest"
+check "damaged checkpoint: --resume PATH" fail "step_00000020.h5: does not verify: /" \
+  run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=30 --resume "$newest"
+check "damaged newest checkpoint: sampling" fail "step_00000020.h5: does not verify: /" \
+  run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4
+check "damaged newest checkpoint: --resume auto (falls back, allowed)" ok "training continues from step 10" \
+  run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=20 --set train.checkpoint_every=10 --resume auto
 check "more ranks than sample batches (allowed, warned)" ok "makes 1 batch\(es\) for 2 ranks" \
   "$MPIEXEC" -n 2 --oversubscribe "$BIN" sample "$CONFIG" --set run.threads=1 --set run.out_dir="$work/small" --set sample.num_samples=4 --set sample.batch_size=4
 echo "PASS: $n bad inputs, each with its message"
