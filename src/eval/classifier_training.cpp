@@ -135,9 +135,7 @@ ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config&
   }
   const auto info = load_classifier(path, net, cfg.data.dataset);
   if (comm.rank() == 0 && !info.checksummed)
-    spdlog::warn("{}: written before the classifier file carried checksums: damage to it cannot be detected; delete it "
-                 "to train one that does",
-                 path);
+    spdlog::warn("{}; delete it to train one that has checksums", io::no_checksums_warning(path));
   net->to(device);
   net->eval();
   return info;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "io/h5.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::eval {
@@ -14,7 +15,7 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
   TrainedModel m{model::UNet(cfg.model), model::UNet(cfg.model), {}, *ckpt};
   m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema);
   if (rank == 0 && !m.info.checksummed)
-    spdlog::warn("{}: written before checkpoints carried checksums: damage to it cannot be detected", *ckpt);
+    spdlog::warn("{}", io::no_checksums_warning(*ckpt));
   for (auto* net : {&m.live, &m.ema}) {
     (*net)->to(device);
     (*net)->eval();

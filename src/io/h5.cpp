@@ -91,6 +91,10 @@ bool has_checksums(const H5::H5File& file) {
   return H5Fget_info2(file.getId(), &info) >= 0 && info.super.version >= 2;
 }
 
+std::string no_checksums_warning(const std::string& path) {
+  return path + ": written before ddpm_dist checksummed its files: damage to it cannot be detected";
+}
+
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t) {
   auto c = t.detach().cpu().contiguous();
   std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());

@@ -34,6 +34,8 @@ std::string hdf5_cause();
 // Whether `file` carries checksums (HDF5 superblock version 2 or later, as this program writes since
 // checksums were added); files written before load as ever, but damage to them goes unseen.
 bool has_checksums(const H5::H5File& file);
+// The one warning for such a file.
+std::string no_checksums_warning(const std::string& path);
 
 // Writes a contiguous CPU tensor (float32, float64, int64, int32 or uint8) as a dataset.
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t);

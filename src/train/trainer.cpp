@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "io/checkpoint.hpp"
+#include "io/h5.hpp"
 #include "io/run_file.hpp"
 #include "model/dropout.hpp"
 #include "model/precision.hpp"
@@ -97,7 +98,7 @@ void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& i
   if (rank_ == 0) {
     spdlog::info("resumed from {} at step {} (epoch {})", path, step_, info.epoch);
     if (!info.checksummed)
-      spdlog::warn("{}: written before checkpoints carried checksums: damage to it cannot be detected", path);
+      spdlog::warn("{}", io::no_checksums_warning(path));
     if (info.world_size != world_)
       spdlog::info("the checkpoint was written by {} rank(s), this run has {}: the global batch of {} is the same, so "
                    "training continues on the same examples",
