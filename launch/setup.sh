@@ -24,6 +24,9 @@ wants_fashion_mnist() {
   return 1
 }
 if wants_fashion_mnist "$@"; then PACKAGES+=(dataset-fashion-mnist); fi
+# The test suite's own needs (tests/run.sh sets DDPM_SETUP_TESTS=1): a throwaway SLURM cluster for
+# the batch scripts' tests (tests/slurm/cluster.sh).
+if [ "${DDPM_SETUP_TESTS:-0}" = 1 ]; then PACKAGES+=(slurmctld slurmd slurm-client munge iproute2); fi
 
 install_packages() {
   local missing=()

@@ -47,9 +47,16 @@ ddpm_run_job() {
     rc=$?
     kill -0 "$launcher_pid" 2>/dev/null || break
   done
-  if [ "$stop_signal" = 1 ] && [ "$rc" -eq 0 ]; then
-    echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
-    scontrol requeue "$job"
+  # After the warning every way the ranks end keeps the checkpoints on disk: in training they stop
+  # with one (exit 0); outside it (start-up, sampling, evaluation), or before they could handle
+  # the signal, they end at once. Either way the next start continues from the newest.
+  if [ "$stop_signal" = 1 ]; then
+    if [ "$rc" -eq 0 ]; then
+      echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
+    else
+      echo "[slurm] the ranks ended with exit $rc on the warning signal (outside training, where they stop at once); the checkpoints on disk are kept; requeueing job $job"
+    fi
+    scontrol requeue "$job" && return 0
   fi
   return "$rc"
 }

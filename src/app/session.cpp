@@ -12,6 +12,8 @@ Session start_session(dist::Context& ctx, const Options& opt) {
   spdlog::info("ddpm_dist {} (LibTorch {}), config {}: {} rank(s) x {} intra-op thread(s), device {}, backend {}",
                DDPM_VERSION, TORCH_VERSION, opt.config_path, ctx.world_size(), s.threads, ctx.device().str(),
                s.comm->name());
+  const auto placement = ctx.placement();  // collective: every rank takes part
+  spdlog::info("ranks by host: {}", placement);
   spdlog::info("resolved configuration:\n{}", s.cfg.yaml);
   return s;
 }

@@ -1,11 +1,15 @@
 #include "dist/context.hpp"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <mpi.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <array>
+#include <cstdio>
 #include <thread>
 
 #include "dist/mpi_check.hpp"
@@ -75,6 +79,30 @@ std::unique_ptr<Communicator> Context::make_communicator(const std::string& back
   if (nccl) return make_nccl_communicator(device_.is_cuda() ? device_.index() : 0);
   if (world_ == 1) return std::make_unique<SelfCommunicator>();
   return std::make_unique<MpiCommunicator>();
+}
+
+std::string Context::placement() const {
+  constexpr int kLength = 256;
+  char host[kLength] = "";
+  gethostname(host, kLength - 1);
+  std::array<char, kLength> mine{};
+  std::snprintf(mine.data(), kLength, "%s|%d|%s", host, local_rank_, device_.str().c_str());
+  std::vector<char> all(rank_ == 0 ? static_cast<std::size_t>(kLength) * world_ : 0);
+  mpi_check(MPI_Gather(mine.data(), kLength, MPI_CHAR, all.data(), kLength, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Gather");
+  if (rank_ != 0) return "";
+  std::vector<std::pair<std::string, std::string>> hosts;  // in the order of their first rank
+  for (int r = 0; r < world_; ++r) {
+    const std::string entry(all.data() + static_cast<std::size_t>(r) * kLength);
+    const auto a = entry.find('|'), b = entry.find('|', a + 1);
+    const auto name = entry.substr(0, a);
+    const auto text = std::to_string(r) + " (local " + entry.substr(a + 1, b - a - 1) + ", " + entry.substr(b + 1) + ")";
+    auto it = std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return h.first == name; });
+    if (it == hosts.end()) hosts.emplace_back(name, text);
+    else it->second += ", " + text;
+  }
+  std::string out;
+  for (const auto& [name, ranks] : hosts) out += (out.empty() ? "" : "; ") + name + ": " + ranks;
+  return out;
 }
 
 void Context::abort(const std::string& what, int code) const {

@@ -40,6 +40,9 @@ class Context {
   // `auto|mpi|nccl`: nccl with CUDA, else mpi (which stages CUDA tensors through host memory);
   // a world of one rank needs no MPI traffic.
   std::unique_ptr<Communicator> make_communicator(const std::string& backend) const;
+  // Where the ranks run, for the log: "vm: 0 (local 0, cpu), 1 (local 1, cpu)", one group per
+  // host. Collective (after configure); the text on rank 0, "" elsewhere.
+  std::string placement() const;
 
   // Logs `what` with this rank and ends the whole job (MPI_Abort), so that no rank is left
   // waiting in a collective.

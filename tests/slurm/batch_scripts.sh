@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# launch/slurm/*.sbatch submitted with sbatch, unchanged, to a throwaway SLURM cluster on this
+# machine (tests/slurm/cluster.sh: one slurmctld, two slurmd as nodes n1 and n2), with command-line
+# overrides for CPU-only nodes, as a user would:
+#   1. single_node.sbatch: 2 ranks through srun --mpi=pmix run the smoke config to the end.
+#   2. The time limit: --time=1 with the warning signal 15 s before it; the job stops with a
+#      checkpoint, requeues itself, resumes and finishes; the history has no gap or duplicate.
+#   3. scancel of a running job: a complete newest checkpoint that verifies, no temporary file.
+#   4. multi_node.sbatch on two nodes, one rank each, with srun and with DDPM_LAUNCHER=mpirun: the
+#      same history as case 1.
+# Prints the key lines of each job's output. Exit 77 (CTest: skipped) where the cluster cannot start.
+#   tests/slurm/batch_scripts.sh BINARY
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+work="$(mktemp -d)"
+# The run folders the jobs make under results/, removed at the end like everything else.
+cleanup() {
+  [ -n "${SLURM_CONF:-}" ] && scancel --quiet --user="$(id -un)" 2>/dev/null
+  "$ROOT/tests/slurm/cluster.sh" stop "$work/cluster"
+  [ -f "$work/runs" ] && while read -r r; do rm -rf "${ROOT:?}/results/$r"; done <"$work/runs"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for f in "$work"/slurm-*.out; do [ -f "$f" ] && { echo "--- end of $f"; tail -15 "$f"; }; done
+  echo "--- end of the cluster's logs"
+  tail -n 12 "$work"/cluster/log/*.log 2>/dev/null
+  exit 1
+}
+
+"$ROOT/tests/slurm/cluster.sh" start "$work/cluster"
+rc=$?
+[ "$rc" -eq 77 ] && exit 77
+[ "$rc" -eq 0 ] || fail "the cluster did not start"
+source "$work/cluster/env"
+cd "$ROOT" || exit 1
+# sbatch passes this environment to the job: the binary under test, and mpirun's consent to root.
+export DDPM_BIN="$BIN" DDPM_ROOT="$ROOT" OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+CPU_NODE=(--cpus-per-task=1 --gpus-per-node=0)
+
+# submit SBATCH_ARGS... SCRIPT CONFIG: prints the job id; the run folder is <config>_<job id>.
+submit() {
+  local config="${*: -1}" jid
+  jid="$(sbatch --parsable --output="$work/slurm-%j.out" "$@")" || fail "sbatch $*"
+  echo "$(basename "$config" .yaml)_$jid" >>"$work/runs"
+  echo "$jid"
+}
+state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'; }
+# wait_end JOB SECONDS: waits for a final state and prints it.
+wait_end() {
+  local s
+  for _ in $(seq $(($2 * 2))); do
+    s="$(state "$1")"
+    case "$s" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE | PREEMPTED)
+      echo "$s"
+      return
+      ;;
+    esac
+    sleep 0.5
+  done
+  echo "still ${s:-unknown} after $2 s"
+}
+# show JOB PATTERN: prints the output's lines that match (the key lines of the closing note).
+show() { grep -E -- "$2" "$work/slurm-$1.out" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-220 | sed 's/^/    /'; }
+expect() { grep -qE -- "$2" "$work/slurm-$1.out" || fail "job $1: no line matches '$2'"; }
+# A dataset of a run's run.h5 as "v1,v2,...": the first DATA block of h5dump (the attributes follow).
+values_of() { h5dump -d "$2" -y -w 0 -m %.9g "$ROOT/results/$1/run.h5" | awk '/DATA \{/{on=1; next} on && /\}/{exit} on' | tr -d ' \n'; }
+steps_of() { values_of "$1" /train/step; }
+losses_of() { values_of "$1" /train/loss; }
+
+# 1. One node, two ranks, the smoke config to the end.
+single="$(submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch configs/smoke.yaml)"
+s="$(wait_end "$single" 240)"
+echo "1. single_node.sbatch, job $single: $s"
+show "$single" '^\[slurm\]|ranks by host|^weights|^ema '
+[ "$s" = COMPLETED ] || fail "job $single ended $s"
+expect "$single" "^\[slurm\] job $single \(restart 0\) on 1 node\(s\): srun --mpi=pmix"
+expect "$single" "ranks by host: [^;]*: 0 \(local 0, cpu\), 1 \(local 1, cpu\)$"
+expect "$single" "^ema +[0-9.]+ +[0-9.]+ "
+[ -f "results/smoke_$single/run.h5" ] || fail "no run folder results/smoke_$single"
+[ "$(steps_of "smoke_$single")" = "20,40,60" ] || fail "history steps '$(steps_of "smoke_$single")'"
+
+# 2. The time limit: one minute, the warning 15 s before. slurmctld checks time limits every 30 s
+#    and sends the warning at the first check that finds less than warning + 30 s left, so between
+#    15 and 45 s into each start; 400 steps take longer than one start gets.
+sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 400/' -e 's/^  log_every: 20$/  log_every: 10/' \
+  -e 's/^  checkpoint_every: 60$/  checkpoint_every: 100/' configs/smoke.yaml >"$work/limited.yaml"
+grep -q "^  steps: 400$" "$work/limited.yaml" || fail "could not derive $work/limited.yaml from configs/smoke.yaml"
+limited="$(submit --time=1 --signal=B:USR1@15 --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/limited.yaml")"
+s="$(wait_end "$limited" 420)"
+restarts="$(scontrol show job "$limited" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')"
+echo "2. --time=1 --signal=B:USR1@15, job $limited: $s after $restarts restart(s)"
+show "$limited" '^\[slurm\]|stopped at step|resumed from|exiting now|^ema '
+[ "$s" = COMPLETED ] || fail "job $limited ended $s"
+[ "${restarts:-0}" -ge 1 ] || fail "job $limited was not requeued (Restarts=$restarts)"
+expect "$limited" "^\[slurm\] stopped before the time limit with a checkpoint; requeueing job $limited"
+expect "$limited" "^\[slurm\] job $limited \(restart 1\)"
+expect "$limited" "resumed from .*step_[0-9]{8}\.h5 at step [0-9]+"
+# No gap, no duplicate: every 10th step once, and once each step where a start stopped.
+stops="$(sed -n 's/.*stopped at step \([0-9]*\)\/.*/\1/p' "$work/slurm-$limited.out")"
+want="$({ seq 10 10 400; echo "$stops"; } | grep . | sort -n -u | paste -sd,)"
+[ "$(steps_of "limited_$limited")" = "$want" ] ||
+  fail "history steps of job $limited: '$(steps_of "limited_$limited")', expected '$want'"
+
+# 3. scancel of a running job (SIGTERM to the batch shell and the ranks).
+sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 100000/' -e 's/^  log_every: 20$/  log_every: 10/' \
+  configs/smoke.yaml >"$work/cancelled.yaml"
+cancelled="$(submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/cancelled.yaml")"
+for _ in $(seq 240); do grep -q "step 50/" "$work/slurm-$cancelled.out" 2>/dev/null && break; sleep 0.5; done
+grep -q "step 50/" "$work/slurm-$cancelled.out" || fail "job $cancelled did not reach step 50"
+scancel "$cancelled"
+s="$(wait_end "$cancelled" 120)"
+echo "3. scancel, job $cancelled: $s"
+show "$cancelled" '^\[slurm\]|stopped at step|checkpoint written'
+[ "$s" = CANCELLED ] || fail "job $cancelled ended $s"
+dir="results/cancelled_$cancelled"
+newest="$(ls "$dir"/checkpoints/step_*.h5 2>/dev/null | tail -1)"
+[ -n "$newest" ] || fail "no checkpoint in $dir"
+"$BIN" inspect --verify "$newest" | sed 's/^/    /'
+"$BIN" inspect --verify "$newest" >/dev/null || fail "$newest does not verify"
+"$BIN" inspect "$newest" | grep -q "complete on" || fail "$newest is not complete"
+leftover="$(find "$dir" -name '*.tmp.*')"
+[ -z "$leftover" ] || fail "temporary files left: $leftover"
+
+# 4. Two nodes, one rank each, with srun and with mpirun: the history of case 1.
+for launcher in srun mpirun; do
+  multi="$(DDPM_LAUNCHER=$launcher submit --nodes=2 --ntasks-per-node=1 "${CPU_NODE[@]}" launch/slurm/multi_node.sbatch configs/smoke.yaml)"
+  s="$(wait_end "$multi" 240)"
+  echo "4. multi_node.sbatch with $launcher, job $multi: $s"
+  show "$multi" "^\[slurm\]|ranks by host|^ema "
+  [ "$s" = COMPLETED ] || fail "job $multi ended $s"
+  expect "$multi" "^\[slurm\] job $multi \(restart 0\) on 2 node\(s\): $launcher "
+  # Each node is its own shared-memory domain for MPI, so both ranks are local rank 0.
+  expect "$multi" "ranks by host: [^;]*: 0 \(local 0, cpu\), 1 \(local 0, cpu\)$"
+  nodes="$(scontrol show job "$multi" | sed -n 's/^ *NodeList=\(.*\)/\1/p')"
+  [ "$nodes" = "n[1-2]" ] || fail "job $multi ran on '$nodes', not on n1 and n2"
+  # The same two ranks and global batch as job 1, so the same training up to the order of float32
+  # sums in the reductions (another transport between the nodes): relative differences of ~1e-7 per
+  # step, grown over 60 steps. 1e-4 holds them and still tells a missed gradient average (~1e-2).
+  awk -v a="$(losses_of "smoke_$multi")" -v b="$(losses_of "smoke_$single")" 'BEGIN {
+    n = split(a, x, ","); m = split(b, y, ",")
+    if (n != m || n == 0) exit 1
+    for (i = 1; i <= n; i++) { d = x[i] - y[i]; if (d < 0) d = -d; if (d > 1e-4 * y[i]) exit 1 }
+  }' || fail "losses of job $multi ($(losses_of "smoke_$multi")) differ from job $single's ($(losses_of "smoke_$single"))"
+  echo "    losses: $(losses_of "smoke_$multi") (job $single: $(losses_of "smoke_$single"))"
+done
+echo "PASS"
