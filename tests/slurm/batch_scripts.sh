@@ -16,7 +16,6 @@ BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 work="$(mktemp -d)"
 # The run folders the jobs make under results/, removed at the end like everything else.
 cleanup() {
-  [ -n "${SLURM_CONF:-}" ] && scancel --quiet --user="$(id -un)" 2>/dev/null
   "$ROOT/tests/slurm/cluster.sh" stop "$work/cluster"
   [ -f "$work/runs" ] && while read -r r; do rm -rf "${ROOT:?}/results/$r"; done <"$work/runs"
   rm -rf "$work"

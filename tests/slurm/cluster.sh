@@ -15,6 +15,13 @@ skip() { echo "SKIP: $*"; exit 77; }
 
 stop() {
   [ -f "$dir/pids" ] || return 0
+  # Jobs first: cancelled, then up to 20 s for them to end while the daemons still run.
+  if SLURM_CONF="$dir/etc/slurm.conf" scancel --quiet --user="$(id -un)" 2>/dev/null; then
+    for _ in $(seq 40); do
+      [ -z "$(SLURM_CONF="$dir/etc/slurm.conf" squeue -h 2>/dev/null)" ] && break
+      sleep 0.5
+    done
+  fi
   # Daemons last started first stopped; SIGTERM, then SIGKILL for what is left after 10 s.
   local pids
   pids="$(tac "$dir/pids" | awk '{print $2}')"
@@ -26,6 +33,13 @@ stop() {
     sleep 0.1
   done
   for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+  # A job step's slurmstepd outlives slurmd (it is reparented to init), and so may a job's
+  # processes: those of this cluster are found by the SLURM_CONF in their environment.
+  local proc
+  for proc in /proc/[0-9]*; do
+    [ "${proc#/proc/}" = $$ ] && continue  # this script, started with SLURM_CONF by its caller
+    grep -qzx "SLURM_CONF=$dir/etc/slurm.conf" "$proc/environ" 2>/dev/null && kill -KILL "${proc#/proc/}" 2>/dev/null
+  done
   rm -f "$dir/pids"
 }
 
