@@ -63,6 +63,17 @@ wait_end() {
 }
 # show JOB PATTERN: prints the output's lines that match (the key lines of the closing note).
 show() { grep -E -- "$2" "$work/slurm-$1.out" | sed -e 's/\x1b\[[0-9;]*m//g' | cut -c1-220 | sed 's/^/    /'; }
+# run_to_end LABEL PATTERN SBATCH_ARGS...: submits, waits up to 7 minutes, prints the final state
+# and the output's lines that match PATTERN; the job must complete. Sets JOB.
+run_to_end() {
+  local label="$1" pattern="$2" s
+  shift 2
+  JOB="$(submit "$@")"
+  s="$(wait_end "$JOB" 420)"
+  echo "$label, job $JOB: $s"
+  show "$JOB" "$pattern"
+  [ "$s" = COMPLETED ] || fail "job $JOB ended $s"
+}
 expect() { grep -qE -- "$2" "$work/slurm-$1.out" || fail "job $1: no line matches '$2'"; }
 # A dataset of a run's run.h5 as "v1,v2,...": the first DATA block of h5dump (the attributes follow).
 values_of() { h5dump -d "$2" -y -w 0 -m %.9g "$ROOT/results/$1/run.h5" | awk '/DATA \{/{on=1; next} on && /\}/{exit} on' | tr -d ' \n'; }
@@ -70,11 +81,9 @@ steps_of() { values_of "$1" /train/step; }
 losses_of() { values_of "$1" /train/loss; }
 
 # 1. One node, two ranks, the smoke config to the end.
-single="$(submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch configs/smoke.yaml)"
-s="$(wait_end "$single" 240)"
-echo "1. single_node.sbatch, job $single: $s"
-show "$single" '^\[slurm\]|ranks by host|^weights|^ema '
-[ "$s" = COMPLETED ] || fail "job $single ended $s"
+run_to_end "1. single_node.sbatch" '^\[slurm\]|ranks by host|^weights|^ema ' \
+  --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch configs/smoke.yaml
+single="$JOB"
 expect "$single" "^\[slurm\] job $single \(restart 0\) on 1 node\(s\): srun --mpi=pmix"
 expect "$single" "ranks by host: [^;]*: 0 \(local 0, cpu\), 1 \(local 1, cpu\)$"
 expect "$single" "^ema +[0-9.]+ +[0-9.]+ "
@@ -87,12 +96,11 @@ expect "$single" "^ema +[0-9.]+ +[0-9.]+ "
 sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 400/' -e 's/^  log_every: 20$/  log_every: 10/' \
   -e 's/^  checkpoint_every: 60$/  checkpoint_every: 100/' configs/smoke.yaml >"$work/limited.yaml"
 grep -q "^  steps: 400$" "$work/limited.yaml" || fail "could not derive $work/limited.yaml from configs/smoke.yaml"
-limited="$(submit --time=1 --signal=B:USR1@15 --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/limited.yaml")"
-s="$(wait_end "$limited" 420)"
+run_to_end "2. --time=1 --signal=B:USR1@15" '^\[slurm\]|stopped at step|resumed from|exiting now|^ema ' \
+  --time=1 --signal=B:USR1@15 --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/limited.yaml"
+limited="$JOB"
 restarts="$(scontrol show job "$limited" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')"
-echo "2. --time=1 --signal=B:USR1@15, job $limited: $s after $restarts restart(s)"
-show "$limited" '^\[slurm\]|stopped at step|resumed from|exiting now|^ema '
-[ "$s" = COMPLETED ] || fail "job $limited ended $s"
+echo "    restarts: $restarts"
 [ "${restarts:-0}" -ge 1 ] || fail "job $limited was not requeued (Restarts=$restarts)"
 expect "$limited" "^\[slurm\] stopped before the time limit with a checkpoint; requeueing job $limited"
 expect "$limited" "^\[slurm\] job $limited \(restart 1\)"
@@ -125,11 +133,9 @@ leftover="$(find "$dir" -name '*.tmp.*')"
 
 # 4. Two nodes, one rank each, with srun and with mpirun: the history of case 1.
 for launcher in srun mpirun; do
-  multi="$(DDPM_LAUNCHER=$launcher submit --nodes=2 --ntasks-per-node=1 "${CPU_NODE[@]}" launch/slurm/multi_node.sbatch configs/smoke.yaml)"
-  s="$(wait_end "$multi" 240)"
-  echo "4. multi_node.sbatch with $launcher, job $multi: $s"
-  show "$multi" "^\[slurm\]|ranks by host|^ema "
-  [ "$s" = COMPLETED ] || fail "job $multi ended $s"
+  DDPM_LAUNCHER=$launcher run_to_end "4. multi_node.sbatch with $launcher" "^\[slurm\]|ranks by host|^ema " \
+    --nodes=2 --ntasks-per-node=1 "${CPU_NODE[@]}" launch/slurm/multi_node.sbatch configs/smoke.yaml
+  multi="$JOB"
   expect "$multi" "^\[slurm\] job $multi \(restart 0\) on 2 node\(s\): $launcher "
   # Each node is its own shared-memory domain for MPI, so both ranks are local rank 0.
   expect "$multi" "ranks by host: [^;]*: 0 \(local 0, cpu\), 1 \(local 0, cpu\)$"
