@@ -5,6 +5,7 @@
 #   1. single_node.sbatch: 2 ranks through srun --mpi=pmix run the smoke config to the end.
 #   2. The time limit: --time=1 with the warning signal 15 s before it; the job stops with a
 #      checkpoint, requeues itself, resumes and finishes; the history has no gap or duplicate.
+#      The same when the warning reaches the ranks before they can handle it.
 #   3. scancel of a running job: a complete newest checkpoint that verifies, no temporary file.
 #   4. multi_node.sbatch on two nodes, one rank each, with srun and with DDPM_LAUNCHER=mpirun: the
 #      same history as case 1.
@@ -110,6 +111,21 @@ stops="$(sed -n 's/.*stopped at step \([0-9]*\)\/.*/\1/p' "$work/slurm-$limited.
 want="$({ seq 10 10 400; echo "$stops"; } | grep . | sort -n -u | paste -sd,)"
 [ "$(steps_of "limited_$limited")" = "$want" ] ||
   fail "history steps of job $limited: '$(steps_of "limited_$limited")', expected '$want'"
+
+# 2b. The warning before the ranks can handle it (a start that gets it at once, as slurmctld does
+#     when the warning and its 30 s check interval add up to more than the limit): sent by hand to
+#     the batch shell as soon as it has started the ranks. They end at once; the job must requeue
+#     and finish all the same.
+early="$(submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch configs/smoke.yaml)"
+for _ in $(seq 600); do grep -q "^\[slurm\] results:" "$work/slurm-$early.out" 2>/dev/null && break; sleep 0.1; done
+scancel --signal=USR1 --batch "$early" || fail "could not signal job $early"
+s="$(wait_end "$early" 420)"
+echo "2b. SIGUSR1 to the batch shell at the ranks' start, job $early: $s"
+show "$early" '^\[slurm\]|exiting now|resumed from|^ema '
+[ "$s" = COMPLETED ] || fail "job $early ended $s"
+expect "$early" "^\[slurm\] the ranks ended with exit [0-9]+ on the warning signal .*requeueing job $early"
+expect "$early" "^\[slurm\] job $early \(restart 1\)"
+expect "$early" "^ema +[0-9.]+ +[0-9.]+ "
 
 # 3. scancel of a running job (SIGTERM to the batch shell and the ranks).
 sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 100000/' -e 's/^  log_every: 20$/  log_every: 10/' \
