@@ -96,7 +96,7 @@ ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, 
   auto file = io::open_read(path);
   const std::string what_to_do = "; delete it to train a new one (`ddpm_dist inspect --verify " + path +
                                  "` lists every damaged dataset)";
-  try {
+  return io::read_verified(path, what_to_do, [&] {
     if (!file.nameExists("classifier"))
       throw Error(path + ": not a ddpm_dist classifier file (no /classifier group); delete it to train a new one");
     // Files written before the attribute existed were all trained on MNIST.
@@ -112,11 +112,7 @@ ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, 
     const ClassifierInfo info{path, io::read_attr_double(root, "test_accuracy"), io::has_checksums(file)};
     io::assign_named(tensors, values);
     return info;
-  } catch (const io::DamagedFile& e) {
-    throw io::DamagedFile(path + ": does not verify: " + e.what() + what_to_do);
-  } catch (const H5::Exception& e) {
-    throw io::DamagedFile(path + ": does not verify: " + e.getFuncName() + ": " + e.getDetailMsg() + what_to_do);
-  }
+  });
 }
 
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,

@@ -64,7 +64,7 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
   auto file = open_read(path);
   const std::string what_to_do =
       "; move it aside to use an older checkpoint (`ddpm_dist inspect --verify " + path + "` lists every damaged dataset)";
-  try {
+  return read_verified(path, what_to_do, [&] {
     const auto root = file.openGroup("/");
     if (!has_attr(root, "complete"))
       throw DamagedFile("incomplete (no 'complete' attribute: its writer stopped before the end)");
@@ -103,11 +103,7 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     if (optimizer)
       for (auto& [param, st] : adam) optimizer->state()[compat::optimizer_state_key(*optimizer, param)] = std::move(st);
     return info;
-  } catch (const DamagedFile& e) {
-    throw DamagedFile(path + ": does not verify: " + e.what() + what_to_do);
-  } catch (const H5::Exception& e) {
-    throw DamagedFile(path + ": does not verify: " + e.getFuncName() + ": " + e.getDetailMsg() + what_to_do);
-  }
+  });
 }
 
 namespace {

@@ -113,11 +113,17 @@ void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor
   if (c.numel() > 0) ds.write(c.data_ptr(), h5_type(c.scalar_type()));
 }
 
-std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name) {
-  auto space = group.openDataSet(name).getSpace();
+namespace {
+std::vector<std::int64_t> shape_of(const H5::DataSet& ds) {
+  auto space = ds.getSpace();
   std::vector<hsize_t> dims(space.getSimpleExtentNdims());
   space.getSimpleExtentDims(dims.data());
   return {dims.begin(), dims.end()};
+}
+}  // namespace
+
+std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name) {
+  return shape_of(group.openDataSet(name));
 }
 
 torch::Tensor read_tensor(const H5::Group& group, const std::string& name) {
@@ -129,7 +135,7 @@ torch::Tensor read_tensor(const H5::Group& group, const std::string& name) {
     throw DamagedFile(where + ": cannot open the dataset: " + hdf5_cause());
   }
   const auto type = torch_type(ds.getDataType());
-  auto out = torch::empty(dataset_shape(group, name), type);
+  auto out = torch::empty(shape_of(ds), type);
   if (out.numel() > 0 && H5Dread(ds.getId(), h5_type(type).getId(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()) < 0)
     throw DamagedFile(where + ": " + hdf5_cause());
   return out;

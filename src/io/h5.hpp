@@ -37,6 +37,20 @@ bool has_checksums(const H5::H5File& file);
 // The one warning for such a file.
 std::string no_checksums_warning(const std::string& path);
 
+// Runs `read` (which reads from the file at `path`); damage it meets, a DamagedFile or an HDF5
+// error, becomes one DamagedFile "PATH: does not verify: WHAT" followed by `what_to_do`. Other
+// errors (another architecture, another data set) pass unchanged.
+template <class Read>
+auto read_verified(const std::string& path, const std::string& what_to_do, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const DamagedFile& e) {
+    throw DamagedFile(path + ": does not verify: " + e.what() + what_to_do);
+  } catch (const H5::Exception& e) {
+    throw DamagedFile(path + ": does not verify: " + e.getFuncName() + ": " + e.getDetailMsg() + what_to_do);
+  }
+}
+
 // Writes a contiguous CPU tensor (float32, float64, int64, int32 or uint8) as a dataset.
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t);
 // Throws DamagedFile naming the dataset when it fails its checksum or cannot be read.

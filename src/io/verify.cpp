@@ -38,9 +38,14 @@ std::string read_back(hid_t type, hid_t space, Read read) {
   return "";
 }
 
-bool has_fletcher32(hid_t dataset) {
+// Whether the dataset's data has a checksum of its own: Fletcher32 on its chunks, or compact
+// storage inside its (checksummed) object header.
+bool has_own_checksum(hid_t dataset) {
   Id plist(H5Dget_create_plist(dataset));
-  if (!plist.ok() || H5Pget_layout(plist.id) != H5D_CHUNKED) return false;
+  if (!plist.ok()) return false;
+  const auto layout = H5Pget_layout(plist.id);
+  if (layout == H5D_COMPACT) return true;
+  if (layout != H5D_CHUNKED) return false;
   for (int i = 0; i < H5Pget_nfilters(plist.id); ++i) {
     unsigned flags = 0, config = 0;
     std::size_t nvalues = 0;
@@ -49,11 +54,6 @@ bool has_fletcher32(hid_t dataset) {
       return true;
   }
   return false;
-}
-
-bool is_compact(hid_t dataset) {
-  Id plist(H5Dget_create_plist(dataset));
-  return plist.ok() && H5Pget_layout(plist.id) == H5D_COMPACT;
 }
 
 struct Walk {
@@ -89,7 +89,7 @@ struct Walk {
 
   void dataset(hid_t ds, const std::string& where) {
     ++v.datasets;
-    if (!has_fletcher32(ds) && !is_compact(ds)) ++v.unprotected;
+    if (!has_own_checksum(ds)) ++v.unprotected;
     Id type(H5Dget_type(ds)), space(H5Dget_space(ds));
     if (!type.ok() || !space.ok()) return fail(where, hdf5_cause());
     const auto why =
