@@ -125,9 +125,9 @@ void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool b
   sample_cfg.sample.sampler = "ddim";
   sample_cfg.sample.steps = std::min(5, cfg.diffusion.timesteps);
   sample_cfg.sample.num_samples = cfg.sample.batch_size * s.comm->size();
-  const auto eps = model::eps_model(net, s.ctx.device(), bf16, graphs);
+  const auto network = model::network(net, s.ctx.device(), bf16, graphs);
   const double sec = median_seconds(s.ctx.device(), 1, 3, [&] {
-    eval::sample_distributed(*s.comm, eps, diffusion, sample_cfg, s.ctx.device());
+    eval::sample_distributed(*s.comm, network, diffusion, sample_cfg, s.ctx.device());
     s.comm->barrier();
   });
   report("sample_img_steps_per_s_" + tag, sample_cfg.sample.num_samples * sample_cfg.sample.steps / sec,
@@ -139,9 +139,9 @@ void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool b
 void bench_sampling_as_configured(Session& s, model::UNet& net) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
-  const auto eps = model::sampling_eps_model(net, diffusion, cfg.sample, s.ctx.device());
+  const auto network = model::sampling_network(net, cfg.sample, s.ctx.device());
   const auto start = clock::now();
-  eval::sample_distributed(*s.comm, eps, diffusion, cfg, s.ctx.device());
+  eval::sample_distributed(*s.comm, network, diffusion, cfg, s.ctx.device());
   s.comm->barrier();
   report("sample_configured_s", seconds_since(start),
          "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +

@@ -8,6 +8,7 @@
 #include "io/run_file.hpp"
 #include "io/png.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "eval/sample_grid.hpp"
 #include "eval/trained_model.hpp"
 #include "model/precision.hpp"
 #include "model/sampler.hpp"
@@ -23,10 +24,14 @@ void cmd_sample(Session& s) {
   const auto& info = trained.info;
   auto& net = cfg.sample.use_ema ? trained.ema : trained.live;
   const int steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
-  spdlog::info("sampling {} images on {} rank(s) with {} ({} network evaluations per image, eta {}) from {} ({} "
+  const bool conditional = cfg.model.num_classes > 0;
+  spdlog::info("sampling {} images on {} rank(s) with {} ({} network evaluations per image, eta {}{}) from {} ({} "
                "weights, step {})",
-               cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, steps, cfg.sample.eta, trained.path,
-               cfg.sample.use_ema ? "EMA" : "raw", info.step);
+               cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, steps, cfg.sample.eta,
+               conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels),
+                                         cfg.sample.guidance)
+                           : "",
+               trained.path, cfg.sample.use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
   const auto start = std::chrono::steady_clock::now();
@@ -39,8 +44,8 @@ void cmd_sample(Session& s) {
     spdlog::info("sampling {}/{} batch-steps, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                  elapsed / done * (total - done));
   };
-  auto images = eval::sample_distributed(
-      *s.comm, model::sampling_eps_model(net, diffusion, cfg.sample, s.ctx.device()), diffusion, cfg, s.ctx.device(), progress);
+  auto images = eval::sample_distributed(*s.comm, model::sampling_network(net, cfg.sample, s.ctx.device()), diffusion,
+                                         cfg, s.ctx.device(), progress);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,
@@ -48,9 +53,14 @@ void cmd_sample(Session& s) {
 
   const auto u8 = data::to_uint8(images);
   const auto path = io::run_file_path(cfg.out_dir());
-  io::write_samples(path, u8, {cfg.sample.sampler, steps, cfg.sample.eta, cfg.sample.use_ema, info.step, cfg.run.seed});
-  io::write_png(cfg.out_dir() + "/samples.png", io::make_grid(u8.slice(0, 0, 100), 10));
-  spdlog::info("samples written: {} (/samples/images) and {}/samples.png", path, cfg.out_dir());
+  const auto labels =
+      model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
+  io::write_samples(path, u8,
+                    {cfg.sample.sampler, steps, cfg.sample.eta, cfg.sample.use_ema, info.step, cfg.run.seed, labels,
+                     cfg.sample.guidance});
+  io::write_png(cfg.out_dir() + "/samples.png", eval::sample_grid(u8, labels));
+  spdlog::info("samples written: {} (/samples/images{}) and {}/samples.png", path, conditional ? ", /samples/labels" : "",
+               cfg.out_dir());
 }
 
 }  // namespace ddpm::app

@@ -39,6 +39,7 @@ void visit(Config& c, V& v) {
   v.field("groups", c.model.groups);
   v.field("time_embed_mult", c.model.time_embed_mult);
   v.field("dropout", c.model.dropout);
+  v.field("num_classes", c.model.num_classes);
 
   v.section("diffusion");
   v.field("timesteps", c.diffusion.timesteps);
@@ -74,6 +75,7 @@ void visit(Config& c, V& v) {
   v.field("max_bad_steps", c.train.max_bad_steps);
   v.field("cuda_graphs", c.train.cuda_graphs);
   v.field("on_write_error", c.train.on_write_error);
+  v.field("label_dropout", c.train.label_dropout);
 
   v.section("sample");
   v.field("num_samples", c.sample.num_samples);
@@ -86,6 +88,8 @@ void visit(Config& c, V& v) {
   v.field("use_ema", c.sample.use_ema);
   v.field("precision", c.sample.precision);
   v.field("cuda_graphs", c.sample.cuda_graphs);
+  v.field("labels", c.sample.labels);
+  v.field("guidance", c.sample.guidance);
 
   v.section("eval");
   v.field("classifier", c.eval.classifier);
@@ -96,7 +100,13 @@ void visit(Config& c, V& v) {
   v.field("trajectory_images", c.eval.trajectory_images);
   v.field("every", c.eval.every);
   v.field("during_samples", c.eval.during_samples);
+  v.field("guidance", c.eval.guidance);
 }
+
+template <class T>
+struct is_list : std::false_type {};
+template <class T>
+struct is_list<std::vector<T>> : std::true_type {};
 
 template <class T>
 const char* type_name() {
@@ -104,6 +114,7 @@ const char* type_name() {
   else if constexpr (std::is_integral_v<T>) return "an integer";
   else if constexpr (std::is_floating_point_v<T>) return "a number";
   else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else if constexpr (std::is_same_v<T, std::vector<double>>) return "a list of numbers";
   else return "a list of integers";
 }
 
@@ -165,13 +176,37 @@ class Reader {
 
   template <class T>
   void field(const char* key, T& out) {
-    if (!node_ || !node_.IsMap()) return;
-    const YAML::Node value = node_[key];
-    if (!value) return;
+    YAML::Node value;
+    if (lookup(key, value)) convert(key, value, out);
+  }
+
+  // sample.labels: a list of classes, or one of the modes by name (validate() checks which).
+  void field(const char* key, LabelChoice& out) {
+    YAML::Node value;
+    if (!lookup(key, value)) return;
+    if (value.IsSequence()) {
+      out.mode = "list";
+      convert(key, value, out.classes);
+    } else {
+      out.classes.clear();
+      convert(key, value, out.mode);
+    }
+  }
+
+ private:
+  // The key's value in the current section, when it is there.
+  bool lookup(const char* key, YAML::Node& value) {
+    if (!node_ || !node_.IsMap()) return false;
+    value.reset(node_[key]);
+    return value.IsDefined();
+  }
+
+  template <class T>
+  void convert(const char* key, const YAML::Node& value, T& out) const {
     const std::string full = current_ + "." + key;
     const std::string origin = overridden_.count(full) ? "--set " + full : where(source_, value);
     try {
-      if constexpr (std::is_same_v<T, std::vector<int>>) {
+      if constexpr (is_list<T>::value) {
         if (!value.IsSequence()) throw YAML::BadConversion(value.Mark());
       } else if (!value.IsScalar()) {
         throw YAML::BadConversion(value.Mark());
@@ -188,7 +223,6 @@ class Reader {
     }
   }
 
- private:
   YAML::Node root_;
   YAML::Node node_;
   std::string current_;
@@ -202,6 +236,13 @@ class Writer {
   template <class T>
   void field(const char* key, T& value) {
     node_[key] = value;
+  }
+  void field(const char* key, LabelChoice& value) {
+    if (value.mode == "list") {
+      node_[key] = value.classes;
+    } else {
+      node_[key] = value.mode;
+    }
   }
   std::string text() const {
     YAML::Emitter e;
@@ -287,6 +328,10 @@ void validate(const Config& c) {
   require(m.image_size % (1 << (m.channel_mult.size() - 1)) == 0, s, "model.channel_mult",
           "has " + str(m.channel_mult.size()) + " levels, and the " + str(m.image_size) + "x" + str(m.image_size) +
               " images do not halve exactly " + str(m.channel_mult.size() - 1) + " times; use at most 3 levels");
+  // Both data sets have ten classes.
+  require(m.num_classes == 0 || m.num_classes == 10, s, "model.num_classes",
+          "must be 0 (unconditional) or 10 (class-conditional on the 10 classes of " + c.data.dataset + "), got " +
+              str(m.num_classes));
 
   const auto& d = c.diffusion;
   require(d.timesteps >= 2, s, "diffusion.timesteps", "must be >= 2, got " + str(d.timesteps));
@@ -328,6 +373,10 @@ void validate(const Config& c) {
   require(t.bucket_mb > 0.0, s, "train.bucket_mb", "must be > 0 (megabytes per all-reduce bucket), got " + str(t.bucket_mb));
   require_one_of(s, "train.precision", t.precision, {"fp32", "bf16", "auto"});
   require_one_of(s, "train.on_write_error", t.on_write_error, {"stop", "continue"});
+  require(t.label_dropout >= 0.0 && t.label_dropout < 1.0, s, "train.label_dropout",
+          "must be in [0, 1), got " + str(t.label_dropout));
+  require(t.label_dropout == 0.0 || m.num_classes > 0, s, "train.label_dropout",
+          "applies to a class-conditional model; set model.num_classes: 10 or remove the key");
   require(t.max_bad_steps >= 0, s, "train.max_bad_steps", "must be >= 0 (0: stop at the first), got " + str(t.max_bad_steps));
 
   const auto& p = c.sample;
@@ -342,6 +391,24 @@ void validate(const Config& c) {
   require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
   require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
   require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16", "auto"});
+  const auto& labels = p.labels;
+  if (labels.mode != "list") require_one_of(s, "sample.labels", labels.mode, {"balanced", "random", "none"});
+  require(labels.mode != "list" || !labels.classes.empty(), s, "sample.labels",
+          "must name at least one class, e.g. [7], or be balanced, random or none");
+  require(labels.mode == "list" || labels.mode == "balanced" || m.num_classes > 0, s, "sample.labels",
+          "asks for classes, but the model is unconditional (model.num_classes: 0)");
+  for (int k : labels.classes)
+    require(k >= 0 && k < m.num_classes, s, "sample.labels",
+            m.num_classes == 0 ? std::string("asks for classes, but the model is unconditional (model.num_classes: 0)")
+                               : "holds " + str(k) + "; classes are 0 to " + str(m.num_classes - 1));
+  // Guidance needs the unconditional half that label dropout trains.
+  auto check_guidance = [&](const std::string& key, double w) {
+    require(w >= 0.0 && std::isfinite(w), s, key, "must be >= 0 (0: no guidance), got " + str(w));
+    require(w == 0.0 || (m.num_classes > 0 && t.label_dropout > 0.0), s, key,
+            "needs a class-conditional model trained with label dropout (model.num_classes: 10, "
+            "train.label_dropout: 0.1), got " + str(w));
+  };
+  check_guidance("sample.guidance", p.guidance);
 
   const auto& e = c.eval;
   require(e.classifier_epochs >= 1, s, "eval.classifier_epochs", "must be >= 1, got " + str(e.classifier_epochs));
@@ -352,6 +419,9 @@ void validate(const Config& c) {
   require(e.every >= 0, s, "eval.every", "must be >= 0 (0: no evaluation during training), got " + str(e.every));
   require(e.during_samples >= 2, s, "eval.during_samples",
           "must be >= 2 (a covariance needs two samples), got " + str(e.during_samples));
+  require(e.guidance.empty() || m.num_classes > 0, s, "eval.guidance",
+          "lists guidance weights, which apply to a class-conditional model (model.num_classes: 10)");
+  for (double w : e.guidance) check_guidance("eval.guidance", w);
 }
 
 }  // namespace
@@ -399,6 +469,13 @@ Config parse(const std::string& yaml_text, const std::string& source,
   return c;
 }
 
+std::string describe(const LabelChoice& labels) {
+  if (labels.mode != "list") return labels.mode;
+  std::string out;
+  for (int k : labels.classes) out += (out.empty() ? "" : ", ") + std::to_string(k);
+  return "[" + out + "]";
+}
+
 std::string Config::data_dir() const {
   if (!data.dir.empty()) return data.dir;
   return data.dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
@@ -430,6 +507,19 @@ std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config
       if (a != b) out.push_back({name + "." + key, a, b});
     }
   }
+  return out;
+}
+
+std::vector<KeyChange> changed_model_keys(const std::string& stored_yaml, const Config& current) {
+  std::vector<KeyChange> all;
+  try {
+    all = changed_keys(parse(stored_yaml, "the stored configuration").yaml, current);
+  } catch (const Error&) {
+    all = changed_keys(stored_yaml, current);  // from another version: compare the keys it has
+  }
+  std::vector<KeyChange> out;
+  for (auto& c : all)
+    if (c.key.rfind("model.", 0) == 0) out.push_back(std::move(c));
   return out;
 }
 

@@ -32,6 +32,9 @@ struct ModelConfig {
   int groups = 8;
   int time_embed_mult = 4;
   double dropout = 0.1;
+  // 0: unconditional. N > 0: a class-conditional model with a learned embedding of N classes and
+  // one more entry, index N, for "no class" (train.label_dropout, classifier-free guidance).
+  int num_classes = 0;
   // The geometry of every MNIST-format data set (data::load_dataset checks it); not keys.
   int image_size = 28;
   int in_channels = 1;
@@ -74,7 +77,20 @@ struct TrainConfig {
   int max_bad_steps = 5;  // non-finite steps in a row that are skipped before the run stops
   bool cuda_graphs = false;  // replay forward + backward as one captured CUDA graph (CUDA only)
   std::string on_write_error = "stop";  // a failed checkpoint or run.h5 write: stop | continue
+  // Conditional models: the share of examples trained with "no class" instead of their label, the
+  // unconditional half that classifier-free guidance needs.
+  double label_dropout = 0.0;
 };
+
+// sample.labels of a class-conditional model: which class image i is asked for.
+struct LabelChoice {
+  // balanced: class i mod num_classes (equal counts, a fixed order); random: drawn from (seed, i);
+  // none: "no class" (the model's unconditional mode); list: `classes`, cycled over the images.
+  std::string mode = "balanced";
+  std::vector<int> classes;
+};
+// "balanced", "random", "none" or the list as "[7, 1]", for messages.
+std::string describe(const LabelChoice& labels);
 
 struct SampleConfig {
   std::int64_t num_samples = 1000;
@@ -87,6 +103,9 @@ struct SampleConfig {
   bool use_ema = true;
   std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision) | auto
   bool cuda_graphs = false;        // replay each batch size's forward pass as a CUDA graph (CUDA only)
+  LabelChoice labels;              // conditional models: balanced | random | none | [class, ...]
+  // Classifier-free guidance w: (1 + w) out(x, class) - w out(x, no class); 0 = the conditional model.
+  double guidance = 0.0;
 };
 
 struct EvalConfig {
@@ -98,6 +117,9 @@ struct EvalConfig {
   int trajectory_images = 8;      // rows of forward.png and reverse.png
   std::int64_t every = 0;             // evaluate the EMA weights every N training steps; 0: never
   std::int64_t during_samples = 500;  // samples per evaluation during training
+  // Conditional models: the guidance weights the final evaluation measures, each in its own
+  // /eval/<weights>/guidance_<w>; empty: sample.guidance alone.
+  std::vector<double> guidance;
 };
 
 struct Config {
@@ -132,5 +154,8 @@ struct KeyChange {
   std::string key, before, now;
 };
 std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config& current);
+// The model.* keys that differ, a key the stored configuration lacks counting as its default
+// (older files): what makes a checkpoint's weights another architecture.
+std::vector<KeyChange> changed_model_keys(const std::string& stored_yaml, const Config& current);
 
 }  // namespace ddpm::config

@@ -12,7 +12,7 @@ std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std
   return {first, end - first};
 }
 
-torch::Tensor sample_local(dist::Communicator& comm, const model::EpsModel& model, const model::Diffusion& diffusion,
+torch::Tensor sample_local(dist::Communicator& comm, const model::Network& network, const model::Diffusion& diffusion,
                            const config::Config& cfg, const torch::Device& device,
                            const model::StepCallback& on_step) {
   const auto [first, count] = sample_range(cfg.sample.num_samples, cfg.sample.batch_size, comm.rank(), comm.size());
@@ -25,14 +25,16 @@ torch::Tensor sample_local(dist::Communicator& comm, const model::EpsModel& mode
   const int size = cfg.model.image_size;
   const std::vector<std::int64_t> shape{cfg.model.in_channels, size, size};
   if (count == 0) return torch::empty({0, shape[0], shape[1], shape[2]}, torch::TensorOptions().device(device));
-  return model::sample_images(model, diffusion, cfg.sample, shape, {first, count, cfg.run.seed}, device, on_step);
+  const auto labels = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, first, count);
+  return model::sample_images(network, diffusion, cfg.sample, shape, {first, count, cfg.run.seed, labels}, device,
+                              on_step);
 }
 
-torch::Tensor sample_distributed(dist::Communicator& comm, const model::EpsModel& model,
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::Network& network,
                                  const model::Diffusion& diffusion, const config::Config& cfg,
                                  const torch::Device& device, const model::StepCallback& on_step) {
   // Gathered on the host, in rank order, which is index order.
-  return comm.gatherv(sample_local(comm, model, diffusion, cfg, device, on_step).cpu().contiguous(), 0);
+  return comm.gatherv(sample_local(comm, network, diffusion, cfg, device, on_step).cpu().contiguous(), 0);
 }
 
 }  // namespace ddpm::eval

@@ -15,13 +15,14 @@ namespace ddpm::eval {
 // The [first, first + count) image range rank `rank` of `world` samples.
 std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world);
 
-// This rank's images (float [count, C, H, W] in [-1, 1], on `device`) of its sample_range.
-torch::Tensor sample_local(dist::Communicator& comm, const model::EpsModel& model, const model::Diffusion& diffusion,
+// This rank's images (float [count, C, H, W] in [-1, 1], on `device`) of its sample_range, each of
+// the class sample.labels asks for (model::sample_labels) when the model is conditional.
+torch::Tensor sample_local(dist::Communicator& comm, const model::Network& network, const model::Diffusion& diffusion,
                            const config::Config& cfg, const torch::Device& device,
                            const model::StepCallback& on_step = nullptr);
 
 // Returns the float images [N, C, H, W] in [-1, 1] on rank 0 (in index order), undefined elsewhere.
-torch::Tensor sample_distributed(dist::Communicator& comm, const model::EpsModel& model,
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::Network& network,
                                  const model::Diffusion& diffusion, const config::Config& cfg,
                                  const torch::Device& device, const model::StepCallback& on_step = nullptr);
 

@@ -38,8 +38,7 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   comm_.set_phase("the evaluation at step " + std::to_string(step), false);
   const auto start = std::chrono::steady_clock::now();
   net->eval();
-  const auto eps_model = model::sampling_eps_model(net, diffusion_, cfg_.sample, device_);
-  const auto local = sample_local(comm_, eps_model, diffusion_, cfg_, device_);
+  const auto local = sample_local(comm_, model::sampling_network(net, cfg_.sample, device_), diffusion_, cfg_, device_);
   const auto m = eval::evaluate(comm_, classifier_, local, ref_, cfg_.sample.batch_size, device_);
   // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).
   const auto first = comm_.gatherv(local.slice(0, 0, std::min<std::int64_t>(16, local.size(0))).cpu().contiguous(), 0);
@@ -48,10 +47,18 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   if (comm_.rank() == 0) {
     const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4);
     io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid);
-    spdlog::info("eval at step {}: FID {:.3f} (floor {:.3f}, {:.1f}x), confidence {:.2f}%, classes {:.0f}/10 ({} "
+    std::string asked;
+    if (cfg_.model.num_classes > 0) {
+      const auto labels =
+          model::sample_labels(cfg_.sample.labels, cfg_.model.num_classes, cfg_.run.seed, 0, cfg_.sample.num_samples);
+      asked = fmt::format(", conditional accuracy {:.2f}% (guidance {:g})",
+                          100 * conditional_accuracy(m.labels_pred, labels, cfg_.model.num_classes).overall,
+                          cfg_.sample.guidance);
+    }
+    spdlog::info("eval at step {}: FID {:.3f} (floor {:.3f}, {:.1f}x), confidence {:.2f}%, classes {:.0f}/10{} ({} "
                  "samples, {:.1f} s, not counted in img/s)",
                  step, row.fid, row.fid_floor, row.fid / row.fid_floor, 100 * row.mean_confidence,
-                 10 * row.classes_present, m.count, row.eval_s);
+                 10 * row.classes_present, asked, m.count, row.eval_s);
   }
   comm_.barrier();
   return row;

@@ -78,4 +78,20 @@ Metrics evaluate(dist::Communicator& comm, model::Classifier& net, const torch::
   return m;
 }
 
+ConditionalAccuracy conditional_accuracy(const torch::Tensor& predicted, const torch::Tensor& asked, int num_classes) {
+  const auto pred = predicted.cpu().to(torch::kLong), want = asked.cpu().to(torch::kLong);
+  ConditionalAccuracy out;
+  const auto named = want < num_classes;
+  const auto hits = (pred == want).logical_and(named);
+  const auto n = named.sum().item<std::int64_t>();
+  out.overall = n > 0 ? double(hits.sum().item<std::int64_t>()) / double(n) : std::nan("");
+  for (int c = 0; c < num_classes; ++c) {
+    const auto of_c = want == c;
+    const auto count = of_c.sum().item<std::int64_t>();
+    out.per_class.push_back(count > 0 ? double(hits.logical_and(of_c).sum().item<std::int64_t>()) / double(count)
+                                      : std::nan(""));
+  }
+  return out;
+}
+
 }  // namespace ddpm::eval

@@ -39,4 +39,13 @@ Reference reference_stats(dist::Communicator& comm, model::Classifier& net, cons
 Metrics evaluate(dist::Communicator& comm, model::Classifier& net, const torch::Tensor& local_images,
                  const Reference& ref, std::int64_t batch, const torch::Device& device);
 
+// How often the classifier's predictions match the classes the samples were asked for: overall,
+// and per class 0..num_classes-1 (NaN for a class not asked for). "No class" requests (index
+// num_classes) are left out.
+struct ConditionalAccuracy {
+  double overall = 0;
+  std::vector<double> per_class;
+};
+ConditionalAccuracy conditional_accuracy(const torch::Tensor& predicted, const torch::Tensor& asked, int num_classes);
+
 }  // namespace ddpm::eval

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "data/mnist.hpp"
 #include "eval/classifier_training.hpp"
 #include "eval/distributed_sampling.hpp"
 #include "eval/metrics.hpp"
+#include "eval/sample_grid.hpp"
 #include "eval/trained_model.hpp"
 #include "io/checkpoint.hpp"
 #include "io/png.hpp"
@@ -51,7 +53,7 @@ void forward_picture(const config::Config& cfg, const data::Dataset& train, cons
 }
 
 // The first few samples along the reverse process, from noise to digit.
-void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model, const model::Diffusion& diffusion,
+void reverse_picture(const config::Config& cfg, const model::Network& network, const model::Diffusion& diffusion,
                      const torch::Device& device, const std::string& run_file) {
   const int k = cfg.eval.trajectory_images;
   std::vector<torch::Tensor> columns;
@@ -68,7 +70,8 @@ void reverse_picture(const config::Config& cfg, const model::EpsModel& eps_model
   auto sample_cfg = cfg.sample;
   sample_cfg.batch_size = k;
   const int size = cfg.model.image_size;
-  model::sample_images(eps_model, diffusion, sample_cfg, {cfg.model.in_channels, size, size}, {0, k, cfg.run.seed},
+  const auto labels = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, k);
+  model::sample_images(network, diffusion, sample_cfg, {cfg.model.in_channels, size, size}, {0, k, cfg.run.seed, labels},
                        device, nullptr, keep);
   auto frames = torch::stack(columns, 1);
   io::write_trajectory(run_file, "reverse", frames, timesteps, "samples along the reverse process, a row per image");
@@ -101,61 +104,90 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   std::vector<std::string> weight_sets;
   if (cfg.eval.weights != "raw") weight_sets.push_back("ema");
   if (cfg.eval.weights != "ema") weight_sets.push_back("raw");
+  const bool conditional = cfg.model.num_classes > 0;
+  const auto guidances = conditional && !cfg.eval.guidance.empty() ? cfg.eval.guidance
+                                                                    : std::vector<double>{cfg.sample.guidance};
+  // /samples, samples.png and reverse.png show sample.guidance when it is measured, else the first weight.
+  const double shown = std::find(guidances.begin(), guidances.end(), cfg.sample.guidance) != guidances.end()
+                           ? cfg.sample.guidance
+                           : guidances.front();
+  const auto labels_asked =
+      model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
   for (const auto& w : weight_sets) {
     auto& net = w == "ema" ? ema : live;
-    const auto eps_model = model::sampling_eps_model(net, diffusion, cfg.sample, device);
-    if (comm.rank() == 0)
-      spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} network evaluations per "
-                   "image, eta {})",
-                   cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler, model::network_evaluations(cfg.sample, cfg.diffusion.timesteps),
-                   cfg.sample.eta);
-    const auto sample_start = clock::now();
-    auto last_log = sample_start;
-    auto progress = [&](int done, int total) {
-      if (comm.rank() != 0 || (done != total && clock::now() - last_log < std::chrono::seconds(15))) return;
-      last_log = clock::now();
-      const double elapsed = since(sample_start);
-      spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
-                   elapsed / done * (total - done));
-    };
-    const auto local = sample_local(comm, eps_model, diffusion, cfg, device, progress);
-    const auto images = comm.gatherv(local.cpu().contiguous(), 0);
-    summary.sample_seconds += since(sample_start);
+    for (const double g : guidances) {
+      auto sample_cfg = cfg.sample;
+      sample_cfg.guidance = g;
+      const auto network = model::sampling_network(net, sample_cfg, device);
+      const std::string guidance_text = conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels), g) : "";
+      if (comm.rank() == 0)
+        spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} network evaluations per "
+                     "image{}, eta {}{})",
+                     cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler,
+                     model::network_evaluations(cfg.sample, cfg.diffusion.timesteps),
+                     g != 0.0 ? ", each of a doubled batch" : "", cfg.sample.eta, guidance_text);
+      const auto sample_start = clock::now();
+      auto last_log = sample_start;
+      auto progress = [&](int done, int total) {
+        if (comm.rank() != 0 || (done != total && clock::now() - last_log < std::chrono::seconds(15))) return;
+        last_log = clock::now();
+        const double elapsed = since(sample_start);
+        spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
+                     elapsed / done * (total - done));
+      };
+      const auto local = sample_local(comm, network, diffusion, cfg, device, progress);
+      const auto images = comm.gatherv(local.cpu().contiguous(), 0);
+      summary.sample_seconds += since(sample_start);
 
-    const auto measure_start = clock::now();
-    const auto m = evaluate(comm, classifier, local, ref, cfg.sample.batch_size, device);
-    summary.metric_seconds += since(measure_start);
+      const auto measure_start = clock::now();
+      const auto m = evaluate(comm, classifier, local, ref, cfg.sample.batch_size, device);
+      summary.metric_seconds += since(measure_start);
 
-    io::EvalRecord r;
-    r.weights = w;
-    r.dataset = cfg.data.dataset;
-    r.fid = m.fid;
-    r.fid_floor = ref.fid_floor;
-    r.mean_confidence = m.mean_confidence;
-    r.classes_present = m.classes_present;
-    r.class_histogram = m.class_histogram;
-    r.gen_features = m.gen_features;
-    r.labels_pred = m.labels_pred;
-    r.n_samples = m.count;
-    r.sampler = cfg.sample.sampler;
-    r.steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
-    r.eta = cfg.sample.eta;
-    r.checkpoint_step = info.step;
-    r.classifier_test_accuracy = cls.test_accuracy;
-    r.classifier_path = cls.path;
-    if (comm.rank() == 0) {
-      const auto u8 = data::to_uint8(images);
-      // /samples holds the first weight set evaluated (EMA unless only raw was asked for).
-      if (w == weight_sets.front()) {
-        io::write_samples(run_file, u8, {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, cfg.run.seed});
-        io::write_png(cfg.out_dir() + "/samples.png", io::make_grid(u8.slice(0, 0, 100), 10));
-        reverse_picture(cfg, eps_model, diffusion, device, run_file);
+      io::EvalRecord r;
+      r.weights = w;
+      r.dataset = cfg.data.dataset;
+      r.fid = m.fid;
+      r.fid_floor = ref.fid_floor;
+      r.mean_confidence = m.mean_confidence;
+      r.classes_present = m.classes_present;
+      r.class_histogram = m.class_histogram;
+      r.gen_features = m.gen_features;
+      r.labels_pred = m.labels_pred;
+      r.n_samples = m.count;
+      r.sampler = cfg.sample.sampler;
+      r.steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
+      r.eta = cfg.sample.eta;
+      r.checkpoint_step = info.step;
+      r.classifier_test_accuracy = cls.test_accuracy;
+      r.classifier_path = cls.path;
+      if (comm.rank() == 0) {
+        if (conditional) {
+          r.conditional = true;
+          r.guidance = g;
+          r.labels_asked = labels_asked;
+          const auto acc = conditional_accuracy(m.labels_pred, labels_asked, cfg.model.num_classes);
+          r.cond_accuracy = acc.overall;
+          r.class_accuracy = acc.per_class;
+        }
+        const auto u8 = data::to_uint8(images);
+        // /samples holds the first weight set evaluated (EMA unless only raw was asked for).
+        if (w == weight_sets.front() && g == shown) {
+          io::write_samples(run_file, u8,
+                            {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, cfg.run.seed,
+                             labels_asked, g});
+          io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
+          reverse_picture(cfg, network, diffusion, device, run_file);
+        }
+        if (w == weight_sets.front() && guidances.size() > 1)
+          io::write_png(cfg.out_dir() + "/samples_" + io::guidance_group(g) + ".png", sample_grid(u8, labels_asked));
+        io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
+        spdlog::info("{} weights{}: FID {:.3f} (floor {:.3f}), mean confidence {:.2f}%, classes present {:.0f}/10{}", w,
+                     conditional ? fmt::format(", guidance {:g}", g) : "", r.fid, r.fid_floor,
+                     100 * r.mean_confidence, 10 * r.classes_present,
+                     conditional ? fmt::format(", conditional accuracy {:.2f}%", 100 * r.cond_accuracy) : "");
       }
-      io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
-      spdlog::info("{} weights: FID {:.3f} (floor {:.3f}), mean confidence {:.2f}%, classes present {:.0f}/10", w, r.fid,
-                   r.fid_floor, 100 * r.mean_confidence, 10 * r.classes_present);
+      summary.records.push_back(r);
     }
-    summary.records.push_back(r);
   }
   if (comm.rank() == 0) {
     forward_picture(cfg, train, diffusion, run_file);
@@ -167,13 +199,16 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 }
 
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
+  const bool conditional = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.conditional; });
   std::string out = "\n";
-  out += fmt::format("{:<8} {:>10} {:>10} {:>12} {:>9} {:>8} {:>14}\n", "weights", "FID", "FID floor", "confidence",
+  out += fmt::format("{:<8} {:>8} {:>10} {:>10} {:>12} {:>11} {:>9} {:>8} {:>14}\n", "weights",
+                     conditional ? "guidance" : "", "FID", "FID floor", "confidence", conditional ? "cond. acc." : "",
                      "classes", "samples", "sampler");
   for (const auto& r : s.records)
-    out += fmt::format("{:<8} {:>10.3f} {:>10.3f} {:>11.2f}% {:>6.0f}/10 {:>8} {:>14}\n", r.weights, r.fid, r.fid_floor,
-                       100 * r.mean_confidence, 10 * r.classes_present, r.n_samples,
-                       fmt::format("{} x{}", r.sampler, r.steps));
+    out += fmt::format("{:<8} {:>8} {:>10.3f} {:>10.3f} {:>11.2f}% {:>11} {:>6.0f}/10 {:>8} {:>14}\n", r.weights,
+                       r.conditional ? fmt::format("{:g}", r.guidance) : "", r.fid, r.fid_floor, 100 * r.mean_confidence,
+                       r.conditional ? fmt::format("{:.2f}%", 100 * r.cond_accuracy) : "", 10 * r.classes_present,
+                       r.n_samples, fmt::format("{} x{}", r.sampler, r.steps));
   out += fmt::format("classifier test accuracy {:.2f}%\n", 100 * s.classifier_accuracy);
   std::string times;
   for (const auto& [name, sec] : stage_seconds) times += fmt::format("  {} {:.1f} s", name, sec);

@@ -13,7 +13,7 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
     throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
                 cfg.source + "` first");
   TrainedModel m{model::UNet(cfg.model), model::UNet(cfg.model), {}, *ckpt};
-  m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema);
+  m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg);
   if (rank == 0 && !m.info.checksummed)
     spdlog::warn("{}", io::no_checksums_warning(*ckpt));
   for (auto* net : {&m.live, &m.ema}) {

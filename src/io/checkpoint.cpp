@@ -59,8 +59,25 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
   });
 }
 
+namespace {
+// What to set to load a checkpoint whose model section differs from `expected`'s.
+std::string model_keys_hint(const std::string& stored_yaml, const config::Config& expected) {
+  const auto changes = config::changed_model_keys(stored_yaml, expected);
+  if (changes.empty()) return "";
+  std::string out = "\nthe model keys that differ:", sets;
+  for (const auto& c : changes) {
+    out += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " in " + expected.source;
+    if (c.key == "model.num_classes")
+      out += c.before == "0" ? " (the checkpoint's model is unconditional)"
+                             : " (the checkpoint's model is class-conditional)";
+    sets += " --set '" + c.key + "=" + c.before + "'";
+  }
+  return out + "\nuse the checkpoint's values (" + sets.substr(1) + "), or another run.name for a new run";
+}
+}  // namespace
+
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer) {
+                               torch::optim::Adam* optimizer, const config::Config* expected) {
   auto file = open_read(path);
   const std::string what_to_do =
       "; move it aside to use an older checkpoint (`ddpm_dist inspect --verify " + path + "` lists every damaged dataset)";
@@ -69,8 +86,13 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     if (!has_attr(root, "complete"))
       throw DamagedFile("incomplete (no 'complete' attribute: its writer stopped before the end)");
     const auto model_tensors = named_tensors(model), ema_tensors = named_tensors(ema);
-    check_named(path, file.openGroup("model"), "model", model_tensors);
-    check_named(path, file.openGroup("ema"), "ema", ema_tensors);
+    try {
+      check_named(path, file.openGroup("model"), "model", model_tensors);
+      check_named(path, file.openGroup("ema"), "ema", ema_tensors);
+    } catch (const Error& e) {
+      if (!expected || !has_attr(root, "config")) throw;
+      throw Error(e.what() + model_keys_hint(read_attr_string(root, "config"), *expected));
+    }
     const auto model_values = read_named(file.openGroup("model"), model_tensors);
     const auto ema_values = read_named(file.openGroup("ema"), ema_tensors);
     // The optimizer state is read (and so verified) even when only the weights are wanted: a
@@ -134,10 +156,11 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::ve
 
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
                                                       torch::nn::Module& ema, torch::optim::Adam* optimizer,
-                                                      std::vector<std::string>* skipped) {
+                                                      std::vector<std::string>* skipped,
+                                                      const config::Config* expected) {
   for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {
-      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer)};
+      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer, expected)};
     } catch (const DamagedFile& e) {
       if (skipped) skipped->push_back(e.what());
     }

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "config/config.hpp"
+
 namespace ddpm::io {
 
 struct CheckpointInfo {
@@ -36,15 +38,18 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 // Loads `path` into `model`, `ema` and (when given) `optimizer` after checking every name and shape
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
 // incomplete file, Error for another architecture) leaves the modules and the optimizer unchanged.
+// With `expected` (the configuration the modules were built from), a file of another architecture
+// is refused with the model keys that differ from its stored configuration and their values there.
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer = nullptr);
+                               torch::optim::Adam* optimizer = nullptr, const config::Config* expected = nullptr);
 
 // `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
 // each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
 // none verifies. Errors other than damage (another architecture) stop the search.
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
                                                       torch::nn::Module& ema, torch::optim::Adam* optimizer,
-                                                      std::vector<std::string>* skipped = nullptr);
+                                                      std::vector<std::string>* skipped = nullptr,
+                                                      const config::Config* expected = nullptr);
 
 // The newest checkpoint in <run_dir>/checkpoints that opens and is complete (its data is verified
 // when it is read); `skipped` receives the newer files that did not, each with the reason.

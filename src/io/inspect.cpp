@@ -103,15 +103,32 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
     const auto eval = file.openGroup("eval");
     out += fmt::format("  evaluation (classifier test accuracy {:.2f}%, reference {}):\n",
                        100 * read_attr_double(eval, "classifier_test_accuracy"), read_attr_string(eval, "reference"));
+    auto record = [&](const H5::Group& g, const std::string& name) {
+      auto scalar = [&](const char* key) { return read_tensor(g, key).item<double>(); };
+      const bool conditional = g.nameExists("cond_accuracy");
+      out += fmt::format("    {}: FID {:.3f} (floor {:.3f}), confidence {:.2f}%, classes present {:.0f}/10{}, {} samples, "
+                         "{} x{}, checkpoint step {}\n",
+                         name, scalar("fid"), scalar("fid_floor"), 100 * scalar("mean_confidence"),
+                         10 * scalar("classes_present"),
+                         conditional ? fmt::format(", conditional accuracy {:.2f}%", 100 * scalar("cond_accuracy")) : "",
+                         read_attr_int(g, "n_samples"), read_attr_string(g, "sampler"), read_attr_int(g, "steps"),
+                         read_attr_int(g, "checkpoint_step"));
+    };
     for (const char* w : {"ema", "raw"}) {
       if (!eval.nameExists(w)) continue;
       const auto g = eval.openGroup(w);
-      auto scalar = [&](const char* name) { return read_tensor(g, name).item<double>(); };
-      out += fmt::format("    {}: FID {:.3f} (floor {:.3f}), confidence {:.2f}%, classes present {:.0f}/10, {} samples, "
-                         "{} x{}, checkpoint step {}\n",
-                         w, scalar("fid"), scalar("fid_floor"), 100 * scalar("mean_confidence"),
-                         10 * scalar("classes_present"), read_attr_int(g, "n_samples"), read_attr_string(g, "sampler"),
-                         read_attr_int(g, "steps"), read_attr_int(g, "checkpoint_step"));
+      if (g.nameExists("fid")) {
+        record(g, w);
+        continue;
+      }
+      // A conditional model: a group per guidance weight, in the order of the weights.
+      std::vector<std::pair<double, std::string>> weights;
+      for (hsize_t i = 0; i < g.getNumObjs(); ++i) {
+        const auto name = g.getObjnameByIdx(i);
+        if (name.rfind("guidance_", 0) == 0) weights.emplace_back(read_attr_double(g.openGroup(name), "guidance"), name);
+      }
+      std::sort(weights.begin(), weights.end());
+      for (const auto& [weight, name] : weights) record(g.openGroup(name), fmt::format("{} guidance {:g}", w, weight));
     }
   }
   return out;

@@ -1,5 +1,6 @@
 #include "io/run_file.hpp"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <array>
@@ -76,7 +77,10 @@ std::int64_t rows_up_to(const std::vector<Row>& rows, std::int64_t step) {
   return keep;
 }
 
+// `name` may be a path: the groups on the way are created too.
 H5::Group open_or_create(H5::H5File& file, const std::string& name) {
+  for (auto slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1))
+    if (!file.nameExists(name.substr(0, slash))) file.createGroup(name.substr(0, slash));
   return file.nameExists(name) ? file.openGroup(name) : file.createGroup(name);
 }
 
@@ -142,22 +146,6 @@ void truncate_eval_history(const std::string& path, std::int64_t step) {
   });
 }
 
-void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs) {
-  update_atomically(path, [&](H5::H5File& file) {
-    if (file.nameExists("samples")) file.unlink("samples");
-    auto g = file.createGroup("samples");
-    write_tensor(g, "images", images_u8);
-    auto ds = g.openDataSet("images");
-    write_attr(ds, "description", std::string("generated images, uint8 [N, H, W], 0 = black, 255 = white"));
-    write_attr(ds, "sampler", attrs.sampler);
-    write_attr(ds, "steps", attrs.steps);
-    write_attr(ds, "eta", attrs.eta);
-    write_attr(ds, "ema", std::int64_t{attrs.ema});
-    write_attr(ds, "checkpoint_step", attrs.checkpoint_step);
-    write_attr(ds, "seed", static_cast<std::int64_t>(attrs.seed));
-  });
-}
-
 namespace {
 void replace_group_member(H5::Group& g, const std::string& name) {
   if (g.nameExists(name)) g.unlink(name);
@@ -176,6 +164,26 @@ void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, 
 }
 }  // namespace
 
+void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs) {
+  update_atomically(path, [&](H5::H5File& file) {
+    if (file.nameExists("samples")) file.unlink("samples");
+    auto g = file.createGroup("samples");
+    write_tensor(g, "images", images_u8);
+    auto ds = g.openDataSet("images");
+    write_attr(ds, "description", std::string("generated images, uint8 [N, H, W], 0 = black, 255 = white"));
+    write_attr(ds, "sampler", attrs.sampler);
+    write_attr(ds, "steps", attrs.steps);
+    write_attr(ds, "eta", attrs.eta);
+    write_attr(ds, "ema", std::int64_t{attrs.ema});
+    write_attr(ds, "checkpoint_step", attrs.checkpoint_step);
+    write_attr(ds, "seed", static_cast<std::int64_t>(attrs.seed));
+    if (attrs.labels.defined()) {
+      write_attr(ds, "guidance", attrs.guidance);
+      write_array(g, "labels", attrs.labels.to(torch::kInt64), "the class each image was asked for (int64 [N])");
+    }
+  });
+}
+
 void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,
                 std::int64_t ref_count, const EvalRecord& r) {
   update_atomically(path, [&](H5::H5File& file) {
@@ -186,7 +194,7 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(eval, "reference", r.dataset + " test set, " + std::to_string(ref_count) + " images");
     write_array(eval, "ref_mu", ref_mu, "mean of the reference features");
     write_array(eval, "ref_sigma", ref_sigma, "unbiased covariance of the reference features");
-    auto g = open_or_create(file, "eval/" + r.weights);
+    auto g = open_or_create(file, eval_group(r));
     write_scalar(g, "fid", r.fid, "Frechet distance between generated and reference features");
     write_scalar(g, "fid_floor", r.fid_floor,
                  "the same distance for as many real training images as samples: the best a model can expect");
@@ -201,7 +209,21 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(g, "steps", r.steps);
     write_attr(g, "eta", r.eta);
     write_attr(g, "checkpoint_step", r.checkpoint_step);
+    if (r.conditional) {
+      write_attr(g, "guidance", r.guidance);
+      write_array(g, "labels_asked", r.labels_asked, "the class each sample was asked for");
+      write_scalar(g, "cond_accuracy", r.cond_accuracy,
+                   "share of samples that the classifier assigns to the class asked for");
+      write_array(g, "class_accuracy", torch::tensor(r.class_accuracy, torch::kFloat64),
+                  "cond_accuracy of the samples asked for each class 0..9 (NaN: none asked)");
+    }
   });
+}
+
+std::string guidance_group(double w) { return fmt::format("guidance_{:g}", w); }
+
+std::string eval_group(const EvalRecord& r) {
+  return "eval/" + r.weights + (r.conditional ? "/" + guidance_group(r.guidance) : "");
 }
 
 void write_trajectory(const std::string& path, const std::string& name, const torch::Tensor& frames_u8,

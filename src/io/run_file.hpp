@@ -26,6 +26,10 @@ struct SampleAttrs {
   bool ema = true;
   std::int64_t checkpoint_step = 0;
   std::uint64_t seed = 0;
+  // Conditional models: each image's class (long [N]) and the guidance weight; undefined labels:
+  // an unconditional model.
+  torch::Tensor labels;
+  double guidance = 0;
 };
 
 std::string run_file_path(const std::string& run_dir);
@@ -42,11 +46,19 @@ void append_eval_history(const std::string& path, const EvalHistoryRow& row, con
 std::vector<EvalHistoryRow> read_eval_history(const std::string& path);
 // Drops the evaluations after `step` (a resumed run).
 void truncate_eval_history(const std::string& path, std::int64_t step);
-// /samples/images uint8 [N, H, W] with its settings as attributes.
+// /samples/images uint8 [N, H, W] with its settings as attributes, and for a conditional model
+// /samples/labels, the class each image was asked for.
 void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs);
 
 struct EvalRecord {
   std::string weights;  // ema | raw: the group /eval/<weights>
+  // Conditional models: the group is /eval/<weights>/guidance_<w>, with the classes asked for,
+  // the share of samples classified as asked, and that share per class (NaN: none asked).
+  bool conditional = false;
+  double guidance = 0;
+  torch::Tensor labels_asked;  // int64 [N]
+  double cond_accuracy = 0;
+  std::vector<double> class_accuracy;
   double fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0;
   std::vector<std::int64_t> class_histogram;
   torch::Tensor gen_features;  // float32 [N, D]
@@ -61,8 +73,12 @@ struct EvalRecord {
   std::string dataset;  // data.dataset: the classifier's and the reference set's
 };
 
-// /eval/ref_mu, /eval/ref_sigma (float64) and /eval/<weights>/{fid, fid_floor, mean_confidence,
-// classes_present, class_histogram, gen_features, labels_pred} with the settings as attributes.
+// /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_floor, mean_confidence,
+// classes_present, class_histogram, gen_features, labels_pred} with the settings as attributes;
+// conditional records add {labels_asked, cond_accuracy, class_accuracy}.
+std::string eval_group(const EvalRecord& record);
+// "guidance_<w>", w printed shortest ("guidance_0.5", "guidance_2").
+std::string guidance_group(double w);
 void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,
                 std::int64_t ref_count, const EvalRecord& record);
 // /trajectory/<name>: uint8 [rows, columns, H, W] with the timestep of each column.

@@ -82,22 +82,26 @@ void CapturedGraph::replay() {}
 
 CapturedGraph::~CapturedGraph() = default;
 
-EpsModel graphed_eps_model(EpsModel plain, const torch::Device& device) {
+Network graphed_network(Network plain, const torch::Device& device) {
   struct Captured {
-    torch::Tensor x, t, out;
+    torch::Tensor x, t, labels, out;
     std::unique_ptr<CapturedGraph> graph;
   };
-  auto graphs = std::make_shared<std::map<std::int64_t, Captured>>();
-  return [plain = std::move(plain), device, graphs](const torch::Tensor& x, const torch::Tensor& t) {
-    auto it = graphs->find(x.size(0));
+  auto graphs = std::make_shared<std::map<std::pair<std::int64_t, bool>, Captured>>();
+  return [plain = std::move(plain), device, graphs](const torch::Tensor& x, const torch::Tensor& t,
+                                                    const torch::Tensor& labels) {
+    const std::pair<std::int64_t, bool> key{x.size(0), labels.defined()};
+    auto it = graphs->find(key);
     if (it == graphs->end()) {
-      it = graphs->emplace(x.size(0), Captured{x.clone(), t.clone(), {}, nullptr}).first;
+      it = graphs->emplace(key, Captured{x.clone(), t.clone(), labels.defined() ? labels.clone() : labels, {}, nullptr})
+               .first;
       auto& c = it->second;
-      c.graph = std::make_unique<CapturedGraph>(device, [&c, &plain] { c.out = plain(c.x, c.t); });
+      c.graph = std::make_unique<CapturedGraph>(device, [&c, &plain] { c.out = plain(c.x, c.t, c.labels); });
     }
     auto& c = it->second;
     c.x.copy_(x);
     c.t.copy_(t);
+    if (key.second) c.labels.copy_(labels);
     c.graph->replay();
     return c.out.clone();
   };

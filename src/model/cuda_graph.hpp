@@ -37,8 +37,8 @@ class CapturedGraph {
   std::unique_ptr<Impl> impl_;
 };
 
-// `plain` replayed as one graph per batch size: inputs are copied into fixed buffers, the output
-// is copied out of the graph's. Each new batch size costs one capture.
-EpsModel graphed_eps_model(EpsModel plain, const torch::Device& device);
+// `plain` replayed as one graph per batch size (and per presence of labels): inputs are copied
+// into fixed buffers, the output is copied out of the graph's. Each new shape costs one capture.
+Network graphed_network(Network plain, const torch::Device& device);
 
 }  // namespace ddpm::model

@@ -30,6 +30,11 @@ std::vector<std::int64_t> respaced_timesteps(int T, int steps);
 // A function of (x_t, t): the network's output (what diffusion.prediction names), or, after
 // Diffusion::eps_model, the noise estimate that every sampler takes.
 using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
+// The network's output for (x_t, t, labels), labels [B] long: a conditional model's classes (its
+// num_classes meaning "no class"), or undefined for an unconditional model. The samplers bind each
+// batch's labels and turn it into an EpsModel with Diffusion::eps_model.
+using Network =
+    std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& labels)>;
 
 // EDM's preconditioning (Karras et al. 2022, table 1) at noise levels sigma (any shape):
 // D(x, sigma) = c_skip x + c_out F(c_in x, c_noise), with c_skip = sd^2 / (sigma^2 + sd^2),

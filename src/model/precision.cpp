@@ -6,6 +6,7 @@
 #include <set>
 
 #include "model/cuda_graph.hpp"
+#include "model/guidance.hpp"
 #include "util/torch_compat.hpp"
 
 namespace ddpm::model {
@@ -64,18 +65,25 @@ AutocastScope::~AutocastScope() {
   compat::set_autocast(type_, previous_, torch::kBFloat16);
 }
 
-EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs) {
-  EpsModel plain = [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t) {
+namespace {
+Network autocast_network(UNet& net, const torch::Device& device, bool bf16) {
+  return [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
     AutocastScope autocast(device, bf16);
-    return net->forward(x, t);
+    return net->forward(x, t, labels);
   };
-  return cuda_graphs ? graphed_eps_model(std::move(plain), device) : plain;
+}
+}  // namespace
+
+Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs) {
+  auto plain = autocast_network(net, device, bf16);
+  return cuda_graphs ? graphed_network(std::move(plain), device) : plain;
 }
 
-EpsModel sampling_eps_model(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
-                            const torch::Device& device) {
-  return diffusion.eps_model(eps_model(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
-                                       resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs")));
+Network sampling_network(UNet& net, const config::SampleConfig& cfg, const torch::Device& device) {
+  auto plain = guided(autocast_network(net, device, resolve_bf16(cfg.precision, device, "sample.precision")),
+                      cfg.guidance, net->num_classes());
+  return resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs") ? graphed_network(std::move(plain), device)
+                                                                              : plain;
 }
 
 }  // namespace ddpm::model

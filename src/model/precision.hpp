@@ -41,12 +41,11 @@ class AutocastScope {
   bool enabled_, previous_ = false;
 };
 
-// The network as an EpsModel for sampling: in autocast when `bf16` (its output is fp32 either way),
+// The U-Net as a Network for sampling: in autocast when `bf16` (its output is fp32 either way),
 // replayed as CUDA graphs when `cuda_graphs` (resolve it with resolve_cuda_graphs first).
-EpsModel eps_model(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs = false);
-// eps_model as the sample section asks (sample.precision and sample.cuda_graphs resolved for
-// `device`), its output turned into a noise estimate by `diffusion` (diffusion.prediction).
-EpsModel sampling_eps_model(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
-                            const torch::Device& device);
+Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs = false);
+// network() as the sample section asks: sample.precision and sample.cuda_graphs resolved for
+// `device`, guided with sample.guidance (model/guidance.hpp) inside the graph.
+Network sampling_network(UNet& net, const config::SampleConfig& cfg, const torch::Device& device);
 
 }  // namespace ddpm::model

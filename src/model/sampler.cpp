@@ -107,7 +107,28 @@ int network_evaluations(const config::SampleConfig& cfg, int T) {
 
 int heun_levels(int steps) { return std::max(1, (steps + 1) / 2); }
 
-torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
+torch::Tensor sample_labels(const config::LabelChoice& labels, int num_classes, std::uint64_t seed, std::int64_t first,
+                            std::int64_t count) {
+  if (num_classes == 0) return {};
+  auto out = torch::empty({count}, torch::kLong);
+  auto* v = out.data_ptr<std::int64_t>();
+  for (std::int64_t k = 0; k < count; ++k) {
+    const auto i = static_cast<std::uint64_t>(first + k);
+    if (labels.mode == "balanced") {
+      v[k] = static_cast<std::int64_t>(i % static_cast<std::uint64_t>(num_classes));
+    } else if (labels.mode == "random") {
+      v[k] = static_cast<std::int64_t>(derive_seed({seed, static_cast<std::uint64_t>(Stream::SampleLabels), i}) %
+                                       static_cast<std::uint64_t>(num_classes));
+    } else if (labels.mode == "none") {
+      v[k] = num_classes;
+    } else {
+      v[k] = labels.classes[i % labels.classes.size()];
+    }
+  }
+  return out;
+}
+
+torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
                            const torch::Device& device, const StepCallback& on_step,
                            const StateCallback& on_state) {
@@ -132,6 +153,9 @@ torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, c
   const int batches = static_cast<int>(chunks.size());
   for (int c = 0; c < batches; ++c) {
     const auto [begin, n] = chunks[c];
+    const auto labels = request.labels.defined() ? request.labels.slice(0, begin, begin + n).to(device) : torch::Tensor();
+    const auto model = diffusion.eps_model(
+        [&network, labels](const torch::Tensor& x_t, const torch::Tensor& t) { return network(x_t, t, labels); });
     auto x = noise.draw(begin, n).to(device);
     if (on_state) on_state(T, x);
     if (cfg.sampler == "heun" || cfg.sampler == "dpmpp_2m") {

@@ -15,10 +15,19 @@
 namespace ddpm::model {
 
 struct SampleRequest {
-  std::int64_t first_index = 0;  // global index of the first image
-  std::int64_t count = 0;
-  std::uint64_t seed = 0;
+  SampleRequest(std::int64_t first, std::int64_t n, std::uint64_t s, torch::Tensor classes = {})
+      : first_index(first), count(n), seed(s), labels(std::move(classes)) {}
+  std::int64_t first_index;  // global index of the first image
+  std::int64_t count;
+  std::uint64_t seed;
+  torch::Tensor labels;  // long [count]: each image's class (sample_labels); undefined: unconditional
 };
+
+// The classes that sample.labels asks for, for the images [first, first + count) of a model with
+// `num_classes` classes: long [count] on the CPU, a function of (labels, seed, image index) alone;
+// undefined for an unconditional model (num_classes 0).
+torch::Tensor sample_labels(const config::LabelChoice& labels, int num_classes, std::uint64_t seed, std::int64_t first,
+                            std::int64_t count);
 
 // Called after each reverse step of each batch with (batch-steps done, total) for progress.
 using StepCallback = std::function<void(int done, int total)>;
@@ -37,8 +46,9 @@ int heun_levels(int steps);
 int network_evaluations(const config::SampleConfig& cfg, int T);
 
 // Returns float [count, C, H, W] in [-1, 1]. Samplers: ddpm (ancestral, all T steps), ddim
-// (sample.steps respaced, eta), heun and dpmpp_2m (deterministic, on karras_timesteps).
-torch::Tensor sample_images(const EpsModel& model, const Diffusion& diffusion, const config::SampleConfig& cfg,
+// (sample.steps respaced, eta), heun and dpmpp_2m (deterministic, on karras_timesteps). `network`
+// outputs what diffusion.prediction names; each batch's labels are bound to it.
+torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, const config::SampleConfig& cfg,
                            const std::vector<std::int64_t>& image_shape, const SampleRequest& request,
                            const torch::Device& device, const StepCallback& on_step = nullptr,
                            const StateCallback& on_state = nullptr);

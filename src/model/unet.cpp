@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "model/dropout.hpp"
+#include "util/error.hpp"
 
 namespace ddpm::model {
 namespace nn = torch::nn;
@@ -137,10 +138,21 @@ UNetImpl::UNetImpl(const config::ModelConfig& cfg) : cfg_(cfg) {
   }
   norm_out = register_module("norm_out", group_norm(g, ch));
   conv_out = register_module("conv_out", conv(ch, cfg.in_channels, 3));
+  // Registered last, so that the other weights draw the same initial values as an unconditional
+  // model of the same seed. Initialised N(0, 1), as improved-diffusion's label embedding.
+  if (cfg.num_classes > 0) class_emb = register_module("class_emb", nn::Embedding(cfg.num_classes + 1, temb_dim_));
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& dropout_keys) {
+torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels,
+                                const torch::Tensor& dropout_keys) {
   auto temb = temb2(torch::silu(temb1(timestep_embedding(t, cfg_.base_channels))));
+  if (class_emb) {
+    temb = temb + class_emb(labels.defined() ? labels
+                                             : torch::full({x.size(0)}, cfg_.num_classes,
+                                                           torch::TensorOptions().dtype(torch::kLong).device(x.device())));
+  } else if (labels.defined()) {
+    throw Error("class labels given to an unconditional U-Net (model.num_classes: 0)");
+  }
   std::vector<torch::Tensor> skips;
   auto h = conv_in(x);
   skips.push_back(h);

@@ -40,10 +40,14 @@ TORCH_MODULE(Attention);
 class UNetImpl : public torch::nn::Module {
  public:
   explicit UNetImpl(const config::ModelConfig& cfg);
-  // x: [B, C, H, W] in [-1, 1]; t: [B] integer timesteps in [0, T). Returns predicted noise.
+  // x: [B, C, H, W] in [-1, 1]; t: [B] timesteps in [0, T). Returns what diffusion.prediction names.
+  // labels [B] (long): a conditional model's classes, num_classes meaning "no class"; undefined:
+  // "no class" for every row. An unconditional model takes none.
   // dropout_keys [B]: each row's dropout masks while training (model/dropout.hpp); undefined:
   // drawn from the default generator.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& dropout_keys = {});
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels = {},
+                        const torch::Tensor& dropout_keys = {});
+  int num_classes() const { return cfg_.num_classes; }
   std::int64_t parameter_count() const;
   // FLOPs of one image's forward pass, counted from the layer shapes: 2 per multiply-add of the
   // convolutions, linear layers and attention products; norms and activations (a few percent)
@@ -60,6 +64,7 @@ class UNetImpl : public torch::nn::Module {
   config::ModelConfig cfg_;
   int temb_dim_ = 0;
   torch::nn::Linear temb1{nullptr}, temb2{nullptr};
+  torch::nn::Embedding class_emb{nullptr};  // num_classes + 1 rows, added to the time embedding
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::GroupNorm norm_out{nullptr};
   std::vector<Block> down_, up_;

@@ -10,6 +10,7 @@
 #include "io/run_file.hpp"
 #include "model/dropout.hpp"
 #include "model/precision.hpp"
+#include "train/step_draws.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
 #include "util/rng.hpp"
@@ -42,6 +43,7 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
       graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")),
       images_(train_set.images.to(device)) {
+  if (cfg.model.num_classes > 0) labels_ = train_set.labels.to(torch::kLong).to(device);
   if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
@@ -65,12 +67,12 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
 }
 
 void Trainer::resume(const std::string& path) {
-  continue_from(path, io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get()));
+  continue_from(path, io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get(), &cfg_));
 }
 
 bool Trainer::resume_newest() {
   std::vector<std::string> skipped;
-  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), *model_, *ema_model_, optimizer_.get(), &skipped);
+  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), *model_, *ema_model_, optimizer_.get(), &skipped, &cfg_);
   if (rank_ == 0)
     for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
   if (!found) return false;
@@ -121,24 +123,6 @@ double Trainer::lr_at(std::int64_t step) const {
   return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-std::pair<torch::Tensor, torch::Tensor> Trainer::draw_noise(std::int64_t begin, std::int64_t end) {
-  const std::int64_t B = cfg_.train.batch_size;
-  const auto& shape = data_.images.sizes();
-  const auto seed = derive_seed({cfg_.run.seed, static_cast<std::uint64_t>(Stream::TrainNoise), static_cast<std::uint64_t>(step_)});
-  if (device_.is_cuda()) {
-    // The GPU's own generator, seeded per step: no host work and no copy per step.
-    torch::cuda::manual_seed_all(seed);
-    const auto opts = torch::TensorOptions().device(device_);
-    auto t = diffusion_.draw_levels(B, c10::nullopt, opts).slice(0, begin, end);
-    auto eps = torch::randn({B, 1, shape[1], shape[2]}, opts).slice(0, begin, end);
-    return {t, eps};
-  }
-  auto gen = make_generator(cfg_.run.seed, Stream::TrainNoise, static_cast<std::uint64_t>(step_));
-  auto t = diffusion_.draw_levels(B, gen, torch::TensorOptions()).slice(0, begin, end);
-  auto eps = torch::randn({B, 1, shape[1], shape[2]}, gen).slice(0, begin, end);
-  return {t, eps};
-}
-
 Trainer::Agreement Trainer::agree(double my_loss, double my_grad_norm, double share, double busy_seconds) {
   // One all-reduce a step carries whatever the ranks must agree on. Every slot is a sum over
   // ranks; each rank's busy time has a slot of its own (the others add zeros), so that every rank
@@ -162,14 +146,15 @@ Trainer::Agreement Trainer::agree(double my_loss, double my_grad_norm, double sh
 }
 
 torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                        const torch::Tensor& dropout_keys, double grad_scale, bool poison) {
+                                        const torch::Tensor& labels, const torch::Tensor& dropout_keys,
+                                        double grad_scale, bool poison) {
   torch::Tensor loss;
   {
     // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
     model::AutocastScope autocast(device_, bf16_);
     loss = diffusion_.loss(
-        [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, dropout_keys); }, x0, t,
-        eps, loss_weights_);
+        [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, labels, dropout_keys); },
+        x0, t, eps, loss_weights_);
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
   (grad_scale == 1.0 ? loss : loss * grad_scale).backward();
@@ -185,8 +170,13 @@ StepStats Trainer::train_step() {
   const auto [begin, end] = balancer_.slice(rank_);
   // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
   // depend on the world size or the split.
-  auto [t, eps] = draw_noise(begin, end);
+  const auto [t, eps, no_label] = draw_step(diffusion_, cfg_, step_, begin, end, device_);
   auto idx = plan_.rows(step_, begin, end).to(device_);
+  torch::Tensor labels;
+  if (labels_.defined()) {
+    labels = labels_.index_select(0, idx);
+    if (no_label.defined()) labels = labels.masked_fill(no_label, cfg_.model.num_classes);
+  }
   // Each rank's gradient is of its slice mean; weighted by the slice's share of the batch (times
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
@@ -209,11 +199,13 @@ StepStats Trainer::train_step() {
     if (!step_graph_) {
       // Gradients must not exist when capture starts: backward then writes them into the graph's
       // own tensors, which every replay overwrites (rather than adds to).
-      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(), keys.clone(), {}, nullptr});
+      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(),
+                                                          labels.defined() ? labels.clone() : labels, keys.clone(), {},
+                                                          nullptr});
       auto& g = *step_graph_;
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
         for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
-        g.loss = forward_backward(g.x0, g.t, g.eps, g.keys, 1.0, false);
+        g.loss = forward_backward(g.x0, g.t, g.eps, g.labels, g.keys, 1.0, false);
       });
     }
     auto& g = *step_graph_;
@@ -221,12 +213,13 @@ StepStats Trainer::train_step() {
     g.t.copy_(t);
     g.eps.copy_(eps);
     g.keys.copy_(keys);
+    if (labels.defined()) g.labels.copy_(labels);
     g.graph->replay();
     // The injected fault poisons the loss only: enough for every rank to skip the update.
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
     optimizer_->zero_grad();
-    loss = forward_backward(x0, t, eps, keys, share * world_, fault::nan_loss(step_, rank_));
+    loss = forward_backward(x0, t, eps, labels, keys, share * world_, fault::nan_loss(step_, rank_));
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();

@@ -95,11 +95,12 @@ class Trainer {
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
   torch::Tensor images_;  // the training images (uint8) on the device, gathered there each step
+  torch::Tensor labels_;  // conditional models: their classes (long) on the device; else undefined
   torch::Tensor loss_weights_;  // per timestep, on the device (train.loss_weighting); undefined: none
   // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and
   // backward read and write; the parameters' gradients are the graph's own tensors.
   struct StepGraph {
-    torch::Tensor x0, t, eps, keys, loss;
+    torch::Tensor x0, t, eps, labels, keys, loss;
     std::unique_ptr<model::CapturedGraph> graph;
   };
   std::unique_ptr<StepGraph> step_graph_;
@@ -117,12 +118,11 @@ class Trainer {
     std::vector<double> busy_seconds;  // per rank, for the balancer
   };
   Agreement agree(double my_loss, double my_grad_norm, double share, double busy_seconds);
-  // This rank's rows of the step's timesteps and noise, drawn for the whole global batch.
-  std::pair<torch::Tensor, torch::Tensor> draw_noise(std::int64_t begin, std::int64_t end);
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                 const torch::Tensor& dropout_keys, double grad_scale, bool poison);
+                                 const torch::Tensor& labels, const torch::Tensor& dropout_keys, double grad_scale,
+                                 bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);

@@ -6,6 +6,7 @@
 #include "data/mnist.hpp"
 #include "dist/mpi_communicator.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "model/precision.hpp"
 #include "train/trainer.hpp"
 
 using namespace ddpm;
@@ -13,7 +14,7 @@ using namespace ddpm;
 namespace {
 
 // Dropout 0.1 as in configs/mnist.yaml: its masks must not depend on the ranks either.
-config::Config tiny(std::uint64_t seed, bool overlap) {
+config::Config tiny(std::uint64_t seed, bool overlap, const std::vector<std::string>& overrides = {}) {
   return config::parse("run: {name: eq, seed: " + std::to_string(seed) +
                            ", out_dir: /tmp/ddpm_mpi_eq}\n"
                            "model: {base_channels: 8, channel_mult: [1, 2], num_res_blocks: 1, "
@@ -22,7 +23,7 @@ config::Config tiny(std::uint64_t seed, bool overlap) {
                            (overlap ? std::string("true") : std::string("false")) +
                            "}\n"
                            "sample: {num_samples: 10, sampler: ddim, steps: 4, eta: 1.0, batch_size: 4}\n",
-                       "tiny");
+                       "tiny", overrides);
 }
 
 const data::Dataset& mnist() {
@@ -70,6 +71,21 @@ TEST_P(Equivalence, TwoRanksTrainLikeOneRankWithTheSameGlobalBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlap, Equivalence, ::testing::Bool());
+
+// A class-conditional model with label dropout: which rows train as "no class" follows (seed, step,
+// row), never the ranks. Half the rows are dropped, so a mask that depended on the split would move
+// the weights far past the tolerance.
+TEST(ConditionalEquivalence, LabelDropoutDoesNotDependOnTheRanks) {
+  dist::MpiCommunicator world;
+  dist::SelfCommunicator self;
+  const int K = 5;
+  const auto cfg = tiny(3, true, {"model.num_classes=10", "train.label_dropout=0.5"});
+  const auto two = train_steps(cfg, world, K);
+  const auto one = train_steps(cfg, self, K);
+  EXPECT_LT(relative_difference(two, one), 1e-5);
+  const auto without = train_steps(tiny(3, true, {"model.num_classes=10"}), self, K);
+  EXPECT_GT(relative_difference(without, one), 1e-3);
+}
 
 namespace {
 struct OneStep {
@@ -172,7 +188,9 @@ TEST(DistributedSampling, TwoRanksGiveTheImagesOfOneRankBitwise) {
   model::UNet net(cfg.model);
   net->eval();
   model::Diffusion diffusion(cfg.diffusion);
-  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+    return net->forward(x, t, labels);
+  };
   const auto gathered = eval::sample_distributed(world, eps, diffusion, cfg, torch::kCPU);
   if (world.rank() != 0) {
     EXPECT_FALSE(gathered.defined());
@@ -180,6 +198,24 @@ TEST(DistributedSampling, TwoRanksGiveTheImagesOfOneRankBitwise) {
   }
   const auto reference = model::sample_images(eps, diffusion, cfg.sample, {1, 28, 28}, {0, 10, cfg.run.seed}, torch::kCPU);
   ASSERT_EQ(gathered.sizes(), reference.sizes());
+  EXPECT_TRUE(torch::equal(gathered, reference));
+}
+
+// Random labels and guidance: each image's class and its doubled batch are the same on any number of ranks.
+TEST(DistributedSampling, ConditionalImagesWithGuidanceDoNotDependOnTheRanks) {
+  dist::MpiCommunicator world;
+  const auto cfg = tiny(7, true, {"model.num_classes=10", "train.label_dropout=0.1", "sample.labels=random",
+                                  "sample.guidance=1.5"});
+  torch::manual_seed(12);
+  model::UNet net(cfg.model);
+  net->eval();
+  model::Diffusion diffusion(cfg.diffusion);
+  const auto network = model::sampling_network(net, cfg.sample, torch::kCPU);
+  const auto gathered = eval::sample_distributed(world, network, diffusion, cfg, torch::kCPU);
+  if (world.rank() != 0) return;
+  const auto labels = model::sample_labels(cfg.sample.labels, 10, cfg.run.seed, 0, 10);
+  const auto reference =
+      model::sample_images(network, diffusion, cfg.sample, {1, 28, 28}, {0, 10, cfg.run.seed, labels}, torch::kCPU);
   EXPECT_TRUE(torch::equal(gathered, reference));
 }
 

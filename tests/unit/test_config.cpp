@@ -18,7 +18,7 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 }  // namespace
 
 TEST(Config, RepositoryConfigsParse) {
-  for (const char* name : {"smoke.yaml", "mnist.yaml", "mnist_seed.yaml", "mnist_cpu.yaml"}) {
+  for (const char* name : {"smoke.yaml", "mnist.yaml", "mnist_seed.yaml", "mnist_cpu.yaml", "mnist_cond.yaml"}) {
     const auto c = config::load(std::string(DDPM_SOURCE_DIR) + "/configs/" + name);
     EXPECT_FALSE(c.yaml.empty()) << name;
   }
@@ -35,6 +35,36 @@ TEST(Config, ValuesAndOverridesAreApplied) {
   // The resolved YAML holds every key, and parses back to the same values.
   const auto again = config::parse(c.yaml, "resolved");
   EXPECT_EQ(again.yaml, c.yaml);
+}
+
+TEST(Config, ConditionalKeysParseRoundTripAndRefuseWhatCannotWork) {
+  const std::string cond = "model: {num_classes: 10}\ntrain: {label_dropout: 0.1}\n";
+  const auto c = config::parse(cond, "t.yaml", {"sample.labels=[7, 1]", "sample.guidance=2", "eval.guidance=[0, 0.5]"});
+  EXPECT_EQ(c.sample.labels.mode, "list");
+  EXPECT_EQ(c.sample.labels.classes, (std::vector<int>{7, 1}));
+  EXPECT_DOUBLE_EQ(c.sample.guidance, 2.0);
+  EXPECT_EQ(c.eval.guidance, (std::vector<double>{0.0, 0.5}));
+  EXPECT_EQ(config::parse(c.yaml, "resolved").yaml, c.yaml);
+  const auto r = config::parse(cond + "sample: {labels: random}", "t.yaml");
+  EXPECT_EQ(r.sample.labels.mode, "random");
+  EXPECT_EQ(config::parse(r.yaml, "resolved").sample.labels.mode, "random");
+
+  EXPECT_CONTAINS(error_of("model: {num_classes: 5}"), "key 'model.num_classes' must be 0 (unconditional) or 10");
+  EXPECT_CONTAINS(error_of("train: {label_dropout: 0.1}"),
+                  "key 'train.label_dropout' applies to a class-conditional model; set model.num_classes: 10");
+  EXPECT_CONTAINS(error_of(cond, {"train.label_dropout=1"}), "key 'train.label_dropout' must be in [0, 1)");
+  EXPECT_CONTAINS(error_of("model: {num_classes: 10}\nsample: {guidance: 1}"),
+                  "key 'sample.guidance' needs a class-conditional model trained with label dropout");
+  EXPECT_CONTAINS(error_of(cond, {"sample.guidance=-1"}), "key 'sample.guidance' must be >= 0");
+  EXPECT_CONTAINS(error_of("sample: {labels: [7]}"), "key 'sample.labels' asks for classes, but the model is unconditional");
+  EXPECT_CONTAINS(error_of(cond, {"sample.labels=[12]"}), "key 'sample.labels' holds 12; classes are 0 to 9");
+  EXPECT_CONTAINS(error_of(cond, {"sample.labels=sevens"}),
+                  "key 'sample.labels' is 'sevens'; allowed: balanced, random, none");
+  EXPECT_CONTAINS(error_of(cond, {"sample.labels=[]"}), "key 'sample.labels' must name at least one class");
+  EXPECT_CONTAINS(error_of(cond, {"sample.labels=[a]"}), "key 'sample.labels' must be a list of integers");
+  EXPECT_CONTAINS(error_of("eval: {guidance: [0, 1]}"), "key 'eval.guidance' lists guidance weights, which apply to a "
+                                                         "class-conditional model");
+  EXPECT_CONTAINS(error_of(cond, {"eval.guidance=[1, x]"}), "key 'eval.guidance' must be a list of numbers");
 }
 
 TEST(Config, UnknownKeyNamesFileKeyAndNearestKey) {

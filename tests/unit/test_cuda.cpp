@@ -135,13 +135,13 @@ TEST(Cuda, Bf16GraphedTrainingStaysCloseToFp32) {
 TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
   REQUIRE_CUDA();
   auto net = eval_net_on_cuda(1);
-  const auto plain = model::eps_model(net, kCuda, false, false);
-  const auto graphed = model::eps_model(net, kCuda, false, true);
+  const auto plain = model::network(net, kCuda, false, false);
+  const auto graphed = model::network(net, kCuda, false, true);
   c10::InferenceMode guard;
   for (int64_t n : {6, 4, 6}) {
     auto x = torch::randn({n, 1, 28, 28}, kCuda);
     auto t = torch::randint(0, 1000, {n}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
-    EXPECT_LT(rel_diff(graphed(x, t), plain(x, t)), 1e-5) << "batch " << n;
+    EXPECT_LT(rel_diff(graphed(x, t, {}), plain(x, t, {})), 1e-5) << "batch " << n;
   }
 }
 
@@ -151,8 +151,8 @@ TEST(Cuda, Bf16SamplingModelStaysCloseToFp32) {
   c10::InferenceMode guard;
   auto x = torch::randn({8, 1, 28, 28}, kCuda);
   auto t = torch::randint(0, 1000, {8}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
-  const auto fp32 = model::eps_model(net, kCuda, false)(x, t);
-  const auto bf16 = model::eps_model(net, kCuda, true, true)(x, t);
+  const auto fp32 = model::network(net, kCuda, false)(x, t, {});
+  const auto bf16 = model::network(net, kCuda, true, true)(x, t, {});
   EXPECT_EQ(bf16.scalar_type(), torch::kFloat32);
   EXPECT_LT(rel_diff(bf16, fp32), 5e-2);
 }

@@ -49,13 +49,47 @@ TEST(RunFile, SamplesAndSummary) {
   const auto path = (tmp.path / "run.h5").string();
   io::write_run_config(path, "run: {name: demo, seed: 4}\ntrain: {steps: 40, batch_size: 8, lr: 0.001}\n", 1);
   io::append_train_metrics(path, {row(10), row(20), row(40)});
-  io::write_samples(path, torch::zeros({5, 28, 28}, torch::kUInt8), {"ddim", 50, 0.0, true, 40, 4});
-  io::write_samples(path, torch::ones({6, 28, 28}, torch::kUInt8), {"ddpm", 1000, 0.0, false, 40, 4});
+  io::write_samples(path, torch::zeros({5, 28, 28}, torch::kUInt8), {"ddim", 50, 0.0, true, 40, 4, {}, 0.0});
+  io::write_samples(path, torch::ones({6, 28, 28}, torch::kUInt8), {"ddpm", 1000, 0.0, false, 40, 4, {}, 0.0});
   const auto text = io::describe(path);
   EXPECT_NE(text.find("run demo (seed 4)"), std::string::npos) << text;
   EXPECT_NE(text.find("loss: last 0.0250 (step 40), best 0.0250 (step 40), first 0.1000"), std::string::npos) << text;
   EXPECT_NE(text.find("samples: 6 images, ddpm with 1000 steps"), std::string::npos) << text;
   EXPECT_NE(text.find("raw weights of step 40"), std::string::npos) << text;
+}
+
+// A conditional model's samples keep their classes, and its evaluation a group per guidance weight
+// that inspect lists in the order of the weights.
+TEST(RunFile, ConditionalSamplesAndEvaluationsRoundTrip) {
+  TempDir tmp;
+  const auto path = (tmp.path / "run.h5").string();
+  io::write_run_config(path, "run: {name: demo, seed: 4}\n", 1);
+  const auto labels = torch::tensor({7, 7, 3}, torch::kLong);
+  io::write_samples(path, torch::zeros({3, 28, 28}, torch::kUInt8), {"heun", 19, 0.0, true, 40, 4, labels, 2.0});
+  io::EvalRecord r;
+  r.weights = "ema";
+  r.conditional = true;
+  r.class_histogram = std::vector<std::int64_t>(10, 0);
+  r.gen_features = torch::zeros({3, 4});
+  r.labels_pred = torch::tensor({7, 1, 3}, torch::kLong);
+  r.labels_asked = labels;
+  r.class_accuracy = std::vector<double>(10, std::nan(""));
+  for (double w : {2.0, 0.5}) {
+    r.guidance = w;
+    r.cond_accuracy = w / 4;
+    io::write_eval(path, torch::zeros({4}, torch::kFloat64), torch::eye(4, torch::kFloat64), 10, r);
+  }
+  auto file = io::open_read(path);
+  EXPECT_TRUE(torch::equal(io::read_tensor(file.openGroup("samples"), "labels"), labels));
+  EXPECT_EQ(io::eval_group(r), "eval/ema/guidance_0.5");
+  EXPECT_DOUBLE_EQ(io::read_tensor(file.openGroup("eval/ema/guidance_2"), "cond_accuracy").item<double>(), 0.5);
+  EXPECT_TRUE(torch::equal(io::read_tensor(file.openGroup("eval/ema/guidance_0.5"), "labels_asked"), labels));
+  const auto text = io::describe(path);
+  const auto low = text.find("ema guidance 0.5: FID"), high = text.find("ema guidance 2: FID");
+  ASSERT_NE(low, std::string::npos) << text;
+  ASSERT_NE(high, std::string::npos) << text;
+  EXPECT_LT(low, high) << text;
+  EXPECT_NE(text.find("conditional accuracy 50.00%"), std::string::npos) << text;
 }
 
 TEST(RunFile, ForeignHdf5IsNamed) {

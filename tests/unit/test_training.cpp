@@ -82,7 +82,9 @@ TEST(Sampler, ImagesDoNotDependOnHowTheyAreSplit) {
   model::UNet net(cfg.model);
   net->eval();
   model::Diffusion d(cfg.diffusion);
-  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+    return net->forward(x, t, labels);
+  };
   auto whole = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 9}, torch::kCPU);
   EXPECT_EQ(whole.sizes(), (std::vector<int64_t>{6, 1, 28, 28}));
   EXPECT_LE(whole.abs().max().item<double>(), 1.0);
