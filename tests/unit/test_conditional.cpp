@@ -43,13 +43,18 @@ config::Config unconditional() {
 
 torch::Tensor longs(std::vector<std::int64_t> v) { return torch::tensor(v, torch::kLong); }
 
+// A conditional U-Net with the initial weights of `seed`, in evaluation mode.
+model::UNet conditional_net(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  model::UNet net(conditional().model);
+  net->eval();
+  return net;
+}
+
 }  // namespace
 
 TEST(Conditional, TheLabelChangesTheOutputAndNoLabelIsClassTen) {
-  const auto cfg = conditional();
-  torch::manual_seed(1);
-  model::UNet net(cfg.model);
-  net->eval();
+  auto net = conditional_net(1);
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({3, 1, 28, 28});
   const auto t = longs({5, 500, 900});
@@ -150,10 +155,7 @@ TEST(SampleLabels, RandomListAndNone) {
 // may be blocked otherwise. Each output then carries a relative error of a few 1e-7 per layer over
 // ~20 layers; allowed 1e-5 of the outputs' scale times (1 + 2w), the weights of the two halves.
 TEST(Guidance, TheDoubledBatchEqualsTwoSeparateCalls) {
-  const auto cfg = conditional();
-  torch::manual_seed(3);
-  model::UNet net(cfg.model);
-  net->eval();
+  auto net = conditional_net(3);
   torch::NoGradGuard no_grad;
   const auto plain = model::network(net, torch::kCPU, false);
   const auto x = torch::randn({4, 1, 28, 28});
@@ -170,9 +172,7 @@ TEST(Guidance, TheDoubledBatchEqualsTwoSeparateCalls) {
 
 TEST(Guidance, WeightZeroSamplesTheConditionalModel) {
   auto cfg = conditional();
-  torch::manual_seed(4);
-  model::UNet net(cfg.model);
-  net->eval();
+  auto net = conditional_net(4);
   model::Diffusion d(cfg.diffusion);
   const auto labels = model::sample_labels(cfg.sample.labels, 10, 0, 0, 6);
   const auto conditional_model = model::network(net, torch::kCPU, false);

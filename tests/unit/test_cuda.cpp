@@ -23,9 +23,13 @@ namespace {
 
 const torch::Device kCuda(torch::kCUDA, 0);
 
-config::Config train_config(bool graphs, const std::string& precision = "fp32") {
+config::Config train_config(bool graphs, const std::string& precision = "fp32", bool conditional = false) {
   config::Config c;
   c.model = tiny_model();
+  if (conditional) {
+    c.model.num_classes = 10;
+    c.train.label_dropout = 0.3;
+  }
   c.train.batch_size = 16;
   c.train.lr = 1e-3;
   c.train.warmup_steps = 0;
@@ -74,22 +78,25 @@ TEST(Cuda, TrainingRunsOnTheDeviceWithTheDataThere) {
 }
 
 // Same inputs, same kernels: the captured step must compute what the plain step does, and keep
-// doing so on the new inputs of later steps.
+// doing so on the new inputs of later steps (a conditional model's labels among them).
 TEST(Cuda, GraphReplayOfTheTrainingStepMatchesThePlainStep) {
   REQUIRE_CUDA();
   dist::SelfCommunicator self;
-  train::Trainer plain(train_config(false), synthetic(), kCuda, self);
-  train::Trainer graphed(train_config(true), synthetic(), kCuda, self);
-  ASSERT_TRUE(graphed.cuda_graphs());
-  for (int step = 0; step < 4; ++step) {
-    const auto a = plain.train_step(), b = graphed.train_step();
-    EXPECT_NEAR(a.loss, b.loss, 1e-4 * std::abs(a.loss)) << "step " << step;
-    EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-3 * a.grad_norm) << "step " << step;
-    EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), true), flat(plain.model()->parameters(), true)), 1e-3)
-        << "gradients, step " << step;
+  for (const bool conditional : {false, true}) {
+    SCOPED_TRACE(conditional ? "conditional" : "unconditional");
+    train::Trainer plain(train_config(false, "fp32", conditional), synthetic(), kCuda, self);
+    train::Trainer graphed(train_config(true, "fp32", conditional), synthetic(), kCuda, self);
+    ASSERT_TRUE(graphed.cuda_graphs());
+    for (int step = 0; step < 4; ++step) {
+      const auto a = plain.train_step(), b = graphed.train_step();
+      EXPECT_NEAR(a.loss, b.loss, 1e-4 * std::abs(a.loss)) << "step " << step;
+      EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-3 * a.grad_norm) << "step " << step;
+      EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), true), flat(plain.model()->parameters(), true)), 1e-3)
+          << "gradients, step " << step;
+    }
+    EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), false), flat(plain.model()->parameters(), false)), 1e-4);
+    EXPECT_LT(rel_diff(flat(graphed.ema_model()->parameters(), false), flat(plain.ema_model()->parameters(), false)), 1e-4);
   }
-  EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), false), flat(plain.model()->parameters(), false)), 1e-4);
-  EXPECT_LT(rel_diff(flat(graphed.ema_model()->parameters(), false), flat(plain.ema_model()->parameters(), false)), 1e-4);
 }
 
 // With graphs and dropout 0.1, a run stopped after K steps and resumed (capturing its graph at
@@ -142,6 +149,31 @@ TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
     auto x = torch::randn({n, 1, 28, 28}, kCuda);
     auto t = torch::randint(0, 1000, {n}, torch::TensorOptions().dtype(torch::kLong).device(kCuda));
     EXPECT_LT(rel_diff(graphed(x, t, {}), plain(x, t, {})), 1e-5) << "batch " << n;
+  }
+}
+
+// Guidance inside the graph: the labels are an input copied into the graph's buffer like x and t,
+// so new labels at the same batch size must change what a replay computes.
+TEST(Cuda, GraphedGuidedNetworkMatchesThePlainOneWithEachCallsLabels) {
+  REQUIRE_CUDA();
+  torch::manual_seed(5);
+  auto m = tiny_model();
+  m.num_classes = 10;
+  model::UNet net(m);
+  net->to(kCuda);
+  net->eval();
+  config::SampleConfig cfg;
+  cfg.guidance = 1.5;
+  const auto plain = model::sampling_network(net, cfg, kCuda);
+  cfg.cuda_graphs = true;
+  const auto graphed = model::sampling_network(net, cfg, kCuda);
+  c10::InferenceMode guard;
+  const auto opts = torch::TensorOptions().dtype(torch::kLong).device(kCuda);
+  for (int64_t n : {6, 4, 6}) {
+    auto x = torch::randn({n, 1, 28, 28}, kCuda);
+    auto t = torch::randint(0, 1000, {n}, opts);
+    auto labels = torch::randint(0, 10, {n}, opts);
+    EXPECT_LT(rel_diff(graphed(x, t, labels), plain(x, t, labels)), 1e-5) << "batch " << n;
   }
 }
 
