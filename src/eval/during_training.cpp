@@ -25,6 +25,7 @@ DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& c
   const auto test_set = data::load_dataset(cfg_.data_dir(), data::Split::Test);
   const auto info = ensure_classifier(comm_, cfg_, classifier_, train_set, test_set, device_);
   ref_ = reference_stats(comm_, classifier_, cfg_, train_set, test_set, cfg_.sample.num_samples, device_);
+  labels_ = model::sample_labels(cfg_.sample.labels, cfg_.model.num_classes, cfg_.run.seed, 0, cfg_.sample.num_samples);
   if (comm_.rank() == 0)
     spdlog::info("evaluation during training: every {} steps, {} samples ({} x{}), classifier {} ({:.2f}%), FID floor "
                  "at this N {:.3f}",
@@ -48,11 +49,9 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
     const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4);
     io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid);
     std::string asked;
-    if (cfg_.model.num_classes > 0) {
-      const auto labels =
-          model::sample_labels(cfg_.sample.labels, cfg_.model.num_classes, cfg_.run.seed, 0, cfg_.sample.num_samples);
+    if (labels_.defined()) {
       asked = fmt::format(", conditional accuracy {:.2f}% (guidance {:g})",
-                          100 * conditional_accuracy(m.labels_pred, labels, cfg_.model.num_classes).overall,
+                          100 * conditional_accuracy(m.labels_pred, labels_, cfg_.model.num_classes).overall,
                           cfg_.sample.guidance);
     }
     spdlog::info("eval at step {}: FID {:.3f} (floor {:.3f}, {:.1f}x), confidence {:.2f}%, classes {:.0f}/10{} ({} "

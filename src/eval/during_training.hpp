@@ -32,6 +32,7 @@ class DuringTraining {
   model::Diffusion diffusion_;
   model::Classifier classifier_;
   Reference ref_;
+  torch::Tensor labels_;  // a conditional model's classes asked for, one per sample; else undefined
 };
 
 }  // namespace ddpm::eval

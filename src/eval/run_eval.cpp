@@ -199,16 +199,22 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 }
 
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
+  // A conditional model's rows also have a guidance weight and a conditional accuracy.
   const bool conditional = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.conditional; });
-  std::string out = "\n";
-  out += fmt::format("{:<8} {:>8} {:>10} {:>10} {:>12} {:>11} {:>9} {:>8} {:>14}\n", "weights",
-                     conditional ? "guidance" : "", "FID", "FID floor", "confidence", conditional ? "cond. acc." : "",
-                     "classes", "samples", "sampler");
+  auto row = [&](const std::string& weights, const std::string& guidance, const std::string& fid,
+                 const std::string& floor, const std::string& confidence, const std::string& accuracy,
+                 const std::string& classes, const std::string& samples, const std::string& sampler) {
+    return fmt::format("{:<8} {}{:>10} {:>10} {:>12} {}{:>9} {:>8} {:>14}\n", weights,
+                       conditional ? fmt::format("{:>8} ", guidance) : "", fid, floor, confidence,
+                       conditional ? fmt::format("{:>11} ", accuracy) : "", classes, samples, sampler);
+  };
+  std::string out = "\n" + row("weights", "guidance", "FID", "FID floor", "confidence", "cond. acc.", "classes",
+                               "samples", "sampler");
   for (const auto& r : s.records)
-    out += fmt::format("{:<8} {:>8} {:>10.3f} {:>10.3f} {:>11.2f}% {:>11} {:>6.0f}/10 {:>8} {:>14}\n", r.weights,
-                       r.conditional ? fmt::format("{:g}", r.guidance) : "", r.fid, r.fid_floor, 100 * r.mean_confidence,
-                       r.conditional ? fmt::format("{:.2f}%", 100 * r.cond_accuracy) : "", 10 * r.classes_present,
-                       r.n_samples, fmt::format("{} x{}", r.sampler, r.steps));
+    out += row(r.weights, fmt::format("{:g}", r.guidance), fmt::format("{:.3f}", r.fid), fmt::format("{:.3f}", r.fid_floor),
+               fmt::format("{:.2f}%", 100 * r.mean_confidence), fmt::format("{:.2f}%", 100 * r.cond_accuracy),
+               fmt::format("{:.0f}/10", 10 * r.classes_present), std::to_string(r.n_samples),
+               fmt::format("{} x{}", r.sampler, r.steps));
   out += fmt::format("classifier test accuracy {:.2f}%\n", 100 * s.classifier_accuracy);
   std::string times;
   for (const auto& [name, sec] : stage_seconds) times += fmt::format("  {} {:.1f} s", name, sec);

@@ -65,25 +65,19 @@ AutocastScope::~AutocastScope() {
   compat::set_autocast(type_, previous_, torch::kBFloat16);
 }
 
-namespace {
-Network autocast_network(UNet& net, const torch::Device& device, bool bf16) {
-  return [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
-    AutocastScope autocast(device, bf16);
-    return net->forward(x, t, labels);
-  };
-}
-}  // namespace
-
-Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs) {
-  auto plain = autocast_network(net, device, bf16);
+Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs, double guidance) {
+  Network plain = guided(
+      [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+        AutocastScope autocast(device, bf16);
+        return net->forward(x, t, labels);
+      },
+      guidance, net->num_classes());
   return cuda_graphs ? graphed_network(std::move(plain), device) : plain;
 }
 
 Network sampling_network(UNet& net, const config::SampleConfig& cfg, const torch::Device& device) {
-  auto plain = guided(autocast_network(net, device, resolve_bf16(cfg.precision, device, "sample.precision")),
-                      cfg.guidance, net->num_classes());
-  return resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs") ? graphed_network(std::move(plain), device)
-                                                                              : plain;
+  return network(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
+                 resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"), cfg.guidance);
 }
 
 }  // namespace ddpm::model
