@@ -34,19 +34,25 @@ ddpm_run_job() {
 
   # SLURM sends SIGUSR1 to this shell (--signal=B:USR1@120) before the time limit; the ranks get
   # it from here, stop after their step, write a checkpoint and exit 0; then the job requeues
-  # itself and the next start resumes.
-  local stop_signal=0
-  trap 'stop_signal=1; kill -USR1 "$launcher_pid" 2>/dev/null' USR1
-  trap 'stop_signal=0; kill -TERM "$launcher_pid" 2>/dev/null' TERM
+  # itself and the next start resumes. srun and mpirun drop a signal that comes before they have
+  # started the ranks, so after the warning it is passed on again every 10 s until the launcher
+  # ends (a rank that is already stopping ignores it).
+  local stop_signal=0 resend_at=0 launcher_pid=
+  trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
+  trap 'stop_signal=0; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
   "${cmd[@]}" &
-  local launcher_pid=$!
-  local rc
-  # wait returns early when a trapped signal arrives; wait again until the launcher is gone.
-  while true; do
-    wait "$launcher_pid"
-    rc=$?
-    kill -0 "$launcher_pid" 2>/dev/null || break
+  launcher_pid=$!
+  # Polled rather than waited for, so that the resends happen; a trap cuts the sleep short.
+  while kill -0 "$launcher_pid" 2>/dev/null; do
+    sleep 1 &
+    wait $!
+    if [ "$stop_signal" = 1 ] && [ "$SECONDS" -ge "$resend_at" ]; then
+      kill -USR1 "$launcher_pid" 2>/dev/null
+      resend_at=$((SECONDS + 10))
+    fi
   done
+  wait "$launcher_pid"
+  local rc=$?
   # After the warning every way the ranks end keeps the checkpoints on disk: in training they stop
   # with one (exit 0); outside it (start-up, sampling, evaluation), or before they could handle
   # the signal, they end at once. Either way the next start continues from the newest.

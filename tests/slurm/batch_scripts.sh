@@ -5,7 +5,7 @@
 #   1. single_node.sbatch: 2 ranks through srun --mpi=pmix run the smoke config to the end.
 #   2. The time limit: --time=1 with the warning signal 15 s before it; the job stops with a
 #      checkpoint, requeues itself, resumes and finishes; the history has no gap or duplicate.
-#      The same when the warning reaches the ranks before they can handle it.
+#      The same when the warning comes before srun has started the ranks.
 #   3. scancel of a running job: a complete newest checkpoint that verifies, no temporary file.
 #   4. multi_node.sbatch on two nodes, one rank each, with srun and with DDPM_LAUNCHER=mpirun: the
 #      same history as case 1.
@@ -118,20 +118,42 @@ want="$({ seq 10 10 600; echo "$stops"; } | grep . | sort -n -u | paste -sd,)"
 [ "$(steps_of "limited_$limited")" = "$want" ] ||
   fail "history steps of job $limited: '$(steps_of "limited_$limited")', expected '$want'"
 
-# 2b. The warning before the ranks can handle it (a start that gets it at once, as slurmctld does
-#     when the warning and its 30 s check interval add up to more than the limit): sent by hand to
-#     the batch shell as soon as it has started the ranks. They end at once; the job must requeue
-#     and finish all the same.
-early="$(submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch configs/smoke.yaml)"
-for _ in $(seq 600); do grep -q "^\[slurm\] results:" "$work/slurm-$early.out" 2>/dev/null && break; sleep 0.1; done
+# 2b. The warning before the launcher has started the ranks (a start that gets it at once, as
+#     slurmctld does when the warning and its 30 s check interval add up to more than the limit):
+#     srun drops a signal that comes before it has launched the step, so the ranks never hear of
+#     it. A stand-in for srun, first on the job's PATH, makes that moment last: it swallows the
+#     batch shell's SIGUSR1, then hands over to the real srun. The script must pass the warning on
+#     again, so that the first start ends early (stopped in training, or at once outside it), then
+#     requeue and finish.
+mkdir -p "$work/held_launch"
+cat >"$work/held_launch/srun" <<HELD
+#!/usr/bin/env bash
+if [ ! -e "$work/held_launch/done" ]; then
+  touch "$work/held_launch/done"
+  lost=0
+  trap 'lost=1' USR1
+  echo "[held srun] holding the launch until SIGUSR1"
+  for _ in \$(seq 600); do [ "\$lost" = 1 ] && break; sleep 0.1; done
+  echo "[held srun] SIGUSR1 swallowed (\$lost); starting the ranks"
+fi
+exec $(command -v srun) "\$@"
+HELD
+chmod +x "$work/held_launch/srun"
+early="$(PATH="$work/held_launch:$PATH" submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/limited.yaml")"
+for _ in $(seq 600); do grep -q "^\[held srun\] holding" "$work/slurm-$early.out" 2>/dev/null && break; sleep 0.1; done
 scancel --signal=USR1 --batch "$early" || fail "could not signal job $early"
 s="$(wait_end "$early" 420)"
-echo "2b. SIGUSR1 to the batch shell at the ranks' start, job $early: $s"
-show "$early" '^\[slurm\]|exiting now|resumed from|^ema '
+echo "2b. SIGUSR1 to the batch shell before srun has started the ranks, job $early: $s"
+show "$early" '^\[slurm\]|^\[held srun\]|exiting now|stopped at step|resumed from|^ema '
 [ "$s" = COMPLETED ] || fail "job $early ended $s"
-expect "$early" "^\[slurm\] the ranks ended with exit [0-9]+ on the warning signal .*requeueing job $early"
+expect "$early" "^\[held srun\] SIGUSR1 swallowed \(1\)"
+expect "$early" "^\[slurm\] (stopped before the time limit with a checkpoint|the ranks ended with exit [0-9]+ on the warning signal .*); requeueing job $early"
 expect "$early" "^\[slurm\] job $early \(restart 1\)"
-expect "$early" "^ema +[0-9.]+ +[0-9.]+ "
+# The first start ended early: its ranks neither trained to the end nor evaluated.
+first_report="$(grep -nE '^ema ' "$work/slurm-$early.out" | head -1 | cut -d: -f1)"
+restart="$(grep -n "^\[slurm\] job $early (restart 1)" "$work/slurm-$early.out" | head -1 | cut -d: -f1)"
+[ -n "$first_report" ] && [ "$first_report" -gt "$restart" ] ||
+  fail "job $early: the first start ran to its report (line ${first_report:-none}, the restart on line $restart): the warning never reached the ranks"
 
 # 3. scancel of a running job (SIGTERM to the batch shell and the ranks).
 sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 100000/' -e 's/^  log_every: 20$/  log_every: 10/' \
