@@ -40,6 +40,20 @@ struct ModelConfig {
   int in_channels = 1;
 };
 
+// The first stage of latent diffusion: a KL-regularised convolutional autoencoder (model/autoencoder.hpp).
+struct AutoencoderConfig {
+  int base_channels = 32;
+  // One entry per level; each level after the first halves the size (28 -> 14 -> 7), so the image
+  // size must be divisible by 2^(levels - 1).
+  std::vector<int> channel_mult{1, 2, 2};
+  int num_res_blocks = 1;
+  int latent_channels = 4;
+  int groups = 8;
+  // The weight of the KL term against the reconstruction's squared error, both summed over one
+  // image (Rombach et al.'s convention: their 1e-6 means the same here).
+  double kl_weight = 1e-6;
+};
+
 struct DiffusionConfig {
   int timesteps = 1000;
   std::string schedule = "linear";  // linear | cosine

@@ -4,27 +4,11 @@
 #include <cmath>
 
 #include "model/dropout.hpp"
+#include "model/layers.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::model {
 namespace nn = torch::nn;
-
-namespace {
-nn::Conv2d conv(int in, int out, int k, int stride = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2));
-}
-nn::GroupNorm group_norm(int groups, int ch) { return nn::GroupNorm(nn::GroupNormOptions(groups, ch)); }
-// Under bf16 autocast the norms still run in fp32: their statistics need the precision, and
-// LibTorch 1.13's CPU autocast would hand GroupNorm a bf16 input with fp32 weights, which fails.
-torch::Tensor norm_fp32(nn::GroupNorm& norm, const torch::Tensor& x) { return norm(x.to(torch::kFloat32)); }
-
-double conv_flops(const nn::Conv2d& c, int out_res) {
-  const auto& o = c->options;
-  return 2.0 * double(o.in_channels()) / double(o.groups()) * double(o.out_channels()) * double((*o.kernel_size())[0]) *
-         double((*o.kernel_size())[1]) * out_res * out_res;
-}
-double linear_flops(const nn::Linear& l) { return 2.0 * double(l->options.in_features()) * double(l->options.out_features()); }
-}  // namespace
 
 torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
   const int half = dim / 2;
@@ -39,7 +23,7 @@ torch::Tensor timestep_embedding(const torch::Tensor& t, int dim) {
 ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double p, int layer) {
   norm1 = register_module("norm1", group_norm(groups, in_ch));
   conv1 = register_module("conv1", conv(in_ch, out_ch, 3));
-  temb_proj = register_module("temb_proj", nn::Linear(temb_dim, out_ch));
+  if (temb_dim > 0) temb_proj = register_module("temb_proj", nn::Linear(temb_dim, out_ch));
   norm2 = register_module("norm2", group_norm(groups, out_ch));
   dropout_p = p;
   dropout_layer = layer;
@@ -49,13 +33,14 @@ ResBlockImpl::ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, doub
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& keys) {
   auto h = conv1(torch::silu(norm_fp32(norm1, x)));
-  h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
+  if (temb_proj) h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);
   h = conv2(keyed_dropout(torch::silu(norm_fp32(norm2, h)), dropout_p, keys, dropout_layer, is_training()));
   return (skip ? skip(x) : x) + h;
 }
 
 double ResBlockImpl::flops(int res) const {
-  return conv_flops(conv1, res) + conv_flops(conv2, res) + (skip ? conv_flops(skip, res) : 0.0) + linear_flops(temb_proj);
+  return conv_flops(conv1, res) + conv_flops(conv2, res) + (skip ? conv_flops(skip, res) : 0.0) +
+         (temb_proj ? linear_flops(temb_proj) : 0.0);
 }
 
 AttentionImpl::AttentionImpl(int channels, int groups) {
@@ -173,10 +158,7 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
     skips.pop_back();
     if (b.attn) h = b.attn(h);
     if (b.resample) {
-      namespace F = torch::nn::functional;
-      h = b.resample(F::interpolate(h, F::InterpolateFuncOptions()
-                                           .scale_factor(std::vector<double>{2.0, 2.0})
-                                           .mode(torch::kNearest)));
+      h = b.resample(upsample2(h));
     }
   }
   // fp32 out, whatever autocast computed inside: the loss and the samplers work in fp32.

@@ -10,6 +10,7 @@ namespace ddpm::model {
 class ResBlockImpl : public torch::nn::Module {
  public:
   // `layer` numbers the blocks of a network for their dropout masks (model/dropout.hpp).
+  // temb_dim 0: a block without a time input (forward ignores `temb`).
   ResBlockImpl(int in_ch, int out_ch, int temb_dim, int groups, double dropout, int layer);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& dropout_keys);
   // Forward FLOPs for one image at a res x res input (see UNetImpl::forward_flops).
