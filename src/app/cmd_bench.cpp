@@ -9,6 +9,7 @@
 #include "model/cuda_graph.hpp"
 #include "model/precision.hpp"
 #include "model/sampler.hpp"
+#include "model/unet.hpp"
 #include "train/trainer.hpp"
 
 namespace ddpm::app {
@@ -72,7 +73,7 @@ void bench_training(Session& s, const data::Dataset& synthetic, const TrainVaria
   // resolve_bf16 and resolve_cuda_graphs said why
   if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
   if (v.channels_last)
-    for (auto& p : trainer.model()->parameters())
+    for (auto& p : trainer.model().parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
   // Warm-up includes the steps in which the balancer finds the split (two or three).
   const int warmup = 4, repeats = 7;

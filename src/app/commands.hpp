@@ -30,6 +30,9 @@ Session start_session(dist::Context& ctx, const Options& opt);
 
 // False when training stopped early on a signal (a checkpoint of the step reached is written).
 bool cmd_train(Session& s);
+// The latent-diffusion autoencoder (config::autoencoder_stage), then its latent statistics and
+// test-set reconstruction error (io::AutoencoderSummary); false as cmd_train.
+bool cmd_autoencoder(Session& s);
 void cmd_sample(Session& s);
 // The parts `ddpm_dist bench --only` accepts, in the order they run.
 const std::vector<std::string>& bench_parts();

@@ -1,5 +1,5 @@
 // ddpm_dist CONFIG [--set key=value ...]                              train, then evaluate
-// ddpm_dist {train|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
+// ddpm_dist {train|autoencoder|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
 // ddpm_dist inspect [--verify] FILE.h5
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
   };
   auto* all = add("run", "train, then sample and evaluate (the default when the first argument is a config file)");
   auto* train = add("train", "train the model");
-  for (auto* sub : {all, train})
+  auto* autoencoder = add("autoencoder", "train the latent-diffusion autoencoder (autoencoder.*) into <run>/autoencoder "
+                                         "and measure its latents' scale");
+  for (auto* sub : {all, train, autoencoder})
     sub->add_option("--resume", opt.resume,
                     "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
   auto* sample = add("sample", "sample images with the newest checkpoint");
@@ -105,6 +107,10 @@ int main(int argc, char** argv) {
         return 0;
       }
       stages.emplace_back("train", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    if (autoencoder->parsed() && !app::cmd_autoencoder(session)) {
+      if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
+      return 0;
     }
     if (sample->parsed()) app::cmd_sample(session);
     if (all->parsed() || evaluate->parsed()) app::cmd_eval(session, stages);

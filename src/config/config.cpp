@@ -41,6 +41,17 @@ void visit(Config& c, V& v) {
   v.field("dropout", c.model.dropout);
   v.field("num_classes", c.model.num_classes);
 
+  v.section("autoencoder");
+  v.field("base_channels", c.autoencoder.base_channels);
+  v.field("channel_mult", c.autoencoder.channel_mult);
+  v.field("num_res_blocks", c.autoencoder.num_res_blocks);
+  v.field("latent_channels", c.autoencoder.latent_channels);
+  v.field("groups", c.autoencoder.groups);
+  v.field("kl_weight", c.autoencoder.kl_weight);
+  v.field("steps", c.autoencoder.steps);
+  v.field("batch_size", c.autoencoder.batch_size);
+  v.field("lr", c.autoencoder.lr);
+
   v.section("diffusion");
   v.field("timesteps", c.diffusion.timesteps);
   v.field("schedule", c.diffusion.schedule);
@@ -264,7 +275,7 @@ void reject_unknown_keys(const YAML::Node& root, const std::string& source,
   visit(dummy, lister);
   if (!root.IsMap())
     throw Error(where(source, root) + ": the configuration must be a mapping of sections (" +
-                "run, data, model, diffusion, train, sample, eval)");
+                "run, data, model, autoencoder, diffusion, train, sample, eval)");
   for (const auto& sec : root) {
     const auto name = sec.first.as<std::string>();
     if (std::find(lister.sections.begin(), lister.sections.end(), name) == lister.sections.end())
@@ -302,6 +313,24 @@ void require_one_of(const std::string& source, const std::string& key, const std
   throw Error(source + ": key '" + key + "' is '" + value + "'; allowed: " + list);
 }
 
+// The levels of a convolutional network (the U-Net's, the autoencoder's) under `section`.
+void require_levels(const std::string& s, const std::string& section, int base_channels, const std::vector<int>& mult,
+                    int num_res_blocks, int groups, int image_size) {
+  const auto key = [&](const char* k) { return section + "." + k; };
+  require(base_channels > 0, s, key("base_channels"), "must be > 0, got " + str(base_channels));
+  require(!mult.empty(), s, key("channel_mult"), "must list at least one multiplier");
+  for (int k : mult) require(k > 0, s, key("channel_mult"), "multipliers must be > 0, got " + str(k));
+  require(num_res_blocks >= 1, s, key("num_res_blocks"), "must be >= 1, got " + str(num_res_blocks));
+  require(groups >= 1, s, key("groups"), "must be >= 1, got " + str(groups));
+  for (int k : mult)
+    require((base_channels * k) % groups == 0, s, key("groups"),
+            "must divide every level's channel count (base_channels x multiplier = " + str(base_channels * k) +
+                "), got " + str(groups));
+  require(image_size % (1 << (mult.size() - 1)) == 0, s, key("channel_mult"),
+          "has " + str(mult.size()) + " levels, and the " + str(image_size) + "x" + str(image_size) +
+              " images do not halve exactly " + str(mult.size() - 1) + " times; use at most 3 levels");
+}
+
 void validate(const Config& c) {
   const auto& s = c.source;
   require_one_of(s, "run.device", c.run.device, {"auto", "cpu", "cuda"});
@@ -313,25 +342,22 @@ void validate(const Config& c) {
   require_one_of(s, "data.dataset", c.data.dataset, {"mnist", "fashion_mnist"});
 
   const auto& m = c.model;
-  require(m.base_channels > 0, s, "model.base_channels", "must be > 0, got " + str(m.base_channels));
-  require(!m.channel_mult.empty(), s, "model.channel_mult", "must list at least one multiplier");
-  for (int k : m.channel_mult)
-    require(k > 0, s, "model.channel_mult", "multipliers must be > 0, got " + str(k));
-  require(m.num_res_blocks >= 1, s, "model.num_res_blocks", "must be >= 1, got " + str(m.num_res_blocks));
-  require(m.groups >= 1, s, "model.groups", "must be >= 1, got " + str(m.groups));
-  for (int k : m.channel_mult)
-    require((m.base_channels * k) % m.groups == 0, s, "model.groups",
-            "must divide every level's channel count (base_channels x multiplier = " +
-                str(m.base_channels * k) + "), got " + str(m.groups));
+  require_levels(s, "model", m.base_channels, m.channel_mult, m.num_res_blocks, m.groups, m.image_size);
   require(m.time_embed_mult >= 1, s, "model.time_embed_mult", "must be >= 1");
   require(m.dropout >= 0.0 && m.dropout < 1.0, s, "model.dropout", "must be in [0, 1), got " + str(m.dropout));
-  require(m.image_size % (1 << (m.channel_mult.size() - 1)) == 0, s, "model.channel_mult",
-          "has " + str(m.channel_mult.size()) + " levels, and the " + str(m.image_size) + "x" + str(m.image_size) +
-              " images do not halve exactly " + str(m.channel_mult.size() - 1) + " times; use at most 3 levels");
   // Both data sets have ten classes.
   require(m.num_classes == 0 || m.num_classes == 10, s, "model.num_classes",
           "must be 0 (unconditional) or 10 (class-conditional on the 10 classes of " + c.data.dataset + "), got " +
               str(m.num_classes));
+
+  const auto& a = c.autoencoder;
+  require_levels(s, "autoencoder", a.base_channels, a.channel_mult, a.num_res_blocks, a.groups, m.image_size);
+  require(a.latent_channels >= 1, s, "autoencoder.latent_channels", "must be >= 1, got " + str(a.latent_channels));
+  require(a.kl_weight >= 0.0 && std::isfinite(a.kl_weight), s, "autoencoder.kl_weight",
+          "must be >= 0, got " + str(a.kl_weight));
+  require(a.steps >= 1, s, "autoencoder.steps", "must be >= 1, got " + str(a.steps));
+  require(a.batch_size >= 1, s, "autoencoder.batch_size", "must be >= 1, got " + str(a.batch_size));
+  require(a.lr > 0.0 && std::isfinite(a.lr), s, "autoencoder.lr", "must be > 0, got " + str(a.lr));
 
   const auto& d = c.diffusion;
   require(d.timesteps >= 2, s, "diffusion.timesteps", "must be >= 2, got " + str(d.timesteps));
@@ -510,7 +536,10 @@ std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config
   return out;
 }
 
-std::vector<KeyChange> changed_model_keys(const std::string& stored_yaml, const Config& current) {
+bool is_model_key(const std::string& key) { return key.rfind("model.", 0) == 0; }
+
+std::vector<KeyChange> changed_defining_keys(const std::string& stored_yaml, const Config& current,
+                                             const KeyFilter& defining) {
   std::vector<KeyChange> all;
   try {
     all = changed_keys(parse(stored_yaml, "the stored configuration").yaml, current);
@@ -519,8 +548,18 @@ std::vector<KeyChange> changed_model_keys(const std::string& stored_yaml, const 
   }
   std::vector<KeyChange> out;
   for (auto& c : all)
-    if (c.key.rfind("model.", 0) == 0) out.push_back(std::move(c));
+    if (defining ? defining(c.key) : is_model_key(c.key)) out.push_back(std::move(c));
   return out;
+}
+
+Config autoencoder_stage(const Config& cfg) {
+  Config stage = cfg;
+  stage.train.steps = cfg.autoencoder.steps;
+  stage.train.batch_size = cfg.autoencoder.batch_size;
+  stage.train.lr = cfg.autoencoder.lr;
+  stage.train.lr_min = std::min(cfg.train.lr_min, cfg.autoencoder.lr);
+  stage.run.out_dir = cfg.out_dir() + "/autoencoder";
+  return stage;
 }
 
 Config load(const std::string& path, const std::vector<std::string>& overrides) {

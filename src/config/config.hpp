@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,11 @@ struct AutoencoderConfig {
   // The weight of the KL term against the reconstruction's squared error, both summed over one
   // image (Rombach et al.'s convention: their 1e-6 means the same here).
   double kl_weight = 1e-6;
+  // The stage's training (`ddpm_dist autoencoder`): these three; every other train.* key (warm-up,
+  // schedule, clipping, EMA, precision, logging, checkpoints) is shared with the diffusion stage.
+  std::int64_t steps = 2000;
+  std::int64_t batch_size = 64;
+  double lr = 1e-3;
 };
 
 struct DiffusionConfig {
@@ -140,6 +146,7 @@ struct Config {
   RunConfig run;
   DataConfig data;
   ModelConfig model;
+  AutoencoderConfig autoencoder;
   DiffusionConfig diffusion;
   TrainConfig train;
   SampleConfig sample;
@@ -156,6 +163,10 @@ struct Config {
   std::string classifier_path() const;
 };
 
+// The configuration of the autoencoder stage: `cfg` with train.steps, train.batch_size and train.lr
+// from autoencoder.*, writing its checkpoints and history to <cfg.out_dir()>/autoencoder.
+Config autoencoder_stage(const Config& cfg);
+
 // Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
 // Throws ConfigError with the file, the key and what is allowed.
 Config load(const std::string& path, const std::vector<std::string>& overrides = {});
@@ -168,8 +179,14 @@ struct KeyChange {
   std::string key, before, now;
 };
 std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config& current);
-// The model.* keys that differ, a key the stored configuration lacks counting as its default
-// (older files): what makes a checkpoint's weights another architecture.
-std::vector<KeyChange> changed_model_keys(const std::string& stored_yaml, const Config& current);
+// "section.key" -> whether a change of it changes what a network's weights mean.
+using KeyFilter = std::function<bool(const std::string& key)>;
+// The model.* keys.
+bool is_model_key(const std::string& key);
+// The keys for which `defining` holds (empty: is_model_key) that differ, a key the stored
+// configuration lacks counting as its default (older files): what makes a checkpoint's weights
+// another architecture.
+std::vector<KeyChange> changed_defining_keys(const std::string& stored_yaml, const Config& current,
+                                             const KeyFilter& defining = {});
 
 }  // namespace ddpm::config

@@ -60,11 +60,12 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 }
 
 namespace {
-// What to set to load a checkpoint whose model section differs from `expected`'s.
-std::string model_keys_hint(const std::string& stored_yaml, const config::Config& expected) {
-  const auto changes = config::changed_model_keys(stored_yaml, expected);
+// What to set to load a checkpoint whose architecture differs from `expected`'s.
+std::string model_keys_hint(const std::string& stored_yaml, const config::Config& expected,
+                            const config::KeyFilter& defining) {
+  const auto changes = config::changed_defining_keys(stored_yaml, expected, defining);
   if (changes.empty()) return "";
-  std::string out = "\nthe model keys that differ:", sets;
+  std::string out = "\nthe keys of the network that differ:", sets;
   for (const auto& c : changes) {
     out += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " in " + expected.source;
     if (c.key == "model.num_classes")
@@ -77,7 +78,8 @@ std::string model_keys_hint(const std::string& stored_yaml, const config::Config
 }  // namespace
 
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer, const config::Config* expected) {
+                               torch::optim::Adam* optimizer, const config::Config* expected,
+                               const config::KeyFilter& defining) {
   auto file = open_read(path);
   const std::string what_to_do =
       "; move it aside to use an older checkpoint (`ddpm_dist inspect --verify " + path + "` lists every damaged dataset)";
@@ -91,7 +93,7 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
       check_named(path, file.openGroup("ema"), "ema", ema_tensors);
     } catch (const Error& e) {
       if (!expected || !has_attr(root, "config")) throw;
-      throw Error(e.what() + model_keys_hint(read_attr_string(root, "config"), *expected));
+      throw Error(e.what() + model_keys_hint(read_attr_string(root, "config"), *expected, defining));
     }
     const auto model_values = read_named(file.openGroup("model"), model_tensors);
     const auto ema_values = read_named(file.openGroup("ema"), ema_tensors);
@@ -157,10 +159,11 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::ve
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
                                                       torch::nn::Module& ema, torch::optim::Adam* optimizer,
                                                       std::vector<std::string>* skipped,
-                                                      const config::Config* expected) {
+                                                      const config::Config* expected,
+                                                      const config::KeyFilter& defining) {
   for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {
-      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer, expected)};
+      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer, expected, defining)};
     } catch (const DamagedFile& e) {
       if (skipped) skipped->push_back(e.what());
     }

@@ -39,9 +39,11 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
 // incomplete file, Error for another architecture) leaves the modules and the optimizer unchanged.
 // With `expected` (the configuration the modules were built from), a file of another architecture
-// is refused with the model keys that differ from its stored configuration and their values there.
+// is refused with the keys that differ from its stored configuration and their values there: those
+// for which `defining` holds (empty: the model.* keys).
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer = nullptr, const config::Config* expected = nullptr);
+                               torch::optim::Adam* optimizer = nullptr, const config::Config* expected = nullptr,
+                               const config::KeyFilter& defining = {});
 
 // `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
 // each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
@@ -49,7 +51,8 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
                                                       torch::nn::Module& ema, torch::optim::Adam* optimizer,
                                                       std::vector<std::string>* skipped = nullptr,
-                                                      const config::Config* expected = nullptr);
+                                                      const config::Config* expected = nullptr,
+                                                      const config::KeyFilter& defining = {});
 
 // The newest checkpoint in <run_dir>/checkpoints that opens and is complete (its data is verified
 // when it is read); `skipped` receives the newer files that did not, each with the reason.

@@ -89,6 +89,32 @@ H5::Group open_or_create(H5::H5File& file, const std::string& name) {
 
 std::string run_file_path(const std::string& run_dir) { return run_dir + "/run.h5"; }
 
+void write_autoencoder_summary(const std::string& path, const AutoencoderSummary& summary) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "autoencoder");
+    write_attr(g, "description",
+               std::string("the latents' mean and standard deviation over the training set (posterior draws; "
+                           "latents are divided by latent_std before diffusion) and the per-pixel MSE of the "
+                           "test set's reconstructions, with the EMA weights of checkpoint `step`"));
+    write_attr(g, "step", summary.step);
+    write_attr(g, "images", summary.images);
+    write_attr(g, "latent_mean", summary.latent_mean);
+    write_attr(g, "latent_std", summary.latent_std);
+    write_attr(g, "test_mse", summary.test_mse);
+  });
+}
+
+std::optional<AutoencoderSummary> read_autoencoder_summary(const std::string& path) {
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  return read_verified(path, "", [&]() -> std::optional<AutoencoderSummary> {
+    H5::H5File file(path, H5F_ACC_RDONLY);
+    if (!file.nameExists("autoencoder")) return std::nullopt;
+    const auto g = file.openGroup("autoencoder");
+    return AutoencoderSummary{read_attr_int(g, "step"), read_attr_int(g, "images"), read_attr_double(g, "latent_mean"),
+                              read_attr_double(g, "latent_std"), read_attr_double(g, "test_mse")};
+  });
+}
+
 void write_run_config(const std::string& path, const std::string& yaml, int world_size) {
   update_atomically(path, [&](H5::H5File& file) {
     auto g = open_or_create(file, "config");

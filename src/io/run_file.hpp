@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,19 @@ struct SampleAttrs {
 };
 
 std::string run_file_path(const std::string& run_dir);
+
+// The autoencoder stage's result (ddpm_dist autoencoder), in its run.h5 under /autoencoder: the
+// latents' statistics over the training set, which scale them to unit variance before diffusion,
+// and the reconstruction error on the test set. The EMA weights of checkpoint `step` made them.
+struct AutoencoderSummary {
+  std::int64_t step = 0;
+  std::int64_t images = 0;  // training images encoded
+  double latent_mean = 0, latent_std = 0;
+  double test_mse = 0;  // per pixel, images in [-1, 1], decoding the posterior mean
+};
+void write_autoencoder_summary(const std::string& path, const AutoencoderSummary& summary);
+// Nothing when the file has no summary (the stage has not finished).
+std::optional<AutoencoderSummary> read_autoencoder_summary(const std::string& path);
 
 // /config with attributes yaml, created, version, torch, world_size.
 void write_run_config(const std::string& path, const std::string& yaml, int world_size);

@@ -8,12 +8,10 @@
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "io/run_file.hpp"
-#include "model/dropout.hpp"
 #include "model/precision.hpp"
-#include "train/step_draws.hpp"
+#include "train/diffusion_task.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
-#include "util/rng.hpp"
 #include "util/stop_request.hpp"
 
 namespace ddpm::train {
@@ -28,51 +26,46 @@ std::string format_duration(double seconds) {
 
 }  // namespace
 
-Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
-                 dist::Communicator& comm)
+Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::Device device, dist::Communicator& comm)
     : cfg_(cfg),
-      data_(train_set),
       device_(device),
       comm_(comm),
       rank_(comm.rank()),
       world_(comm.size()),
-      diffusion_(cfg.diffusion),
-      plan_(train_set.size(), cfg.train.batch_size, cfg.run.seed),
+      task_(std::move(task)),
+      plan_(task_->examples(), cfg.train.batch_size, cfg.run.seed),
       // A GPU's host clock does not see when its queued work ends, and the GPUs of a job are alike.
       balancer_(cfg.train.batch_size, world_, cfg.train.balance && !device.is_cuda()),
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
-      graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")),
-      images_(train_set.images.to(device)) {
-  if (cfg.model.num_classes > 0) labels_ = train_set.labels.to(torch::kLong).to(device);
-  if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
+      graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")) {
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
                 " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
                 "); change the batch size or the -np of mpirun");
-  // Initial weights depend only on the seed, so every rank builds the same model.
-  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
-  model_ = model::UNet(cfg.model);
-  ema_model_ = model::UNet(cfg.model);
-  model_->to(device_);
-  ema_model_->to(device_);
-  dist::broadcast_module(comm_, *model_);
-  ema_ = std::make_unique<model::Ema>(*model_, *ema_model_, cfg.train.ema_decay, cfg.train.ema_share);
-  optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), torch::optim::AdamOptions(cfg.train.lr));
+  auto& model = task_->model();
+  dist::broadcast_module(comm_, model);
+  ema_ = std::make_unique<model::Ema>(model, task_->ema_model(), cfg.train.ema_decay, cfg.train.ema_share);
+  optimizer_ = std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(cfg.train.lr));
   grad_sync_ = std::make_unique<dist::GradSync>(
-      comm_, model_->parameters(),
+      comm_, model.parameters(),
       // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
       // On CUDA the hooks run on autograd's device thread, where a funneled MPI may not be called.
       dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4,
                             cfg.train.overlap && !graphs_ && (device.is_cpu() || comm.launches_from_any_thread())});
 }
 
+Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
+                 dist::Communicator& comm)
+    : Trainer(cfg, std::make_unique<DiffusionTask>(cfg, train_set, device), device, comm) {}
+
 void Trainer::resume(const std::string& path) {
-  continue_from(path, io::read_checkpoint(path, *model_, *ema_model_, optimizer_.get(), &cfg_));
+  continue_from(path, io::read_checkpoint(path, model(), ema_model(), optimizer_.get(), &cfg_, defining_keys()));
 }
 
 bool Trainer::resume_newest() {
   std::vector<std::string> skipped;
-  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), *model_, *ema_model_, optimizer_.get(), &skipped, &cfg_);
+  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), model(), ema_model(), optimizer_.get(), &skipped, &cfg_,
+                                                defining_keys());
   if (rank_ == 0)
     for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
   if (!found) return false;
@@ -83,13 +76,14 @@ bool Trainer::resume_newest() {
   return true;
 }
 
+config::KeyFilter Trainer::defining_keys() const {
+  return [task = task_.get()](const std::string& key) { return task->defines_weights(key); };
+}
+
 void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& info) {
-  // The network, the noise schedule and the data define what the weights mean; other keys (steps,
-  // learning rate, logging, ranks) may change between a run and its continuation.
   std::string refused, allowed;
   for (const auto& c : config::changed_keys(info.config_yaml, cfg_)) {
-    const bool defining = c.key.rfind("model.", 0) == 0 || c.key.rfind("diffusion.", 0) == 0 || c.key == "data.dataset";
-    (defining ? refused : allowed) += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
+    (task_->defines_weights(c.key) ? refused : allowed) += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
   }
   if (!refused.empty())
     throw Error(path + ": the checkpoint was trained with another model, noise schedule or data set:" + refused +
@@ -145,16 +139,12 @@ Trainer::Agreement Trainer::agree(double my_loss, double my_grad_norm, double sh
   return {v[kStop] > 0.0, v[kNonFinite] > 0.0, v[kWeightedLoss], std::vector<double>(v + kBusy, v + kBusy + world_)};
 }
 
-torch::Tensor Trainer::forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                        const torch::Tensor& labels, const torch::Tensor& dropout_keys,
-                                        double grad_scale, bool poison) {
+torch::Tensor Trainer::forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison) {
   torch::Tensor loss;
   {
     // Forward in autocast, backward outside it (autograd replays each op in its forward dtype).
     model::AutocastScope autocast(device_, bf16_);
-    loss = diffusion_.loss(
-        [&](const torch::Tensor& x, const torch::Tensor& tt) { return model_->forward(x, tt, labels, dropout_keys); },
-        x0, t, eps, loss_weights_);
+    loss = task_->loss(inputs);
   }
   if (poison) loss = loss * std::numeric_limits<double>::quiet_NaN();
   (grad_scale == 1.0 ? loss : loss * grad_scale).backward();
@@ -165,22 +155,14 @@ StepStats Trainer::train_step() {
   using clock = std::chrono::steady_clock;
   const auto step_start = clock::now();
   const double wait_before = grad_sync_->wait_seconds();
-  model_->train();
+  auto& model = task_->model();
+  model.train();
   const std::int64_t B = cfg_.train.batch_size;
   const auto [begin, end] = balancer_.slice(rank_);
-  // Timesteps and noise for the whole global batch, then this rank's rows: the draws never
-  // depend on the world size or the split.
-  const auto [t, eps, no_label] = draw_step(diffusion_, cfg_, step_, begin, end, device_);
-  auto idx = plan_.rows(step_, begin, end).to(device_);
-  torch::Tensor labels;
-  if (labels_.defined()) {
-    labels = labels_.index_select(0, idx);
-    if (no_label.defined()) labels = labels.masked_fill(no_label, cfg_.model.num_classes);
-  }
+  const auto inputs = task_->inputs(step_, plan_.rows(step_, begin, end).to(device_), begin, end);
   // Each rank's gradient is of its slice mean; weighted by the slice's share of the batch (times
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
-  auto x0 = data::to_model_range(images_.index_select(0, idx));
 
   StepStats stats;
   stats.lr = lr_at(step_);
@@ -189,9 +171,6 @@ StepStats Trainer::train_step() {
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
-  // Each row's dropout masks follow from its key (seed, step, global row): the same on any number
-  // of ranks, under any split, after a resume, and in a graph replay (model/dropout.hpp).
-  auto keys = model::dropout_row_keys(cfg_.run.seed, step_, begin, end, device_);
   grad_sync_->prepare();
   const auto compute_start = clock::now();
   torch::Tensor loss;
@@ -199,27 +178,23 @@ StepStats Trainer::train_step() {
     if (!step_graph_) {
       // Gradients must not exist when capture starts: backward then writes them into the graph's
       // own tensors, which every replay overwrites (rather than adds to).
-      step_graph_ = std::make_unique<StepGraph>(StepGraph{x0.clone(), t.clone(), eps.clone(),
-                                                          labels.defined() ? labels.clone() : labels, keys.clone(), {},
-                                                          nullptr});
+      step_graph_ = std::make_unique<StepGraph>();
       auto& g = *step_graph_;
+      for (const auto& in : inputs) g.inputs.push_back(in.defined() ? in.clone() : in);
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
-        for (auto& p : model_->parameters()) p.mutable_grad() = torch::Tensor();
-        g.loss = forward_backward(g.x0, g.t, g.eps, g.labels, g.keys, 1.0, false);
+        for (auto& p : task_->model().parameters()) p.mutable_grad() = torch::Tensor();
+        g.loss = forward_backward(g.inputs, 1.0, false);
       });
     }
     auto& g = *step_graph_;
-    g.x0.copy_(x0);
-    g.t.copy_(t);
-    g.eps.copy_(eps);
-    g.keys.copy_(keys);
-    if (labels.defined()) g.labels.copy_(labels);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (inputs[i].defined()) g.inputs[i].copy_(inputs[i]);
     g.graph->replay();
     // The injected fault poisons the loss only: enough for every rank to skip the update.
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
     optimizer_->zero_grad();
-    loss = forward_backward(x0, t, eps, labels, keys, share * world_, fault::nan_loss(step_, rank_));
+    loss = forward_backward(inputs, share * world_, fault::nan_loss(step_, rank_));
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
@@ -227,7 +202,7 @@ StepStats Trainer::train_step() {
   const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
   const double grad_norm = fault::poisoned_grad_norm(step_, rank_)
                                ? std::numeric_limits<double>::infinity()
-                               : torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
+                               : torch::nn::utils::clip_grad_norm_(model.parameters(), max_norm);
   // This rank's busy time: the step so far without the wait for the others' gradients, plus the
   // previous step's update (which follows this all-reduce, so it is reported a step late). The
   // work that does not grow with the rows is in it too: a slower core takes longer over it, and
@@ -244,7 +219,7 @@ StepStats Trainer::train_step() {
   const auto update_start = clock::now();
   if (!stats.skipped) {
     optimizer_->step();
-    ema_->update(*model_);
+    ema_->update(model);
   }
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
@@ -378,7 +353,7 @@ void Trainer::write_checkpoint() {
     info.world_size = world_;
     info.config_yaml = cfg_.yaml;
     try {
-      io::write_checkpoint(path, *model_, *ema_model_, optimizer_.get(), info);
+      io::write_checkpoint(path, model(), ema_model(), optimizer_.get(), info);
       io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
       spdlog::info("checkpoint written: {}", path);
     } catch (const Error& e) {

@@ -1,7 +1,8 @@
 // The training loop: Adam with linear warm-up, gradient clipping, EMA, progress logging and
-// checkpoints. Each step's global batch (examples, timesteps, noise) is a function of
-// (seed, step) alone; this rank computes only its slice of it, whose size train::BatchBalancer
-// sets from the ranks' measured speed (equal slices with train.balance: false or on CUDA).
+// checkpoints, for any train::Task (the diffusion U-Net: train::DiffusionTask). Each step's global
+// batch (examples, timesteps, noise) is a function of (seed, step) alone; this rank computes only
+// its slice of it, whose size train::BatchBalancer sets from the ranks' measured speed (equal
+// slices with train.balance: false or on CUDA).
 #pragma once
 
 #include <torch/torch.h>
@@ -16,10 +17,9 @@
 #include "io/checkpoint.hpp"
 #include "io/run_file.hpp"
 #include "model/cuda_graph.hpp"
-#include "model/diffusion.hpp"
 #include "model/ema.hpp"
-#include "model/unet.hpp"
 #include "train/batch_balance.hpp"
+#include "train/task.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::train {
@@ -38,6 +38,8 @@ class Trainer {
  public:
   // Every rank builds the same model from the seed; rank 0's weights are broadcast anyway so that
   // replicas start identical whatever the initialisation does.
+  Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::Device device, dist::Communicator& comm);
+  // The diffusion U-Net of `cfg` on `train_set` (train::DiffusionTask).
   Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device, dist::Communicator& comm);
 
   enum class Outcome { Finished, Stopped };
@@ -57,8 +59,9 @@ class Trainer {
 
   double lr_at(std::int64_t step) const;
   std::int64_t step() const { return step_; }
-  model::UNet& model() { return model_; }
-  model::UNet& ema_model() { return ema_model_; }
+  Task& task() { return *task_; }
+  torch::nn::Module& model() { return task_->model(); }
+  torch::nn::Module& ema_model() { return task_->ema_model(); }
   // Seconds this rank spent waiting for gradient all-reduces, summed over all steps so far.
   double comm_wait_seconds() const { return grad_sync_->wait_seconds(); }
   // Rank 0 writes a checkpoint of the current step (and prunes old ones); the others wait.
@@ -77,14 +80,13 @@ class Trainer {
 
  private:
   void continue_from(const std::string& path, const io::CheckpointInfo& info);
+  config::KeyFilter defining_keys() const;
 
   const config::Config& cfg_;
-  const data::Dataset& data_;
   torch::Device device_;
   dist::Communicator& comm_;
   int rank_, world_;
-  model::Diffusion diffusion_;
-  model::UNet model_{nullptr}, ema_model_{nullptr};
+  std::unique_ptr<Task> task_;
   std::unique_ptr<model::Ema> ema_;
   std::unique_ptr<torch::optim::Adam> optimizer_;
   std::unique_ptr<dist::GradSync> grad_sync_;
@@ -94,13 +96,11 @@ class Trainer {
   std::int64_t step_ = 0;
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
-  torch::Tensor images_;  // the training images (uint8) on the device, gathered there each step
-  torch::Tensor labels_;  // conditional models: their classes (long) on the device; else undefined
-  torch::Tensor loss_weights_;  // per timestep, on the device (train.loss_weighting); undefined: none
   // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and
   // backward read and write; the parameters' gradients are the graph's own tensors.
   struct StepGraph {
-    torch::Tensor x0, t, eps, labels, keys, loss;
+    std::vector<torch::Tensor> inputs;
+    torch::Tensor loss;
     std::unique_ptr<model::CapturedGraph> graph;
   };
   std::unique_ptr<StepGraph> step_graph_;
@@ -120,9 +120,7 @@ class Trainer {
   Agreement agree(double my_loss, double my_grad_norm, double share, double busy_seconds);
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
-  torch::Tensor forward_backward(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
-                                 const torch::Tensor& labels, const torch::Tensor& dropout_keys, double grad_scale,
-                                 bool poison);
+  torch::Tensor forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);

@@ -33,7 +33,7 @@ config::Config cfg_with(bool graphs) {
 
 torch::Tensor flat_weights(train::Trainer& t) {
   std::vector<torch::Tensor> parts;
-  for (const auto& p : t.model()->parameters()) parts.push_back(p.detach().flatten().cpu().to(torch::kFloat64));
+  for (const auto& p : t.model().parameters()) parts.push_back(p.detach().flatten().cpu().to(torch::kFloat64));
   return torch::cat(parts);
 }
 }  // namespace

@@ -46,7 +46,7 @@ TEST_P(Resume, TwoRanksContinueACheckpointOfOneRank) {
   for (int i = 0; i < 2 * K; ++i) straight.train_step();
   auto flat = [](train::Trainer& t) {
     std::vector<torch::Tensor> parts;
-    for (const auto& p : t.model()->parameters()) parts.push_back(p.detach().flatten());
+    for (const auto& p : t.model().parameters()) parts.push_back(p.detach().flatten());
     return torch::cat(parts);
   };
   const auto a = flat(resumed), b = flat(straight);

@@ -110,6 +110,30 @@ TEST(Config, ImpossibleValuesSayWhatIsAllowed) {
                   "key 'train.loss_weighting' applies to diffusion.kind ddpm only");
 }
 
+TEST(Config, AutoencoderKeysAndTheirStage) {
+  EXPECT_CONTAINS(error_of("autoencoder: {channel_mult: [1, 1, 2, 2]}"),
+                  "key 'autoencoder.channel_mult' has 4 levels, and the 28x28 images do not halve exactly 3 times");
+  EXPECT_CONTAINS(error_of("autoencoder: {kl_weight: -1}"), "key 'autoencoder.kl_weight' must be >= 0");
+  EXPECT_CONTAINS(error_of("autoencoder: {latent_channels: 0}"), "key 'autoencoder.latent_channels' must be >= 1");
+  EXPECT_CONTAINS(error_of("autoencoder: {base_channels: 12, groups: 8}"), "key 'autoencoder.groups' must divide");
+  EXPECT_CONTAINS(error_of("autoencoder: {latent_channel: 4}"), "did you mean 'autoencoder.latent_channels'");
+  // The stage trains with its own steps, batch and learning rate, in its own folder; the rest of
+  // train.* is shared.
+  const auto cfg = config::parse(
+      "run: {name: lat}\nautoencoder: {steps: 300, batch_size: 32, lr: 5.0e-4}\n"
+      "train: {steps: 9000, batch_size: 128, lr: 2.0e-3, lr_min: 1.0e-3, warmup_steps: 7, grad_clip: 0.5}\n",
+      "test.yaml");
+  const auto stage = config::autoencoder_stage(cfg);
+  EXPECT_EQ(stage.train.steps, 300);
+  EXPECT_EQ(stage.train.batch_size, 32);
+  EXPECT_EQ(stage.train.lr, 5.0e-4);
+  EXPECT_EQ(stage.train.lr_min, 5.0e-4);  // never above the stage's lr
+  EXPECT_EQ(stage.train.warmup_steps, 7);
+  EXPECT_EQ(stage.train.grad_clip, 0.5);
+  EXPECT_EQ(stage.out_dir(), "results/lat/autoencoder");
+  EXPECT_EQ(cfg.out_dir(), "results/lat");
+}
+
 TEST(Config, SyntaxErrorsGiveLineAndColumn) {
   EXPECT_CONTAINS(error_of("train:\n  steps: [1, 2\n"), "test.yaml:3:");
   EXPECT_CONTAINS(error_of("train:\n  steps: [1, 2\n"), "YAML syntax error");

@@ -11,6 +11,7 @@
 #include "io/checkpoint.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/precision.hpp"
+#include "model/unet.hpp"
 #include "tiny_model.hpp"
 #include "train/trainer.hpp"
 
@@ -69,12 +70,12 @@ TEST(Cuda, TrainingRunsOnTheDeviceWithTheDataThere) {
   const auto cfg = train_config(false);
   dist::SelfCommunicator self;
   train::Trainer trainer(cfg, synthetic(), kCuda, self);
-  const auto before = flat(trainer.model()->parameters(), false);
+  const auto before = flat(trainer.model().parameters(), false);
   const auto stats = trainer.train_step();
   EXPECT_TRUE(std::isfinite(stats.loss));
   EXPECT_FALSE(stats.skipped);
-  for (const auto& p : trainer.model()->parameters()) ASSERT_TRUE(p.is_cuda());
-  EXPECT_GT(rel_diff(flat(trainer.model()->parameters(), false), before), 0.0);
+  for (const auto& p : trainer.model().parameters()) ASSERT_TRUE(p.is_cuda());
+  EXPECT_GT(rel_diff(flat(trainer.model().parameters(), false), before), 0.0);
 }
 
 // Same inputs, same kernels: the captured step must compute what the plain step does, and keep
@@ -91,11 +92,11 @@ TEST(Cuda, GraphReplayOfTheTrainingStepMatchesThePlainStep) {
       const auto a = plain.train_step(), b = graphed.train_step();
       EXPECT_NEAR(a.loss, b.loss, 1e-4 * std::abs(a.loss)) << "step " << step;
       EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-3 * a.grad_norm) << "step " << step;
-      EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), true), flat(plain.model()->parameters(), true)), 1e-3)
+      EXPECT_LT(rel_diff(flat(graphed.model().parameters(), true), flat(plain.model().parameters(), true)), 1e-3)
           << "gradients, step " << step;
     }
-    EXPECT_LT(rel_diff(flat(graphed.model()->parameters(), false), flat(plain.model()->parameters(), false)), 1e-4);
-    EXPECT_LT(rel_diff(flat(graphed.ema_model()->parameters(), false), flat(plain.ema_model()->parameters(), false)), 1e-4);
+    EXPECT_LT(rel_diff(flat(graphed.model().parameters(), false), flat(plain.model().parameters(), false)), 1e-4);
+    EXPECT_LT(rel_diff(flat(graphed.ema_model().parameters(), false), flat(plain.ema_model().parameters(), false)), 1e-4);
   }
 }
 
@@ -121,7 +122,7 @@ TEST(Cuda, ResumeWithGraphsAndDropoutEqualsTheStraightRun) {
   resumed.resume(io::checkpoint_path(dir, K));
   for (int i = 0; i < K; ++i) resumed.train_step();
   // The same kernels on the same inputs: bitwise, or at worst the rounding of atomics in backward.
-  EXPECT_LT(rel_diff(flat(resumed.model()->parameters(), false), flat(straight.model()->parameters(), false)), 1e-6);
+  EXPECT_LT(rel_diff(flat(resumed.model().parameters(), false), flat(straight.model().parameters(), false)), 1e-6);
   std::filesystem::remove_all(dir);
 }
 
@@ -136,7 +137,7 @@ TEST(Cuda, Bf16GraphedTrainingStaysCloseToFp32) {
     EXPECT_FALSE(b.skipped);
     EXPECT_NEAR(a.loss, b.loss, 0.05 * std::abs(a.loss)) << "step " << step;
   }
-  for (const auto& p : bf16.model()->parameters()) ASSERT_EQ(p.scalar_type(), torch::kFloat32);
+  for (const auto& p : bf16.model().parameters()) ASSERT_EQ(p.scalar_type(), torch::kFloat32);
 }
 
 TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {

@@ -11,6 +11,7 @@
 #include "dist/communicator.hpp"
 #include "io/checkpoint.hpp"
 #include "model/sampler.hpp"
+#include "model/unet.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 #include "util/torch_compat.hpp"
@@ -68,7 +69,7 @@ TEST(Trainer, SameSeedGivesSameWeightsAndAnotherSeedDoesNot) {
     dist::SelfCommunicator self;
     train::Trainer t(c, mnist(), torch::kCPU, self);
     for (int i = 0; i < 3; ++i) t.train_step();
-    return torch::cat({t.model()->parameters().front().flatten(), t.model()->parameters().back().flatten()});
+    return torch::cat({t.model().parameters().front().flatten(), t.model().parameters().back().flatten()});
   };
   const auto a = run(cfg), b = run(cfg);
   EXPECT_TRUE(torch::equal(a, b));
@@ -112,8 +113,8 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
   EXPECT_EQ(info.world_size, 1);
   EXPECT_EQ(info.step, 2);
   EXPECT_EQ(info.config_yaml, cfg.yaml);
-  auto a = trainer.model()->parameters(), b = live->parameters();
-  auto ea = trainer.ema_model()->parameters(), eb = ema->parameters();
+  auto a = trainer.model().parameters(), b = live->parameters();
+  auto ea = trainer.ema_model().parameters(), eb = ema->parameters();
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(torch::equal(a[i], b[i]));
@@ -143,7 +144,7 @@ struct Snapshot {
 
 Snapshot snapshot(train::Trainer& t) {
   Snapshot s;
-  for (const auto& p : t.model()->parameters()) {
+  for (const auto& p : t.model().parameters()) {
     s.model.push_back(p.detach().clone());
     const auto& st = static_cast<const torch::optim::AdamParamState&>(
         *t.optimizer().state().at(compat::optimizer_state_key(t.optimizer(), p)));
@@ -151,7 +152,7 @@ Snapshot snapshot(train::Trainer& t) {
     s.exp_avg_sq.push_back(st.exp_avg_sq().clone());
     s.adam_steps.push_back(st.step());
   }
-  for (const auto& p : t.ema_model()->parameters()) s.ema.push_back(p.detach().clone());
+  for (const auto& p : t.ema_model().parameters()) s.ema.push_back(p.detach().clone());
   return s;
 }
 

@@ -1,0 +1,40 @@
+// The diffusion model as a train::Task: the U-Net of config.model, trained on the objective of
+// config.diffusion (model::Diffusion::loss) with the noise, levels and label dropout of
+// train/step_draws.hpp and the dropout keys of model/dropout.hpp.
+#pragma once
+
+#include "config/config.hpp"
+#include "data/mnist.hpp"
+#include "model/diffusion.hpp"
+#include "model/unet.hpp"
+#include "train/task.hpp"
+
+namespace ddpm::train {
+
+class DiffusionTask : public Task {
+ public:
+  DiffusionTask(const config::Config& cfg, const data::Dataset& train_set, torch::Device device);
+  torch::nn::Module& model() override { return *unet_; }
+  torch::nn::Module& ema_model() override { return *ema_unet_; }
+  std::int64_t examples() const override { return images_.size(0); }
+  // {x0, t, eps, labels (conditional models), dropout keys}
+  std::vector<torch::Tensor> inputs(std::int64_t step, const torch::Tensor& rows, std::int64_t begin,
+                                    std::int64_t end) override;
+  torch::Tensor loss(const std::vector<torch::Tensor>& inputs) override;
+  bool defines_weights(const std::string& key) const override;
+  std::string name() const override { return "U-Net"; }
+
+  model::UNet& unet() { return unet_; }
+  model::UNet& ema_unet() { return ema_unet_; }
+
+ private:
+  const config::Config& cfg_;
+  torch::Device device_;
+  model::Diffusion diffusion_;
+  model::UNet unet_{nullptr}, ema_unet_{nullptr};
+  torch::Tensor images_;        // the training images (uint8) on the device, gathered there each step
+  torch::Tensor labels_;        // conditional models: their classes (long) on the device; else undefined
+  torch::Tensor loss_weights_;  // per timestep, on the device (train.loss_weighting); undefined: none
+};
+
+}  // namespace ddpm::train
