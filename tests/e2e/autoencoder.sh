@@ -3,7 +3,7 @@
 # checkpoints and history in <run>/autoencoder, the latent statistics in its run.h5 (/autoencoder),
 # a continuation with --resume auto from the newest checkpoint, and a refusal, naming the key, to
 # continue with another architecture. The plumbing only: a run this short reconstructs poorly
-# (what the autoencoder reaches is measured in docs/quality.md).
+# (what the autoencoder reaches is measured in docs/latent.md).
 #   autoencoder.sh MPIEXEC BINARY CONFIG
 set -euo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"
