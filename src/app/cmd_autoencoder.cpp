@@ -1,10 +1,15 @@
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <memory>
 
 #include "app/commands.hpp"
 #include "app/resume.hpp"
 #include "data/mnist.hpp"
+#include "eval/distributed_sampling.hpp"
+#include "eval/latent.hpp"
+#include "io/h5.hpp"
+#include "io/latent_cache.hpp"
 #include "io/run_file.hpp"
 #include "train/autoencoder_task.hpp"
 #include "train/trainer.hpp"
@@ -12,39 +17,59 @@
 namespace ddpm::app {
 namespace {
 
-// This rank's share of `n` examples: [begin, end), contiguous, the ranks together covering all.
-std::pair<std::int64_t, std::int64_t> share_of(std::int64_t n, int rank, int world) {
-  return {n * rank / world, n * (rank + 1) / world};
-}
-
-// The latents' moments over the training set and the test set's reconstruction error, with the
-// EMA weights; each rank encodes its share, the sums are reduced across the ranks.
-io::AutoencoderSummary summarise(Session& s, model::Autoencoder& ae, const data::Dataset& train_set,
-                                 const data::Dataset& test_set, std::int64_t step) {
-  torch::NoGradGuard no_grad;
+// With the EMA weights: encodes the training set into the latent cache and measures the test set's
+// reconstruction error (each rank a share); rank 0 writes the cache and the summary.
+void encode_training_set(Session& s, model::Autoencoder& ae, const data::Dataset& train_set,
+                         const data::Dataset& test_set, std::int64_t step, const std::string& dir) {
   ae->eval();
   const auto device = s.ctx.device();
   const auto batch = s.cfg.eval.batch_size;
-  const int rank = s.comm->rank(), world = s.comm->size();
-  model::LatentMoments moments;
-  const auto [tb, te] = share_of(train_set.size(), rank, world);
-  for (auto i = tb; i < te; i += batch) {
-    const auto x = data::to_model_range(train_set.images.slice(0, i, std::min(te, i + batch)).to(device));
-    moments += model::latent_moments(ae->encode(x));
-  }
+  auto cache = eval::encode_posteriors(*s.comm, ae, train_set.images, batch, device);
   double sse = 0;
-  const auto [vb, ve] = share_of(test_set.size(), rank, world);
-  for (auto i = vb; i < ve; i += batch) {
-    const auto x = data::to_model_range(test_set.images.slice(0, i, std::min(ve, i + batch)).to(device));
-    sse += (ae->decode(ae->encode(x).mean) - x).square().sum().item<double>();
+  {
+    c10::InferenceMode guard;
+    const auto [first, count] = eval::sample_range(test_set.size(), batch, s.comm->rank(), s.comm->size());
+    for (auto i = first; i < first + count; i += batch) {
+      const auto x = data::to_model_range(test_set.images.slice(0, i, std::min(first + count, i + batch)).to(device));
+      sse += (ae->decode(ae->encode(x).mean) - x).square().sum().item<double>();
+    }
   }
-  auto sums = torch::tensor({moments.count, moments.sum, moments.sum_sq, sse}, torch::kFloat64);
-  s.comm->set_phase("the autoencoder's latent statistics");
+  auto sums = torch::tensor({sse}, torch::kFloat64);
   s.comm->allreduce_sum(sums);
-  const auto* v = sums.data_ptr<double>();
-  const model::LatentMoments all{v[0], v[1], v[2]};
-  const double pixels = double(test_set.size()) * double(test_set.images[0].numel());
-  return {step, train_set.size(), all.mean(), all.std(), v[3] / pixels};
+  if (s.comm->rank() == 0) {
+    cache.autoencoder = io::weights_fingerprint(*ae);
+    cache.autoencoder_step = step;
+    const auto cache_path = io::latent_cache_path(dir);
+    io::write_latent_cache(cache_path, cache);
+    const double pixels = double(test_set.size()) * double(test_set.images[0].numel());
+    const io::AutoencoderSummary summary{step, train_set.size(), cache.latent_mean, cache.latent_std,
+                                         sums.item<double>() / pixels};
+    const auto path = io::run_file_path(dir);
+    io::write_autoencoder_summary(path, summary);
+    spdlog::info("autoencoder (EMA weights of step {}, {}): latents have mean {:.4f} and standard deviation {:.4f} over "
+                 "{} training images (diffusion sees (z - {:.4f}) / {:.4f}); test-set reconstruction MSE {:.5f} per "
+                 "pixel; latent cache {}, summary {} (/autoencoder)",
+                 step, cache.autoencoder, summary.latent_mean, summary.latent_std, summary.images, summary.latent_mean,
+                 summary.latent_std, summary.test_mse, cache_path, path);
+  }
+  s.comm->barrier();
+}
+
+// Whether the latent cache in `dir` was made by these weights (rank 0 reads it; every rank learns).
+bool cache_is_current(Session& s, model::Autoencoder& ae, const std::string& dir) {
+  auto current = torch::zeros({1}, torch::kFloat64);
+  if (s.comm->rank() == 0) {
+    const auto path = io::latent_cache_path(dir);
+    try {
+      if (std::filesystem::exists(path) && io::read_latent_cache(path, false).autoencoder == io::weights_fingerprint(*ae))
+        current[0] = 1.0;
+    } catch (const io::DamagedFile& e) {
+      spdlog::warn("{}; it is written again", e.what());
+    }
+    if (current[0].item<double>() > 0) spdlog::info("{}: the latent cache is that of these weights; kept", path);
+  }
+  s.comm->allreduce_sum(current);
+  return current[0].item<double>() > 0;
 }
 
 }  // namespace
@@ -65,17 +90,9 @@ bool cmd_autoencoder(Session& s) {
   resume_or_start(s, trainer, stage.out_dir());
   if (trainer.run() != train::Trainer::Outcome::Finished) return false;
 
+  if (cache_is_current(s, ae.ema_autoencoder(), stage.out_dir())) return true;
   const auto test_set = data::load_dataset(s.cfg.data_dir(), data::Split::Test);
-  const auto summary = summarise(s, ae.ema_autoencoder(), train_set, test_set, trainer.step());
-  if (s.comm->rank() == 0) {
-    const auto path = io::run_file_path(stage.out_dir());
-    io::write_autoencoder_summary(path, summary);
-    spdlog::info("autoencoder (EMA weights of step {}): latents have mean {:.4f} and standard deviation {:.4f} over "
-                 "{} training images (diffusion sees them divided by {:.4f}); test-set reconstruction MSE {:.5f} "
-                 "per pixel; written to {} (/autoencoder)",
-                 summary.step, summary.latent_mean, summary.latent_std, summary.images, summary.latent_std,
-                 summary.test_mse, path);
-  }
+  encode_training_set(s, ae.ema_autoencoder(), train_set, test_set, trainer.step(), stage.out_dir());
   return true;
 }
 

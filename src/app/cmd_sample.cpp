@@ -45,7 +45,7 @@ void cmd_sample(Session& s) {
                  elapsed / done * (total - done));
   };
   auto images = eval::sample_distributed(*s.comm, model::sampling_network(net, cfg.sample, s.ctx.device()), diffusion,
-                                         cfg, s.ctx.device(), progress);
+                                         cfg, s.ctx.device(), progress, &trained.space);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,

@@ -54,10 +54,11 @@ int main(int argc, char** argv) {
     sub->add_option("--set", opt.overrides, "override a key: section.key=value (repeatable)");
     return sub;
   };
-  auto* all = add("run", "train, then sample and evaluate (the default when the first argument is a config file)");
+  auto* all = add("run", "train (in latent space the autoencoder first), then sample and evaluate (the default when "
+                         "the first argument is a config file)");
   auto* train = add("train", "train the model");
   auto* autoencoder = add("autoencoder", "train the latent-diffusion autoencoder (autoencoder.*) into <run>/autoencoder "
-                                         "and measure its latents' scale");
+                                         "and encode the training set into its latent cache");
   for (auto* sub : {all, train, autoencoder})
     sub->add_option("--resume", opt.resume,
                     "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
@@ -100,6 +101,20 @@ int main(int argc, char** argv) {
     if (inspect->parsed()) return ctx.rank() == 0 ? app::cmd_inspect(inspect_path, inspect_verify) : 0;
     auto session = app::start_session(ctx, opt);
     std::vector<std::pair<std::string, double>> stages;
+    if (all->parsed() && session.cfg.latent()) {
+      // Latent diffusion's first stage. A checkpoint named by --resume is the diffusion model's:
+      // the autoencoder then continues from its own newest.
+      const auto resume = session.opt.resume;
+      if (!resume.empty()) session.opt.resume = "auto";
+      const auto start = std::chrono::steady_clock::now();
+      const bool finished = app::cmd_autoencoder(session);
+      session.opt.resume = resume;
+      if (!finished) {
+        if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
+        return 0;
+      }
+      stages.emplace_back("autoencoder", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
     if (all->parsed() || train->parsed()) {
       const auto start = std::chrono::steady_clock::now();
       if (!app::cmd_train(session)) {

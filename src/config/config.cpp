@@ -53,6 +53,7 @@ void visit(Config& c, V& v) {
   v.field("lr", c.autoencoder.lr);
 
   v.section("diffusion");
+  v.field("space", c.diffusion.space);
   v.field("timesteps", c.diffusion.timesteps);
   v.field("schedule", c.diffusion.schedule);
   v.field("beta_start", c.diffusion.beta_start);
@@ -315,7 +316,7 @@ void require_one_of(const std::string& source, const std::string& key, const std
 
 // The levels of a convolutional network (the U-Net's, the autoencoder's) under `section`.
 void require_levels(const std::string& s, const std::string& section, int base_channels, const std::vector<int>& mult,
-                    int num_res_blocks, int groups, int image_size) {
+                    int num_res_blocks, int groups, int image_size, const std::string& what = "images") {
   const auto key = [&](const char* k) { return section + "." + k; };
   require(base_channels > 0, s, key("base_channels"), "must be > 0, got " + str(base_channels));
   require(!mult.empty(), s, key("channel_mult"), "must list at least one multiplier");
@@ -328,7 +329,7 @@ void require_levels(const std::string& s, const std::string& section, int base_c
                 "), got " + str(groups));
   require(image_size % (1 << (mult.size() - 1)) == 0, s, key("channel_mult"),
           "has " + str(mult.size()) + " levels, and the " + str(image_size) + "x" + str(image_size) +
-              " images do not halve exactly " + str(mult.size() - 1) + " times; use at most 3 levels");
+              " " + what + " do not halve exactly " + str(mult.size() - 1) + " times; use fewer levels");
 }
 
 void validate(const Config& c) {
@@ -342,7 +343,12 @@ void validate(const Config& c) {
   require_one_of(s, "data.dataset", c.data.dataset, {"mnist", "fashion_mnist"});
 
   const auto& m = c.model;
-  require_levels(s, "model", m.base_channels, m.channel_mult, m.num_res_blocks, m.groups, m.image_size);
+  require_one_of(s, "diffusion.space", c.diffusion.space, {"pixel", "latent"});
+  const auto& a = c.autoencoder;
+  require_levels(s, "autoencoder", a.base_channels, a.channel_mult, a.num_res_blocks, a.groups, m.image_size);
+  const auto shape = diffusion_shape(c);
+  require_levels(s, "model", m.base_channels, m.channel_mult, m.num_res_blocks, m.groups, static_cast<int>(shape[1]),
+                 c.latent() ? "latents of the autoencoder (diffusion.space: latent)" : "images");
   require(m.time_embed_mult >= 1, s, "model.time_embed_mult", "must be >= 1");
   require(m.dropout >= 0.0 && m.dropout < 1.0, s, "model.dropout", "must be in [0, 1), got " + str(m.dropout));
   // Both data sets have ten classes.
@@ -350,8 +356,6 @@ void validate(const Config& c) {
           "must be 0 (unconditional) or 10 (class-conditional on the 10 classes of " + c.data.dataset + "), got " +
               str(m.num_classes));
 
-  const auto& a = c.autoencoder;
-  require_levels(s, "autoencoder", a.base_channels, a.channel_mult, a.num_res_blocks, a.groups, m.image_size);
   require(a.latent_channels >= 1, s, "autoencoder.latent_channels", "must be >= 1, got " + str(a.latent_channels));
   require(a.kl_weight >= 0.0 && std::isfinite(a.kl_weight), s, "autoencoder.kl_weight",
           "must be >= 0, got " + str(a.kl_weight));
@@ -416,6 +420,9 @@ void validate(const Config& c) {
   require(p.eta >= 0.0 && p.eta <= 1.0, s, "sample.eta", "must be in [0, 1], got " + str(p.eta));
   require_one_of(s, "sample.variance", p.variance, {"beta", "posterior"});
   require(p.batch_size >= 1, s, "sample.batch_size", "must be >= 1");
+  require(!(c.latent() && p.clip_x0), s, "sample.clip_x0",
+          "clips estimates to the images' range [-1, 1], which standardised latents do not have "
+          "(diffusion.space: latent); set sample.clip_x0: false");
   require_one_of(s, "sample.precision", p.precision, {"fp32", "bf16", "auto"});
   const auto& labels = p.labels;
   if (labels.mode != "list") require_one_of(s, "sample.labels", labels.mode, {"balanced", "random", "none"});
@@ -550,6 +557,31 @@ std::vector<KeyChange> changed_defining_keys(const std::string& stored_yaml, con
   for (auto& c : all)
     if (defining ? defining(c.key) : is_model_key(c.key)) out.push_back(std::move(c));
   return out;
+}
+
+std::vector<std::int64_t> latent_shape(const Config& cfg) {
+  const auto& a = cfg.autoencoder;
+  const std::int64_t size = cfg.model.image_size >> (a.channel_mult.size() - 1);
+  return {a.latent_channels, size, size};
+}
+
+std::vector<std::int64_t> diffusion_shape(const Config& cfg) {
+  if (cfg.latent()) return latent_shape(cfg);
+  return {cfg.model.in_channels, cfg.model.image_size, cfg.model.image_size};
+}
+
+ModelConfig unet_config(const Config& cfg) {
+  auto m = cfg.model;
+  const auto shape = diffusion_shape(cfg);
+  m.in_channels = static_cast<int>(shape[0]);
+  m.image_size = static_cast<int>(shape[1]);
+  return m;
+}
+
+bool defines_autoencoder(const std::string& key) {
+  if (key == "data.dataset") return true;
+  if (key.rfind("autoencoder.", 0) != 0) return false;
+  return key != "autoencoder.steps" && key != "autoencoder.batch_size" && key != "autoencoder.lr";
 }
 
 Config autoencoder_stage(const Config& cfg) {

@@ -61,6 +61,10 @@ struct AutoencoderConfig {
 };
 
 struct DiffusionConfig {
+  // pixel: the diffusion runs on the images. latent: on the latents of the run's autoencoder
+  // (autoencoder.*, trained first by `ddpm_dist autoencoder`), standardised by their mean and
+  // standard deviation over the training set, and samples are decoded to images.
+  std::string space = "pixel";
   int timesteps = 1000;
   std::string schedule = "linear";  // linear | cosine
   double beta_start = 1e-4;
@@ -156,6 +160,7 @@ struct Config {
   std::string yaml;    // the resolved configuration as YAML text
 
   std::string out_dir() const { return run.out_dir.empty() ? "results/" + run.name : run.out_dir; }
+  bool latent() const { return diffusion.space == "latent"; }
   // data.dir, or where launch/setup.sh puts the data set: data/mnist (fetched and verified), or
   // Debian's dataset-fashion-mnist package.
   std::string data_dir() const;
@@ -166,6 +171,16 @@ struct Config {
 // The configuration of the autoencoder stage: `cfg` with train.steps, train.batch_size and train.lr
 // from autoencoder.*, writing its checkpoints and history to <cfg.out_dir()>/autoencoder.
 Config autoencoder_stage(const Config& cfg);
+
+// The autoencoder's latent shape [C, H, W] for `cfg`'s images: each level after the first halves the size.
+std::vector<std::int64_t> latent_shape(const Config& cfg);
+// What the diffusion model works on, [C, H, W]: the images', or in latent space latent_shape.
+std::vector<std::int64_t> diffusion_shape(const Config& cfg);
+// cfg.model with the image size and channels of diffusion_shape: what the U-Net is built from.
+ModelConfig unet_config(const Config& cfg);
+// Whether a change of `key` changes what an autoencoder's weights mean: autoencoder.* but its
+// training keys (steps, batch_size, lr), and data.dataset.
+bool defines_autoencoder(const std::string& key);
 
 // Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
 // Throws ConfigError with the file, the key and what is allowed.

@@ -19,8 +19,8 @@ config::Config with_samples(config::Config cfg) {
 }  // namespace
 
 DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& cfg, const data::Dataset& train_set,
-                               const torch::Device& device)
-    : comm_(comm), cfg_(with_samples(cfg)), device_(device), diffusion_(cfg.diffusion) {
+                               const torch::Device& device, model::SampleSpace space)
+    : comm_(comm), cfg_(with_samples(cfg)), device_(device), diffusion_(cfg.diffusion), space_(std::move(space)) {
   comm_.set_phase("preparing the evaluation during training", false);
   const auto test_set = data::load_dataset(cfg_.data_dir(), data::Split::Test);
   const auto info = ensure_classifier(comm_, cfg_, classifier_, train_set, test_set, device_);
@@ -39,7 +39,8 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   comm_.set_phase("the evaluation at step " + std::to_string(step), false);
   const auto start = std::chrono::steady_clock::now();
   net->eval();
-  const auto local = sample_local(comm_, model::sampling_network(net, cfg_.sample, device_), diffusion_, cfg_, device_);
+  const auto local = sample_local(comm_, model::sampling_network(net, cfg_.sample, device_), diffusion_, cfg_, device_,
+                                  nullptr, &space_);
   const auto m = eval::evaluate(comm_, classifier_, local, ref_, cfg_.sample.batch_size, device_);
   // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).
   const auto first = comm_.gatherv(local.slice(0, 0, std::min<std::int64_t>(16, local.size(0))).cpu().contiguous(), 0);

@@ -12,6 +12,7 @@
 #include "io/run_file.hpp"
 #include "model/classifier.hpp"
 #include "model/diffusion.hpp"
+#include "model/latent_space.hpp"
 #include "model/unet.hpp"
 
 namespace ddpm::eval {
@@ -19,8 +20,9 @@ namespace ddpm::eval {
 class DuringTraining {
  public:
   // Loads (or trains) the evaluation classifier and computes the reference at eval.during_samples.
+  // `space`: where the model samples (latents are decoded before they are measured).
   DuringTraining(dist::Communicator& comm, const config::Config& cfg, const data::Dataset& train_set,
-                 const torch::Device& device);
+                 const torch::Device& device, model::SampleSpace space);
   // Every rank calls it at the same step. Samples with `net` (put in evaluation mode), measures,
   // and on rank 0 appends the row to run.h5 and logs it; returns the row on every rank.
   io::EvalHistoryRow evaluate(model::UNet& net, std::int64_t step, double train_wall_s);
@@ -30,6 +32,7 @@ class DuringTraining {
   config::Config cfg_;  // sample.num_samples = eval.during_samples
   torch::Device device_;
   model::Diffusion diffusion_;
+  model::SampleSpace space_;
   model::Classifier classifier_;
   Reference ref_;
   torch::Tensor labels_;  // a conditional model's classes asked for, one per sample; else undefined

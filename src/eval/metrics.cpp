@@ -23,15 +23,25 @@ std::pair<torch::Tensor, torch::Tensor> classify(model::Classifier& net, const t
   return {torch::cat(feats), torch::cat(probs)};
 }
 
-// Feature statistics of `images_u8` split across ranks in whole batches, so that every image is
-// classified in the same batch whatever the number of ranks.
+// Feature statistics of `images_u8` (each rank's share passed through `transform` first, when
+// given) split across ranks in whole batches, so that every image is classified in the same batch
+// whatever the number of ranks.
 FeatureStats stats_of(dist::Communicator& comm, model::Classifier& net, const torch::Tensor& images_u8,
-                      std::int64_t batch, const torch::Device& device) {
+                      std::int64_t batch, const torch::Device& device, const ImageTransform& transform = nullptr) {
   const auto [begin, count] = sample_range(images_u8.size(0), batch, comm.rank(), comm.size());
   FeatureStats stats(model::ClassifierImpl::kFeatureDim);
-  stats.add(classify(net, data::to_model_range(images_u8.slice(0, begin, begin + count)), batch, device).first);
+  auto x = data::to_model_range(images_u8.slice(0, begin, begin + count));
+  if (transform && count > 0) x = transform(x);
+  stats.add(classify(net, x, batch, device).first);
   stats.allreduce(comm);
   return stats;
+}
+
+// The floor's training images: as many as there are samples, chosen by a fixed seed.
+torch::Tensor floor_images(const config::Config& cfg, const data::Dataset& train, std::int64_t n_samples) {
+  auto gen = make_generator(cfg.eval.classifier_seed, Stream::EpochPermutation, 0xF100);
+  auto idx = torch::randperm(train.size(), gen, torch::kLong).slice(0, 0, std::min(n_samples, train.size()));
+  return train.images.index_select(0, idx);
 }
 
 }  // namespace
@@ -40,13 +50,17 @@ Reference reference_stats(dist::Communicator& comm, model::Classifier& net, cons
                           const data::Dataset& train, const data::Dataset& test, std::int64_t n_samples,
                           const torch::Device& device) {
   const auto ref = stats_of(comm, net, test.images, cfg.eval.batch_size, device);
-  // The floor: as many real training images as there are samples, chosen by a fixed seed.
-  auto gen = make_generator(cfg.eval.classifier_seed, Stream::EpochPermutation, 0xF100);
-  auto idx = torch::randperm(train.size(), gen, torch::kLong).slice(0, 0, std::min(n_samples, train.size()));
-  const auto real = stats_of(comm, net, train.images.index_select(0, idx), cfg.eval.batch_size, device);
+  const auto real = stats_of(comm, net, floor_images(cfg, train, n_samples), cfg.eval.batch_size, device);
   Reference r{ref.mean(), ref.covariance(), ref.count, 0.0};
   r.fid_floor = frechet_distance(real.mean(), real.covariance(), r.mu, r.sigma);
   return r;
+}
+
+double transformed_floor_fid(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
+                             const data::Dataset& train, const Reference& ref, std::int64_t n_samples,
+                             const ImageTransform& transform, const torch::Device& device) {
+  const auto s = stats_of(comm, net, floor_images(cfg, train, n_samples), cfg.eval.batch_size, device, transform);
+  return frechet_distance(s.mean(), s.covariance(), ref.mu, ref.sigma);
 }
 
 Metrics evaluate(dist::Communicator& comm, model::Classifier& net, const torch::Tensor& local_images,

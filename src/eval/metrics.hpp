@@ -2,6 +2,8 @@
 // project's own classifier. Every rank works on its own images; statistics are summed across ranks.
 #pragma once
 
+#include <functional>
+
 #include <torch/torch.h>
 
 #include <vector>
@@ -31,6 +33,14 @@ struct Metrics {
 Reference reference_stats(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
                           const data::Dataset& train, const data::Dataset& test, std::int64_t n_samples,
                           const torch::Device& device);
+
+// Float images in [-1, 1] -> float images in [-1, 1] (on the CPU), e.g. an autoencoder's reconstruction.
+using ImageTransform = std::function<torch::Tensor(const torch::Tensor&)>;
+// The FID of the floor's training images (reference_stats) after `transform`, against `ref`: with
+// the autoencoder's reconstruction, the best a latent diffusion model can reach at this N.
+double transformed_floor_fid(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
+                             const data::Dataset& train, const Reference& ref, std::int64_t n_samples,
+                             const ImageTransform& transform, const torch::Device& device);
 
 // `local_images`: this rank's generated images, float [n, 1, 28, 28] in [-1, 1], classified in
 // batches of `batch`. With local ranges that start at multiples of `batch` (as sample_range gives

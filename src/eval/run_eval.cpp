@@ -5,10 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "data/mnist.hpp"
 #include "eval/classifier_training.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "eval/latent.hpp"
 #include "eval/metrics.hpp"
 #include "eval/sample_grid.hpp"
 #include "eval/trained_model.hpp"
@@ -33,18 +36,21 @@ void write_strip(const std::string& path, const torch::Tensor& frames_u8) {
                                     static_cast<int>(cols)));
 }
 
-// A few training images at t = 0, T/10, ..., T under q(x_t | x_0).
+// A few training images at t = 0, T/10, ..., T under q(x_t | x_0) (in latent space on their
+// latents, each shown decoded).
 void forward_picture(const config::Config& cfg, const data::Dataset& train, const model::Diffusion& diffusion,
-                     const std::string& run_file) {
+                     const model::SampleSpace& space, const torch::Device& device, const std::string& run_file) {
   const int k = cfg.eval.trajectory_images, T = diffusion.timesteps();
-  auto x0 = data::to_model_range(train.images.slice(0, 0, k));
+  const auto images = data::to_model_range(train.images.slice(0, 0, k));
+  auto x0 = space.from_images(images.to(device)).cpu();
   auto gen = make_generator(cfg.run.seed, Stream::SampleNoise, 0xF0F0);
   auto eps = torch::randn(x0.sizes(), gen);
-  std::vector<torch::Tensor> columns{data::to_uint8(x0)};
+  std::vector<torch::Tensor> columns{data::to_uint8(images)};
   std::vector<std::int64_t> timesteps{0};
   for (int j = 1; j <= 10; ++j) {
     const std::int64_t t = static_cast<std::int64_t>(T) * j / 10 - 1;  // 0-based: t = T-1 is the paper's T
-    columns.push_back(data::to_uint8(diffusion.q_sample(x0, torch::full({k}, t, torch::kLong), eps).clamp(-1, 1)));
+    const auto x_t = diffusion.q_sample(x0, torch::full({k}, t, torch::kLong), eps);
+    columns.push_back(data::to_uint8(space.to_images(x_t.to(device)).cpu()));
     timesteps.push_back(t + 1);
   }
   auto frames = torch::stack(columns, 1);
@@ -54,7 +60,7 @@ void forward_picture(const config::Config& cfg, const data::Dataset& train, cons
 
 // The first few samples along the reverse process, from noise to digit.
 void reverse_picture(const config::Config& cfg, const model::Network& network, const model::Diffusion& diffusion,
-                     const torch::Device& device, const std::string& run_file) {
+                     const model::SampleSpace& space, const torch::Device& device, const std::string& run_file) {
   const int k = cfg.eval.trajectory_images;
   std::vector<torch::Tensor> columns;
   std::vector<std::int64_t> timesteps;
@@ -63,16 +69,16 @@ void reverse_picture(const config::Config& cfg, const model::Network& network, c
   int call = 0;
   auto keep = [&](std::int64_t t, const torch::Tensor& x) {
     if (call++ % stride == 0 || t == -1) {
-      columns.push_back(data::to_uint8(x.clamp(-1, 1).cpu()));
+      columns.push_back(data::to_uint8(space.to_images(x).cpu()));
       timesteps.push_back(t);
     }
   };
   auto sample_cfg = cfg.sample;
   sample_cfg.batch_size = k;
-  const int size = cfg.model.image_size;
   const auto labels = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, k);
-  model::sample_images(network, diffusion, sample_cfg, {cfg.model.in_channels, size, size}, {0, k, cfg.run.seed, labels},
-                       device, nullptr, keep);
+  model::SampleRequest request{0, k, cfg.run.seed, labels};
+  request.clamp = !space.latent();
+  model::sample_images(network, diffusion, sample_cfg, space.shape(), request, device, nullptr, keep);
   auto frames = torch::stack(columns, 1);
   io::write_trajectory(run_file, "reverse", frames, timesteps, "samples along the reverse process, a row per image");
   write_strip(cfg.out_dir() + "/reverse.png", frames);
@@ -98,6 +104,18 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   summary.classifier_accuracy = cls.test_accuracy;
   if (comm.rank() == 0) spdlog::info("evaluation classifier {}: test accuracy {:.2f}%", cls.path, 100 * cls.test_accuracy);
   const auto ref = reference_stats(comm, classifier, cfg, train, test, cfg.sample.num_samples, device);
+  const auto& space = trained.space;
+  double reconstruction_fid = std::numeric_limits<double>::quiet_NaN();
+  if (space.latent()) {
+    reconstruction_fid = transformed_floor_fid(
+        comm, classifier, cfg, train, ref, cfg.sample.num_samples,
+        [&](const torch::Tensor& x) { return space.to_images(space.from_images(x.to(device))).cpu(); }, device);
+    if (comm.rank() == 0)
+      spdlog::info("autoencoder reconstructions of the floor's {} training images: FID {:.3f} (floor {:.3f}, {:.2f}x): "
+                   "the best the latent model can reach",
+                   std::min<std::int64_t>(cfg.sample.num_samples, train.size()), reconstruction_fid, ref.fid_floor,
+                   reconstruction_fid / ref.fid_floor);
+  }
   summary.metric_seconds += since(metric_start);
 
   const auto run_file = io::run_file_path(cfg.out_dir());
@@ -135,7 +153,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                      elapsed / done * (total - done));
       };
-      const auto local = sample_local(comm, network, diffusion, cfg, device, progress);
+      const auto local = sample_local(comm, network, diffusion, cfg, device, progress, &trained.space);
       const auto images = comm.gatherv(local.cpu().contiguous(), 0);
       summary.sample_seconds += since(sample_start);
 
@@ -160,6 +178,8 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.checkpoint_step = info.step;
       r.classifier_test_accuracy = cls.test_accuracy;
       r.classifier_path = cls.path;
+      r.reconstruction_fid = reconstruction_fid;
+      r.flops_per_sample = double(r.steps) * (g != 0.0 ? 2.0 : 1.0) * net->forward_flops() + space.decode_flops();
       if (comm.rank() == 0) {
         if (conditional) {
           r.conditional = true;
@@ -176,7 +196,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
                             {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, cfg.run.seed,
                              labels_asked, g});
           io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
-          reverse_picture(cfg, network, diffusion, device, run_file);
+          reverse_picture(cfg, network, diffusion, trained.space, device, run_file);
         }
         if (w == weight_sets.front() && guidances.size() > 1)
           io::write_png(cfg.out_dir() + "/samples_" + io::guidance_group(g) + ".png", sample_grid(u8, labels_asked));
@@ -190,7 +210,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     }
   }
   if (comm.rank() == 0) {
-    forward_picture(cfg, train, diffusion, run_file);
+    forward_picture(cfg, train, diffusion, trained.space, device, run_file);
     spdlog::info("evaluation written: {} (/samples, /eval, /trajectory), {}/{{samples,forward,reverse}}.png", run_file,
                  cfg.out_dir());
   }
@@ -216,6 +236,14 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
                fmt::format("{:.0f}/10", 10 * r.classes_present), std::to_string(r.n_samples),
                fmt::format("{} x{}", r.sampler, r.steps));
   out += fmt::format("classifier test accuracy {:.2f}%\n", 100 * s.classifier_accuracy);
+  if (!s.records.empty()) {
+    const auto& r = s.records.front();
+    out += fmt::format("network GFLOPs per sample ({} weights{}): {:.3f}\n", r.weights,
+                       conditional ? fmt::format(", guidance {:g}", r.guidance) : "", r.flops_per_sample / 1e9);
+    if (std::isfinite(r.reconstruction_fid))
+      out += fmt::format("autoencoder reconstruction FID {:.3f} (floor {:.3f}, {:.2f}x)\n", r.reconstruction_fid,
+                         r.fid_floor, r.reconstruction_fid / r.fid_floor);
+  }
   std::string times;
   for (const auto& [name, sec] : stage_seconds) times += fmt::format("  {} {:.1f} s", name, sec);
   out += "wall time:" + times + "\n";

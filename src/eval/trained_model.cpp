@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "eval/latent.hpp"
 #include "io/h5.hpp"
 #include "util/error.hpp"
 
@@ -12,7 +13,8 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
   if (!ckpt)
     throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
                 cfg.source + "` first");
-  TrainedModel m{model::UNet(cfg.model), model::UNet(cfg.model), {}, *ckpt};
+  const auto unet = config::unet_config(cfg);
+  TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, load_sample_space(cfg, device, rank)};
   m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg);
   if (rank == 0 && !m.info.checksummed)
     spdlog::warn("{}", io::no_checksums_warning(*ckpt));

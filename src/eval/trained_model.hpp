@@ -1,10 +1,12 @@
-// The raw and EMA U-Nets of a run's newest complete checkpoint, ready for sampling.
+// The raw and EMA U-Nets of a run's newest complete checkpoint, ready for sampling, and the space
+// their samples live in (eval::load_sample_space: images, or an autoencoder's latents).
 #pragma once
 
 #include <string>
 
 #include "config/config.hpp"
 #include "io/checkpoint.hpp"
+#include "model/latent_space.hpp"
 #include "model/unet.hpp"
 
 namespace ddpm::eval {
@@ -13,6 +15,7 @@ struct TrainedModel {
   model::UNet live{nullptr}, ema{nullptr};
   io::CheckpointInfo info;
   std::string path;
+  model::SampleSpace space{std::vector<std::int64_t>{}};
 };
 
 // Throws ddpm::Error naming the folder and the command to run when there is no checkpoint, and

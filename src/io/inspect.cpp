@@ -14,7 +14,7 @@
 namespace ddpm::io {
 namespace {
 
-std::string config_digest(const std::string& yaml) {
+std::string config_digest(const std::string& yaml, bool autoencoder = false) {
   const auto c = YAML::Load(yaml);
   auto get = [&](const char* section, const char* key) {
     if (!c[section] || !c[section][key]) return std::string("?");
@@ -26,11 +26,19 @@ std::string config_digest(const std::string& yaml) {
     }
     return n.as<std::string>();
   };
+  if (autoencoder)
+    return fmt::format(
+        "  run {} (seed {}); autoencoder base {} x {} with {} res blocks, {} latent channels, kl_weight {}; {} steps of "
+        "global batch {} at lr {}\n  config hash {:016x}\n",
+        get("run", "name"), get("run", "seed"), get("autoencoder", "base_channels"), get("autoencoder", "channel_mult"),
+        get("autoencoder", "num_res_blocks"), get("autoencoder", "latent_channels"), get("autoencoder", "kl_weight"),
+        get("train", "steps"), get("train", "batch_size"), get("train", "lr"), std::hash<std::string>{}(yaml));
   return fmt::format(
-      "  run {} (seed {}); model base {} x {} with {} res blocks; T = {} ({}); {} steps of global batch {} at lr {}\n"
+      "  run {} (seed {}); model base {} x {} with {} res blocks; T = {} ({}){}; {} steps of global batch {} at lr {}\n"
       "  config hash {:016x}\n",
       get("run", "name"), get("run", "seed"), get("model", "base_channels"), get("model", "channel_mult"),
-      get("model", "num_res_blocks"), get("diffusion", "timesteps"), get("diffusion", "schedule"), get("train", "steps"),
+      get("model", "num_res_blocks"), get("diffusion", "timesteps"), get("diffusion", "schedule"),
+      get("diffusion", "space") == "latent" ? "; diffusion in latent space" : "", get("train", "steps"),
       get("train", "batch_size"), get("train", "lr"), std::hash<std::string>{}(yaml));
 }
 
@@ -44,14 +52,25 @@ std::string describe_checkpoint(const std::string& path, const H5::H5File& file)
     for (auto d : shape) n *= d;
     params += n;
   }
-  std::string out = fmt::format("{}: checkpoint\n", path);
+  const bool autoencoder = model.nameExists("enc_in.weight");
+  std::string out = fmt::format("{}: {}checkpoint\n", path, autoencoder ? "autoencoder " : "");
   out += fmt::format("  step {}, epoch {}, written by {} rank(s), {} on {}\n", read_attr_int(root, "step"),
                      read_attr_int(root, "epoch"), read_attr_int(root, "world_size"),
                      has_attr(root, "complete") ? "complete" : "INCOMPLETE", read_attr_string(root, "created"));
   out += fmt::format("  {} tensors, {} values in /model; EMA {}; optimizer state {}\n", model.getNumObjs(), params,
                      file.nameExists("ema") ? "present" : "missing", file.nameExists("optim") ? "present" : "missing");
   out += fmt::format("  ddpm_dist {}, LibTorch {}\n", read_attr_string(root, "version"), read_attr_string(root, "torch"));
-  return out + config_digest(read_attr_string(root, "config"));
+  return out + config_digest(read_attr_string(root, "config"), autoencoder);
+}
+
+std::string describe_latent_cache(const std::string& path, const H5::H5File& file) {
+  const auto g = file.openGroup("latents");
+  const auto shape = dataset_shape(g, "mean");
+  return fmt::format("{}: latent cache\n  {} posteriors (mean and std) of {}x{}x{}; latents have mean {:.4f} and std "
+                     "{:.4f}\n  made by the autoencoder with weights {} (step {})\n",
+                     path, shape[0], shape[1], shape[2], shape[3], read_attr_double(g, "latent_mean"),
+                     read_attr_double(g, "latent_std"), read_attr_string(g, "autoencoder"),
+                     read_attr_int(g, "autoencoder_step"));
 }
 
 std::string describe_run(const std::string& path, const H5::H5File& file) {
@@ -60,7 +79,22 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
     const auto g = file.openGroup("config");
     out += fmt::format("  started {} on {} rank(s), ddpm_dist {}, LibTorch {}\n", read_attr_string(g, "created"),
                        read_attr_int(g, "world_size"), read_attr_string(g, "version"), read_attr_string(g, "torch"));
-    out += config_digest(read_attr_string(g, "yaml"));
+    const auto yaml = read_attr_string(g, "yaml");
+    out += config_digest(yaml, file.nameExists("autoencoder"));
+  }
+  if (file.nameExists("autoencoder")) {
+    const auto g = file.openGroup("autoencoder");
+    out += fmt::format("  autoencoder (EMA weights of step {}): latents have mean {:.4f} and std {:.4f} over {} training "
+                       "images; test-set reconstruction MSE {:.5f} per pixel\n",
+                       read_attr_int(g, "step"), read_attr_double(g, "latent_mean"), read_attr_double(g, "latent_std"),
+                       read_attr_int(g, "images"), read_attr_double(g, "test_mse"));
+  }
+  if (file.nameExists("latent")) {
+    const auto g = file.openGroup("latent");
+    out += fmt::format("  latent space: the latents of the autoencoder with weights {} (step {}), seen as (z - {:.4f}) / "
+                       "{:.4f}\n",
+                       read_attr_string(g, "autoencoder"), read_attr_int(g, "autoencoder_step"),
+                       read_attr_double(g, "latent_mean"), read_attr_double(g, "latent_std"));
   }
   const auto rows = read_train_metrics(path);
   if (!rows.empty()) {
@@ -106,6 +140,8 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
     auto record = [&](const H5::Group& g, const std::string& name) {
       auto scalar = [&](const char* key) { return read_tensor(g, key).item<double>(); };
       const bool conditional = g.nameExists("cond_accuracy");
+      if (g.nameExists("reconstruction_fid"))
+        out += fmt::format("    {}: the autoencoder's reconstructions: FID {:.3f}\n", name, scalar("reconstruction_fid"));
       out += fmt::format("    {}: FID {:.3f} (floor {:.3f}), confidence {:.2f}%, classes present {:.0f}/10{}, {} samples, "
                          "{} x{}, checkpoint step {}\n",
                          name, scalar("fid"), scalar("fid_floor"), 100 * scalar("mean_confidence"),
@@ -141,7 +177,8 @@ std::string describe(const std::string& path) {
   try {
     if (file.nameExists("model") && has_attr(file.openGroup("/"), "step")) return describe_checkpoint(path, file);
     if (file.nameExists("config") || file.nameExists("train")) return describe_run(path, file);
-    throw Error(path + ": an HDF5 file, but neither a ddpm_dist run file nor a checkpoint");
+    if (file.nameExists("latents")) return describe_latent_cache(path, file);
+    throw Error(path + ": an HDF5 file, but neither a ddpm_dist run file, a checkpoint nor a latent cache");
   } catch (const H5::Exception& e) {
     throw Error(path + ": cannot read (" + e.getDetailMsg() + ")");
   }

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <cmath>
 #include <filesystem>
 
 #include "io/h5.hpp"
@@ -235,6 +236,11 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(g, "steps", r.steps);
     write_attr(g, "eta", r.eta);
     write_attr(g, "checkpoint_step", r.checkpoint_step);
+    write_attr(g, "flops_per_sample", r.flops_per_sample);
+    if (std::isfinite(r.reconstruction_fid))
+      write_scalar(g, "reconstruction_fid", r.reconstruction_fid,
+                   "the same distance for the autoencoder's reconstructions of the floor's training images: the "
+                   "best a latent model can reach");
     if (r.conditional) {
       write_attr(g, "guidance", r.guidance);
       write_array(g, "labels_asked", r.labels_asked, "the class each sample was asked for");

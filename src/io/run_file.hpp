@@ -5,6 +5,7 @@
 
 #include <torch/types.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,6 +86,12 @@ struct EvalRecord {
   double classifier_test_accuracy = 0;
   std::string classifier_path;
   std::string dataset;  // data.dataset: the classifier's and the reference set's
+  // Latent space: the FID of the autoencoder's reconstructions of the floor's training images (the
+  // best the latent model can reach); NaN (not written) in pixel space.
+  double reconstruction_fid = std::numeric_limits<double>::quiet_NaN();
+  // Network FLOPs per sample (model::network_evaluations x the U-Net's, twice with guidance, plus
+  // the decoder's in latent space), counted from the layer shapes.
+  double flops_per_sample = 0;
 };
 
 // /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_floor, mean_confidence,

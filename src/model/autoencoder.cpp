@@ -142,10 +142,11 @@ double LatentMoments::std() const {
   return std::sqrt(std::max(0.0, sum_sq / count - m * m));
 }
 
-LatentMoments latent_moments(const Posterior& q) {
-  const auto mean = q.mean.to(torch::kFloat64);
-  return {double(mean.numel()), mean.sum().item<double>(),
-          (mean.square() + q.logvar.to(torch::kFloat64).exp()).sum().item<double>()};
+LatentMoments latent_moments(const Posterior& q) { return latent_moments(q.mean, q.std()); }
+
+LatentMoments latent_moments(const torch::Tensor& mean, const torch::Tensor& std) {
+  const auto m = mean.to(torch::kFloat64);
+  return {double(m.numel()), m.sum().item<double>(), (m.square() + std.to(torch::kFloat64).square()).sum().item<double>()};
 }
 
 }  // namespace ddpm::model

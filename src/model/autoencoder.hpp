@@ -77,5 +77,7 @@ struct LatentMoments {
   double std() const;
 };
 LatentMoments latent_moments(const Posterior& q);
+// The same from the posteriors' means and standard deviations (a latent cache's).
+LatentMoments latent_moments(const torch::Tensor& mean, const torch::Tensor& std);
 
 }  // namespace ddpm::model

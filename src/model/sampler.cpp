@@ -162,7 +162,8 @@ torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, 
       auto step_done = [&, c = c](int i, int steps) {
         if (on_step) on_step(c * steps + i, batches * steps);
       };
-      images.push_back(sample_by_sigma(model, diffusion, cfg, x, step_done, on_state).clamp(-1.0, 1.0).cpu());
+      const auto out = sample_by_sigma(model, diffusion, cfg, x, step_done, on_state);
+      images.push_back((request.clamp ? out.clamp(-1.0, 1.0) : out).cpu());
       continue;
     }
     for (int i = 0; i < total; ++i) {
@@ -179,7 +180,7 @@ torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, 
       if (on_state) on_state(last ? -1 : ts[i + 1], x);
       if (on_step) on_step(c * total + i + 1, batches * total);
     }
-    images.push_back(x.clamp(-1.0, 1.0).cpu());
+    images.push_back((request.clamp ? x.clamp(-1.0, 1.0) : x).cpu());
   }
   return torch::cat(images);
 }

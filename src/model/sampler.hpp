@@ -21,6 +21,8 @@ struct SampleRequest {
   std::int64_t count;
   std::uint64_t seed;
   torch::Tensor labels;  // long [count]: each image's class (sample_labels); undefined: unconditional
+  // Images are clamped to [-1, 1] at the end; latents (model/latent_space.hpp) are not.
+  bool clamp = true;
 };
 
 // The classes that sample.labels asks for, for the images [first, first + count) of a model with
@@ -45,7 +47,7 @@ int heun_levels(int steps);
 // heun 2 x heun_levels - 1 (one evaluation per level and a correction on all but the last).
 int network_evaluations(const config::SampleConfig& cfg, int T);
 
-// Returns float [count, C, H, W] in [-1, 1]. Samplers: ddpm (ancestral, all T steps), ddim
+// Returns float [count, C, H, W] (in [-1, 1] with request.clamp), on the CPU. Samplers: ddpm (ancestral, all T steps), ddim
 // (sample.steps respaced, eta), heun and dpmpp_2m (deterministic, on karras_timesteps). `network`
 // outputs what diffusion.prediction names; each batch's labels are bound to it.
 torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, const config::SampleConfig& cfg,

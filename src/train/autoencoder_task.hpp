@@ -21,7 +21,7 @@ class AutoencoderTask : public Task {
   std::vector<torch::Tensor> inputs(std::int64_t step, const torch::Tensor& rows, std::int64_t begin,
                                     std::int64_t end) override;
   torch::Tensor loss(const std::vector<torch::Tensor>& inputs) override;
-  // autoencoder.* but its training keys (steps, batch_size, lr), and data.dataset.
+  // config::defines_autoencoder
   bool defines_weights(const std::string& key) const override;
   std::string name() const override { return "autoencoder"; }
 

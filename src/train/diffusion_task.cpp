@@ -2,18 +2,31 @@
 
 #include "model/dropout.hpp"
 #include "train/step_draws.hpp"
+#include "util/error.hpp"
 #include "util/rng.hpp"
 
 namespace ddpm::train {
 
-DiffusionTask::DiffusionTask(const config::Config& cfg, const data::Dataset& train_set, torch::Device device)
-    : cfg_(cfg), device_(device), diffusion_(cfg.diffusion), images_(train_set.images.to(device)) {
+DiffusionTask::DiffusionTask(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
+                             const io::LatentCache& latents)
+    : cfg_(cfg), device_(device), diffusion_(cfg.diffusion), examples_(train_set.size()) {
+  if (!cfg.latent()) {
+    images_ = train_set.images.to(device);
+  } else {
+    if (!latents.mean.defined() || latents.mean.size(0) != train_set.size())
+      throw Error("diffusion.space: latent needs the latent cache of the " + std::to_string(train_set.size()) +
+                  " training images");
+    latent_mean_ = latents.mean.to(device);
+    latent_std_ = latents.std.to(device);
+    shift_ = latents.latent_mean;
+    scale_ = latents.latent_std;
+  }
   if (cfg.model.num_classes > 0) labels_ = train_set.labels.to(torch::kLong).to(device);
   if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
   // Initial weights depend only on the seed, so every rank builds the same model.
   torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
-  unet_ = model::UNet(cfg.model);
-  ema_unet_ = model::UNet(cfg.model);
+  unet_ = model::UNet(config::unet_config(cfg));
+  ema_unet_ = model::UNet(config::unet_config(cfg));
   unet_->to(device_);
   ema_unet_->to(device_);
 }
@@ -29,7 +42,19 @@ std::vector<torch::Tensor> DiffusionTask::inputs(std::int64_t step, const torch:
   // Each row's dropout masks follow from its key (seed, step, global row): the same on any number
   // of ranks, under any split, after a resume, and in a graph replay (model/dropout.hpp).
   auto keys = model::dropout_row_keys(cfg_.run.seed, step, begin, end, device_);
-  return {data::to_model_range(images_.index_select(0, rows)), t, eps, labels, keys};
+  return {x0(step, rows, begin, end), t, eps, labels, keys};
+}
+
+torch::Tensor DiffusionTask::x0(std::int64_t step, const torch::Tensor& rows, std::int64_t begin, std::int64_t end) {
+  if (images_.defined()) return data::to_model_range(images_.index_select(0, rows));
+  auto shape = latent_mean_.sizes().vec();
+  shape[0] = cfg_.train.batch_size;
+  const auto noise = draw_for_step(cfg_.run.seed, Stream::LatentDraw, step, device_,
+                                   [&](c10::optional<at::Generator> gen, const torch::TensorOptions& opts) {
+                                     return torch::randn(shape, gen, opts);
+                                   }).slice(0, begin, end);
+  const auto z = latent_mean_.index_select(0, rows) + latent_std_.index_select(0, rows) * noise;
+  return (z - shift_) / scale_;
 }
 
 torch::Tensor DiffusionTask::loss(const std::vector<torch::Tensor>& in) {
@@ -43,7 +68,9 @@ torch::Tensor DiffusionTask::loss(const std::vector<torch::Tensor>& in) {
 bool DiffusionTask::defines_weights(const std::string& key) const {
   // The network, the noise schedule and the data define what the weights mean; other keys (steps,
   // learning rate, logging, ranks) may change between a run and its continuation.
-  return key.rfind("model.", 0) == 0 || key.rfind("diffusion.", 0) == 0 || key == "data.dataset";
+  // In latent space the autoencoder defines the data.
+  return key.rfind("model.", 0) == 0 || key.rfind("diffusion.", 0) == 0 || key == "data.dataset" ||
+         (cfg_.latent() && config::defines_autoencoder(key));
 }
 
 }  // namespace ddpm::train

@@ -7,20 +7,32 @@
 
 #include "config/config.hpp"
 #include "model/diffusion.hpp"
+#include "util/rng.hpp"
 
 namespace ddpm::train {
 
+// Runs draw(generator, options) with step `step`'s generator of `stream`: on the CPU one made from
+// (seed, stream, step); on a GPU the device's own generator seeded with the same value, passed as
+// nullopt (no host work and no copy per step).
+template <class Draw>
+auto draw_for_step(std::uint64_t seed, Stream stream, std::int64_t step, const torch::Device& device, Draw&& draw) {
+  if (device.is_cuda()) {
+    torch::cuda::manual_seed_all(derive_seed({seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(step)}));
+    return draw(c10::optional<at::Generator>(), torch::TensorOptions().device(device));
+  }
+  return draw(c10::optional<at::Generator>(make_generator(seed, stream, static_cast<std::uint64_t>(step))),
+              torch::TensorOptions());
+}
+
 struct StepDraws {
   torch::Tensor t;    // noise levels (model::Diffusion::draw_levels)
-  torch::Tensor eps;  // noise [rows, 1, H, W]
+  torch::Tensor eps;  // noise [rows, config::diffusion_shape]
   // Conditional models with train.label_dropout > 0: the rows trained as "no class" (bool);
   // undefined otherwise. Drawn after the noise, so the other draws are those of an unconditional run.
   torch::Tensor no_label;
 };
 
-// Rows [begin, end) of step `step`'s draws, for images of `image_size` squared, on `device`: the
-// CPU's from a generator of (seed, step); a GPU's from its own generator seeded with the same
-// value (no host work and no copy per step).
+// Rows [begin, end) of step `step`'s draws (stream TrainNoise, draw_for_step), on `device`.
 StepDraws draw_step(const model::Diffusion& diffusion, const config::Config& cfg, std::int64_t step, std::int64_t begin,
                     std::int64_t end, const torch::Device& device);
 
