@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "app/commands.hpp"
 #include "eval/distributed_sampling.hpp"
@@ -10,6 +11,9 @@
 #include "model/precision.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
+#include "io/latent_cache.hpp"
+#include "model/latent_space.hpp"
+#include "train/diffusion_task.hpp"
 #include "train/trainer.hpp"
 
 namespace ddpm::app {
@@ -62,14 +66,15 @@ struct TrainVariant {
 
 // Training throughput, achieved GFLOP/s and the share of step time spent waiting for gradient
 // all-reduces (the slowest rank's share is what the job loses).
-void bench_training(Session& s, const data::Dataset& synthetic, const TrainVariant& v, double train_flops,
-                    double matmul_gflops) {
+void bench_training(Session& s, const data::Dataset& synthetic, const io::LatentCache& latents, const TrainVariant& v,
+                    double train_flops, double matmul_gflops) {
   auto cfg = s.cfg;
   cfg.train.overlap = v.overlap;
   cfg.train.precision = v.bf16 ? "bf16" : "fp32";
   cfg.train.cuda_graphs = v.graphs;
   cfg.train.balance = v.balance;
-  train::Trainer trainer(cfg, synthetic, s.ctx.device(), *s.comm);
+  train::Trainer trainer(cfg, std::make_unique<train::DiffusionTask>(cfg, synthetic, s.ctx.device(), latents),
+                         s.ctx.device(), *s.comm);
   // resolve_bf16 and resolve_cuda_graphs said why
   if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
   if (v.channels_last)
@@ -119,7 +124,8 @@ void bench_allreduce(Session& s, model::UNet& net) {
 }
 
 // Sampling throughput: a few DDIM steps over one batch per rank.
-void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool bf16, bool graphs) {
+void bench_sampling(Session& s, model::UNet& net, const model::SampleSpace& space, const std::string& tag, bool bf16,
+                    bool graphs) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
   auto sample_cfg = cfg;
@@ -128,7 +134,7 @@ void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool b
   sample_cfg.sample.num_samples = cfg.sample.batch_size * s.comm->size();
   const auto network = model::network(net, s.ctx.device(), bf16, graphs);
   const double sec = median_seconds(s.ctx.device(), 1, 3, [&] {
-    eval::sample_distributed(*s.comm, network, diffusion, sample_cfg, s.ctx.device());
+    eval::sample_distributed(*s.comm, network, diffusion, sample_cfg, s.ctx.device(), nullptr, &space);
     s.comm->barrier();
   });
   report("sample_img_steps_per_s_" + tag, sample_cfg.sample.num_samples * sample_cfg.sample.steps / sec,
@@ -137,12 +143,12 @@ void bench_sampling(Session& s, model::UNet& net, const std::string& tag, bool b
 }
 
 // The sample section as configured (sampler, steps, images, precision, graphs), timed once.
-void bench_sampling_as_configured(Session& s, model::UNet& net) {
+void bench_sampling_as_configured(Session& s, model::UNet& net, const model::SampleSpace& space) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
   const auto network = model::sampling_network(net, cfg.sample, s.ctx.device());
   const auto start = clock::now();
-  eval::sample_distributed(*s.comm, network, diffusion, cfg, s.ctx.device());
+  eval::sample_distributed(*s.comm, network, diffusion, cfg, s.ctx.device(), nullptr, &space);
   s.comm->barrier();
   report("sample_configured_s", seconds_since(start),
          "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +
@@ -220,7 +226,7 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
                  std::to_string(r) + ", batch 64, forward)");
     }
   }
-  model::UNet net(cfg.model);
+  model::UNet net(config::unet_config(cfg));
   const double forward_flops = net->forward_flops();
   report("model_forward_gflop_per_image", forward_flops / 1e9, "GFLOP (convolutions, linear layers, attention)");
   report("model_train_gflop_per_image", 3 * forward_flops / 1e9, "GFLOP (forward + backward = 3x forward)");
@@ -228,20 +234,31 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
   // Synthetic images: speed does not depend on the pixels.
   data::Dataset synthetic{torch::randint(0, 256, {4096, cfg.model.image_size, cfg.model.image_size}, torch::kUInt8),
                           torch::zeros({4096}, torch::kUInt8)};
+  // Latent space: synthetic posteriors of the latent shape; samples stay latents (no decoder).
+  io::LatentCache latents;
+  if (cfg.latent()) {
+    auto shape = config::latent_shape(cfg);
+    shape.insert(shape.begin(), synthetic.size());
+    latents.images = synthetic.size();
+    latents.mean = torch::randn(shape);
+    latents.std = torch::full(shape, 0.5);
+    latents.latent_std = std::sqrt(1.25);
+  }
+  const model::SampleSpace space(config::diffusion_shape(cfg));
   if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
   for (const auto& [part, v] : train_variants()) {
     if (!want(part) || ((!v.overlap || !v.balance) && s.comm->size() == 1)) continue;
-    bench_training(s, synthetic, v, 3 * forward_flops, matmul_gflops);
+    bench_training(s, synthetic, latents, v, 3 * forward_flops, matmul_gflops);
   }
   net->to(device);
   net->eval();
   const bool graphs_ok = model::cuda_graphs_supported(device);
-  if (want("sample")) bench_sampling(s, net, "fp32", false, false);
-  if (want("sample_bf16") && bf16_ok) bench_sampling(s, net, "bf16", true, false);
-  if (want("sample_graphs") && graphs_ok) bench_sampling(s, net, "fp32_graphs", false, true);
-  if (want("sample_bf16_graphs") && bf16_ok && graphs_ok) bench_sampling(s, net, "bf16_graphs", true, true);
+  if (want("sample")) bench_sampling(s, net, space, "fp32", false, false);
+  if (want("sample_bf16") && bf16_ok) bench_sampling(s, net, space, "bf16", true, false);
+  if (want("sample_graphs") && graphs_ok) bench_sampling(s, net, space, "fp32_graphs", false, true);
+  if (want("sample_bf16_graphs") && bf16_ok && graphs_ok) bench_sampling(s, net, space, "bf16_graphs", true, true);
   // Minutes on a CPU: only when asked for by name.
-  if (std::find(parts.begin(), parts.end(), "sample_configured") != parts.end()) bench_sampling_as_configured(s, net);
+  if (std::find(parts.begin(), parts.end(), "sample_configured") != parts.end()) bench_sampling_as_configured(s, net, space);
 }
 
 }  // namespace ddpm::app
