@@ -7,23 +7,10 @@
 
 #include "data/mnist.hpp"
 #include "model/autoencoder.hpp"
+#include "tiny_model.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
-
-namespace {
-
-config::AutoencoderConfig small_autoencoder() {
-  config::AutoencoderConfig a;
-  a.base_channels = 16;
-  a.channel_mult = {1, 2, 2};
-  a.num_res_blocks = 1;
-  a.latent_channels = 4;
-  a.groups = 4;
-  return a;
-}
-
-}  // namespace
 
 TEST(Autoencoder, LatentShapeFollowsTheLevels) {
   torch::manual_seed(0);

@@ -12,24 +12,16 @@
 #include "io/latent_cache.hpp"
 #include "model/latent_space.hpp"
 #include "train/diffusion_task.hpp"
+#include "tiny_model.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
 
 namespace {
 
-config::AutoencoderConfig small_autoencoder() {
-  config::AutoencoderConfig a;
-  a.base_channels = 8;
-  a.channel_mult = {1, 2, 2};
-  a.latent_channels = 4;
-  a.groups = 4;
-  return a;
-}
-
 model::Autoencoder seeded_autoencoder(std::uint64_t seed) {
   torch::manual_seed(seed);
-  model::Autoencoder ae(small_autoencoder(), 28, 1);
+  model::Autoencoder ae(small_autoencoder(8), 28, 1);
   ae->eval();
   return ae;
 }
