@@ -19,8 +19,9 @@ namespace {
 
 // With the EMA weights: encodes the training set into the latent cache and measures the test set's
 // reconstruction error (each rank a share); rank 0 writes the cache and the summary.
-void encode_training_set(Session& s, model::Autoencoder& ae, const data::Dataset& train_set,
-                         const data::Dataset& test_set, std::int64_t step, const std::string& dir) {
+void encode_training_set(Session& s, model::Autoencoder& ae, const std::string& fingerprint,
+                         const data::Dataset& train_set, const data::Dataset& test_set, std::int64_t step,
+                         const std::string& dir) {
   ae->eval();
   const auto device = s.ctx.device();
   const auto batch = s.cfg.eval.batch_size;
@@ -37,7 +38,7 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const data::Dataset
   auto sums = torch::tensor({sse}, torch::kFloat64);
   s.comm->allreduce_sum(sums);
   if (s.comm->rank() == 0) {
-    cache.autoencoder = io::weights_fingerprint(*ae);
+    cache.autoencoder = fingerprint;
     cache.autoencoder_step = step;
     const auto cache_path = io::latent_cache_path(dir);
     io::write_latent_cache(cache_path, cache);
@@ -55,13 +56,14 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const data::Dataset
   s.comm->barrier();
 }
 
-// Whether the latent cache in `dir` was made by these weights (rank 0 reads it; every rank learns).
-bool cache_is_current(Session& s, model::Autoencoder& ae, const std::string& dir) {
+// Whether the latent cache in `dir` was made by the weights of `fingerprint` (rank 0 reads it;
+// every rank learns).
+bool cache_is_current(Session& s, const std::string& fingerprint, const std::string& dir) {
   auto current = torch::zeros({1}, torch::kFloat64);
   if (s.comm->rank() == 0) {
     const auto path = io::latent_cache_path(dir);
     try {
-      if (std::filesystem::exists(path) && io::read_latent_cache(path, false).autoencoder == io::weights_fingerprint(*ae))
+      if (std::filesystem::exists(path) && io::read_latent_cache(path, false).autoencoder == fingerprint)
         current[0] = 1.0;
     } catch (const io::DamagedFile& e) {
       spdlog::warn("{}; it is written again", e.what());
@@ -90,9 +92,10 @@ bool cmd_autoencoder(Session& s) {
   resume_or_start(s, trainer, stage.out_dir());
   if (trainer.run() != train::Trainer::Outcome::Finished) return false;
 
-  if (cache_is_current(s, ae.ema_autoencoder(), stage.out_dir())) return true;
+  const auto fingerprint = io::weights_fingerprint(*ae.ema_autoencoder());
+  if (cache_is_current(s, fingerprint, stage.out_dir())) return true;
   const auto test_set = data::load_dataset(s.cfg.data_dir(), data::Split::Test);
-  encode_training_set(s, ae.ema_autoencoder(), train_set, test_set, trainer.step(), stage.out_dir());
+  encode_training_set(s, ae.ema_autoencoder(), fingerprint, train_set, test_set, trainer.step(), stage.out_dir());
   return true;
 }
 

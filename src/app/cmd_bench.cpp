@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include "app/commands.hpp"
 #include "eval/distributed_sampling.hpp"
@@ -242,7 +241,9 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
     latents.images = synthetic.size();
     latents.mean = torch::randn(shape);
     latents.std = torch::full(shape, 0.5);
-    latents.latent_std = std::sqrt(1.25);
+    const auto m = model::latent_moments(latents.mean, latents.std);
+    latents.latent_mean = m.mean();
+    latents.latent_std = m.std();
   }
   const model::SampleSpace space(config::diffusion_shape(cfg));
   if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
