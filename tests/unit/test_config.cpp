@@ -18,7 +18,8 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 }  // namespace
 
 TEST(Config, RepositoryConfigsParse) {
-  for (const char* name : {"smoke.yaml", "mnist.yaml", "mnist_seed.yaml", "mnist_cpu.yaml", "mnist_cond.yaml"}) {
+  for (const char* name : {"smoke.yaml", "mnist.yaml", "mnist_seed.yaml", "mnist_cpu.yaml", "mnist_cpu_pixel.yaml",
+                           "mnist_cond.yaml", "mnist_latent.yaml"}) {
     const auto c = config::load(std::string(DDPM_SOURCE_DIR) + "/configs/" + name);
     EXPECT_FALSE(c.yaml.empty()) << name;
   }
