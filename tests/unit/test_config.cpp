@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "config/config.hpp"
 #include "util/error.hpp"
 
@@ -23,6 +25,18 @@ TEST(Config, RepositoryConfigsParse) {
     const auto c = config::load(std::string(DDPM_SOURCE_DIR) + "/configs/" + name);
     EXPECT_FALSE(c.yaml.empty()) << name;
   }
+}
+
+// configs/mnist_cpu.yaml is configs/mnist_latent.yaml's model on the whole CPU budget: the two
+// files must not drift apart in anything but the run's name and length.
+TEST(Config, CpuDefaultIsTheLatentConfigurationTrainedLonger) {
+  const std::string dir = std::string(DDPM_SOURCE_DIR) + "/configs/";
+  const auto latent = config::load(dir + "mnist_latent.yaml");
+  const auto cpu = config::load(dir + "mnist_cpu.yaml");
+  std::vector<std::string> keys;
+  for (const auto& c : config::changed_keys(latent.yaml, cpu)) keys.push_back(c.key);
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"eval.every", "run.name", "train.steps"}));
 }
 
 TEST(Config, ValuesAndOverridesAreApplied) {
