@@ -33,8 +33,8 @@ ddpm_run_job() {
   echo "[slurm] results: $root/results/$name/"
 
   # SLURM sends SIGUSR1 to this shell (--signal=B:USR1@120) before the time limit; the ranks get
-  # it from here, stop after their step, write a checkpoint and exit 0; then the job requeues
-  # itself and the next start resumes. srun and mpirun drop a signal that comes before they have
+  # it from here, stop after their step, write a checkpoint and exit 75 (EX_TEMPFAIL: stopped
+  # before the end); then the job requeues itself and the next start resumes. srun and mpirun drop a signal that comes before they have
   # started the ranks, so after the warning it is passed on again every 10 s until the launcher
   # ends (a rank that is already stopping ignores it).
   local stop_signal=0 resend_at=0 launcher_pid=
@@ -54,10 +54,11 @@ ddpm_run_job() {
   wait "$launcher_pid"
   local rc=$?
   # After the warning every way the ranks end keeps the checkpoints on disk: in training they stop
-  # with one (exit 0); outside it (start-up, sampling, evaluation), or before they could handle
-  # the signal, they end at once. Either way the next start continues from the newest.
-  if [ "$stop_signal" = 1 ]; then
-    if [ "$rc" -eq 0 ]; then
+  # with one (exit 75); outside it (start-up, sampling, evaluation), or before they could handle
+  # the signal, they end at once. Either way the next start continues from the newest. Exit 0
+  # means the run finished (the warning came as the ranks ended): nothing is left to requeue.
+  if [ "$stop_signal" = 1 ] && [ "$rc" -ne 0 ]; then
+    if [ "$rc" -eq 75 ]; then
       echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
     else
       echo "[slurm] the ranks ended with exit $rc on the warning signal (outside training, where they stop at once); the checkpoints on disk are kept; requeueing job $job"

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sysexits.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -96,6 +98,14 @@ int main(int argc, char** argv) {
     return e.get_exit_code();
   }
 
+  // A run stopped by a signal, with a checkpoint, exits EX_TEMPFAIL rather than 0: a finished
+  // run and one to continue must differ to whoever runs it (launch/slurm/job.sh requeues on it).
+  auto stopped = [&] {
+    if (ctx.rank() == 0)
+      spdlog::info("to continue: {} (this run exits with status {}: stopped before its end)",
+                   resume_command(args, ctx.world_size()), EX_TEMPFAIL);
+    return EX_TEMPFAIL;
+  };
   // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
     if (inspect->parsed()) return ctx.rank() == 0 ? app::cmd_inspect(inspect_path, inspect_verify) : 0;
@@ -109,24 +119,15 @@ int main(int argc, char** argv) {
       const auto start = std::chrono::steady_clock::now();
       const bool finished = app::cmd_autoencoder(session);
       session.opt.resume = resume;
-      if (!finished) {
-        if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
-        return 0;
-      }
+      if (!finished) return stopped();
       stages.emplace_back("autoencoder", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
     if (all->parsed() || train->parsed()) {
       const auto start = std::chrono::steady_clock::now();
-      if (!app::cmd_train(session)) {
-        if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
-        return 0;
-      }
+      if (!app::cmd_train(session)) return stopped();
       stages.emplace_back("train", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-    if (autoencoder->parsed() && !app::cmd_autoencoder(session)) {
-      if (ctx.rank() == 0) spdlog::info("to continue: {}", resume_command(args, ctx.world_size()));
-      return 0;
-    }
+    if (autoencoder->parsed() && !app::cmd_autoencoder(session)) return stopped();
     if (sample->parsed()) app::cmd_sample(session);
     if (all->parsed() || evaluate->parsed()) app::cmd_eval(session, stages);
     if (classifier->parsed()) app::cmd_classifier(session);

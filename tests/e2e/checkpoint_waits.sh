@@ -4,7 +4,8 @@
 #     slow_checkpoint: rank 0 writes for 3 s more, the limit is 1 s) is not a hung rank: the other
 #     rank waits in an untimed barrier, and the job finishes.
 #  2. SIGTERM to the rank that does not write, during the last checkpoint: the ranks agree after
-#     it, the job exits 0 with training complete, and no rank starts the evaluation.
+#     it, the job exits 75 (the run is not finished) with training complete, and no rank starts
+#     the evaluation.
 #   checkpoint_waits.sh MPIEXEC BINARY CONFIG
 set -uo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"
@@ -38,7 +39,7 @@ wait "$mpirun_pid"
 rc=$?
 mpirun_pid=""
 echo "SIGTERM during the last checkpoint: exit $rc"
-[ "$rc" -eq 0 ] || fail "expected exit 0, got $rc"
+[ "$rc" -eq 75 ] || fail "expected exit 75 (stopped before the end: no evaluation), got $rc"
 grep -q "evaluation is skipped" "$out_dir/last.log" || fail "no line saying the evaluation is skipped"
 grep -q "report:" "$out_dir/last.log" && fail "the evaluation ran after the stop signal"
 ls "$out_dir/last/checkpoints/step_00000006.h5" > /dev/null || fail "no checkpoint of the last step"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Signals stop training cleanly under mpirun -np 2:
 #  1. SIGTERM to one rank only (as from `kill`): both ranks agree, finish the step, write its
-#     checkpoint and exit 0 with a line saying how to continue; `--resume auto` continues from
-#     that step to the planned last one, with a history free of gaps and duplicates.
+#     checkpoint and exit 75 (EX_TEMPFAIL: stopped before the end) with a line saying how to
+#     continue; `--resume auto` continues from that step to the planned last one, with a history
+#     free of gaps and duplicates.
 #  2. SIGUSR1 to mpirun (SLURM's warning; mpirun forwards it to every rank): the same clean stop.
 #  3. Two SIGINTs (Ctrl-C twice): the second ends the job at once, without waiting for the step.
 #   signal_stops_cleanly.sh MPIEXEC BINARY CONFIG
@@ -46,7 +47,7 @@ start_training "$out_dir/term.log" 20
 kill -TERM "$(rank_pids | tail -1)"
 finish
 echo "SIGTERM to one rank: exit $rc after $secs s"
-[ "$rc" -eq 0 ] || fail "expected exit 0 after SIGTERM, got $rc"
+[ "$rc" -eq 75 ] || fail "expected exit 75 after SIGTERM, got $rc"
 grep -q "stopped at step" "$out_dir/term.log" || fail "no 'stopped at step' line"
 grep -q "to continue: mpirun -np 2 ddpm_dist train .* --resume auto" "$out_dir/term.log" || fail "no resume hint"
 stopped="$(sed -n 's/.*stopped at step \([0-9]*\)\/.*/\1/p' "$out_dir/term.log")"
@@ -59,7 +60,7 @@ grep -q "resumed from .*step_0*${stopped}.h5 at step $stopped" "$out_dir/usr1.lo
 kill -USR1 "$mpirun_pid"
 finish
 echo "SIGUSR1 to mpirun: exit $rc after $secs s"
-[ "$rc" -eq 0 ] || fail "expected exit 0 after SIGUSR1, got $rc"
+[ "$rc" -eq 75 ] || fail "expected exit 75 after SIGUSR1, got $rc"
 grep -q "stopped at step .* on SIGUSR1" "$out_dir/usr1.log" || fail "no stop on SIGUSR1"
 stopped2="$(sed -n 's/.*stopped at step \([0-9]*\)\/.*/\1/p' "$out_dir/usr1.log")"
 

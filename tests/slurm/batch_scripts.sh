@@ -5,7 +5,8 @@
 #   1. single_node.sbatch: 2 ranks through srun --mpi=pmix run the smoke config to the end.
 #   2. The time limit: --time=1 with the warning signal 15 s before it; the job stops with a
 #      checkpoint, requeues itself, resumes and finishes; the history has no gap or duplicate.
-#      The same when the warning comes before srun has started the ranks.
+#      The same when the warning comes before srun has started the ranks. When it comes after the
+#      ranks have finished, the job completes without a requeue.
 #   3. scancel of a running job: a complete newest checkpoint that verifies, no temporary file.
 #   4. multi_node.sbatch on two nodes, one rank each, with srun and with DDPM_LAUNCHER=mpirun: the
 #      same history as case 1.
@@ -75,6 +76,20 @@ run_to_end() {
   show "$JOB" "$pattern"
   [ "$s" = COMPLETED ] || fail "job $JOB ended $s"
 }
+# warned_job LABEL STANDIN HOLD_LINE PATTERN CONFIG: submits single_node.sbatch with the stand-in
+# srun of folder STANDIN first on the job's PATH, sends SIGUSR1 to the batch shell once the output
+# has a line matching HOLD_LINE, waits, prints the lines that match PATTERN; the job must complete.
+# Sets JOB.
+warned_job() {
+  local label="$1" standin="$2" hold="$3" pattern="$4" config="$5" s
+  JOB="$(PATH="$standin:$PATH" submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$config")"
+  for _ in $(seq 600); do grep -q -- "$hold" "$work/slurm-$JOB.out" 2>/dev/null && break; sleep 0.2; done
+  scancel --signal=USR1 --batch "$JOB" || fail "could not signal job $JOB"
+  s="$(wait_end "$JOB" 420)"
+  echo "$label, job $JOB: $s"
+  show "$JOB" "$pattern"
+  [ "$s" = COMPLETED ] || fail "job $JOB ended $s"
+}
 expect() { grep -qE -- "$2" "$work/slurm-$1.out" || fail "job $1: no line matches '$2'"; }
 # A dataset of a run's run.h5 as "v1,v2,...": the first DATA block of h5dump (the attributes follow).
 values_of() { h5dump -d "$2" -y -w 0 -m %.9g "$ROOT/results/$1/run.h5" | awk '/DATA \{/{on=1; next} on && /\}/{exit} on' | tr -d ' \n'; }
@@ -139,13 +154,9 @@ fi
 exec $(command -v srun) "\$@"
 HELD
 chmod +x "$work/held_launch/srun"
-early="$(PATH="$work/held_launch:$PATH" submit --ntasks-per-node=2 "${CPU_NODE[@]}" launch/slurm/single_node.sbatch "$work/limited.yaml")"
-for _ in $(seq 600); do grep -q "^\[held srun\] holding" "$work/slurm-$early.out" 2>/dev/null && break; sleep 0.1; done
-scancel --signal=USR1 --batch "$early" || fail "could not signal job $early"
-s="$(wait_end "$early" 420)"
-echo "2b. SIGUSR1 to the batch shell before srun has started the ranks, job $early: $s"
-show "$early" '^\[slurm\]|^\[held srun\]|exiting now|stopped at step|resumed from|^ema '
-[ "$s" = COMPLETED ] || fail "job $early ended $s"
+warned_job "2b. SIGUSR1 to the batch shell before srun has started the ranks" "$work/held_launch" \
+  "^\[held srun\] holding" '^\[slurm\]|^\[held srun\]|exiting now|stopped at step|resumed from|^ema ' "$work/limited.yaml"
+early="$JOB"
 expect "$early" "^\[held srun\] SIGUSR1 swallowed \(1\)"
 expect "$early" "^\[slurm\] (stopped before the time limit with a checkpoint|the ranks ended with exit [0-9]+ on the warning signal .*); requeueing job $early"
 expect "$early" "^\[slurm\] job $early \(restart 1\)"
@@ -154,6 +165,31 @@ first_report="$(grep -nE '^ema ' "$work/slurm-$early.out" | head -1 | cut -d: -f
 restart="$(grep -n "^\[slurm\] job $early (restart 1)" "$work/slurm-$early.out" | head -1 | cut -d: -f1)"
 [ -n "$first_report" ] && [ "$first_report" -gt "$restart" ] ||
   fail "job $early: the first start ran to its report (line ${first_report:-none}, the restart on line $restart): the warning never reached the ranks"
+
+# 2c. The warning after the ranks have finished the run (slurmctld sends it up to 30 s early, so
+#     a start that ends close to the limit gets it as srun returns): a stand-in for srun runs the
+#     real one, then holds until SIGUSR1. The run is complete: the job must not requeue it.
+mkdir -p "$work/late_launch"
+cat >"$work/late_launch/srun" <<LATE
+#!/usr/bin/env bash
+$(command -v srun) "\$@"
+rc=\$?
+late=0
+trap 'late=1' USR1
+echo "[late srun] the ranks ended with exit \$rc; holding until SIGUSR1"
+for _ in \$(seq 600); do [ "\$late" = 1 ] && break; sleep 0.1; done
+echo "[late srun] SIGUSR1 came after the ranks had ended (\$late)"
+exit \$rc
+LATE
+chmod +x "$work/late_launch/srun"
+warned_job "2c. SIGUSR1 to the batch shell after the ranks have finished" "$work/late_launch" \
+  "^\[late srun\] the ranks ended" '^\[slurm\]|^\[late srun\]|^ema ' configs/smoke.yaml
+late="$JOB"
+expect "$late" "^\[late srun\] the ranks ended with exit 0"
+expect "$late" "^\[late srun\] SIGUSR1 came after the ranks had ended \(1\)"
+restarts="$(scontrol show job "$late" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')"
+[ "${restarts:-0}" = 0 ] && ! grep -q "requeueing" "$work/slurm-$late.out" ||
+  fail "job $late finished its run but was requeued (Restarts=$restarts)"
 
 # 3. scancel of a running job (SIGTERM to the batch shell and the ranks).
 sed -e '/^train:/,/^[a-z]/s/^  steps: 60$/  steps: 100000/' -e 's/^  log_every: 20$/  log_every: 10/' \
