@@ -28,7 +28,7 @@ TEST(Config, RepositoryConfigsParse) {
 }
 
 // configs/mnist_cpu.yaml is configs/mnist_latent.yaml's model on the whole CPU budget: the two
-// files must not drift apart in anything but the run's name and length.
+// files must not drift apart in anything but the run's name, its length and its sampling steps.
 TEST(Config, CpuDefaultIsTheLatentConfigurationTrainedLonger) {
   const std::string dir = std::string(DDPM_SOURCE_DIR) + "/configs/";
   const auto latent = config::load(dir + "mnist_latent.yaml");
@@ -36,7 +36,7 @@ TEST(Config, CpuDefaultIsTheLatentConfigurationTrainedLonger) {
   std::vector<std::string> keys;
   for (const auto& c : config::changed_keys(latent.yaml, cpu)) keys.push_back(c.key);
   std::sort(keys.begin(), keys.end());
-  EXPECT_EQ(keys, (std::vector<std::string>{"eval.every", "run.name", "train.steps"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"eval.every", "run.name", "sample.steps", "train.steps"}));
 }
 
 TEST(Config, ValuesAndOverridesAreApplied) {
