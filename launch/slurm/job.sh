@@ -34,9 +34,9 @@ ddpm_run_job() {
 
   # SLURM sends SIGUSR1 to this shell (--signal=B:USR1@120) before the time limit; the ranks get
   # it from here, stop after their step, write a checkpoint and exit 75 (EX_TEMPFAIL: stopped
-  # before the end); then the job requeues itself and the next start resumes. srun and mpirun drop a signal that comes before they have
-  # started the ranks, so after the warning it is passed on again every 10 s until the launcher
-  # ends (a rank that is already stopping ignores it).
+  # before the end); then the job requeues itself and the next start resumes. srun and mpirun
+  # drop a signal that comes before they have started the ranks, so after the warning it is
+  # passed on again every 10 s until the launcher ends (a rank that is already stopping ignores it).
   local stop_signal=0 resend_at=0 launcher_pid=
   trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
   trap 'stop_signal=0; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
