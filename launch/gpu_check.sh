@@ -13,6 +13,10 @@
 #   e2e     configs/smoke.yaml end to end (train, sample, FID) with bf16 and graphs
 #   bench   ddpm_dist bench configs/mnist.yaml on CUDA: global batch 128 and 1024, fp32 and bf16,
 #           with and without CUDA graphs; sampling; 1000 images with 1000 DDPM steps
+#   seed    the users' run, configs/mnist.yaml (the seed's 20,000 steps of batch 128, then sampling
+#           and evaluation; DDPM_SEED_CONFIG=configs/mnist_seed.yaml for the seed's own recipe with
+#           1000-step DDPM sampling), end to end with bf16 and graphs: its final table and wall
+#           time; stopped after DDPM_SEED_TIMEOUT seconds (300), when it says how far it got
 # Prints one table last. --dry-run prints each stage's commands and runs nothing.
 # Environment: DDPM_GPU_DEPS (.gpu), DDPM_GPU_PREFIX (/tmp/ddpm_prefix), DDPM_GPU_BUILD (build-gpu),
 # DDPM_GPU_MNIST (where MNIST is unpacked; data/mnist, which the configs name),
@@ -24,7 +28,7 @@ cd "$ROOT"
 DRY=0
 if [ "${1:-}" = "--dry-run" ]; then DRY=1; shift; fi
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl ranks e2e bench)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(prefix build unit nccl ranks e2e bench seed)
 DEPS="${DDPM_GPU_DEPS:-$ROOT/.gpu}"
 PREFIX="${DDPM_GPU_PREFIX:-/tmp/ddpm_prefix}"
 BUILD="${DDPM_GPU_BUILD:-$ROOT/build-gpu}"
@@ -160,12 +164,25 @@ stage_e2e() {
   return 0
 }
 
+stage_seed() {
+  local rc=0
+  run seed timeout "${DDPM_SEED_TIMEOUT:-300}" "$MPIRUN" -np 1 "$BIN" "${DDPM_SEED_CONFIG:-configs/mnist.yaml}" --set run.out_dir="$RUNS/seed" \
+    --set train.precision=bf16 --set train.cuda_graphs=true --set sample.precision=bf16 --set sample.cuda_graphs=true ||
+    rc=1
+  if [ $rc -eq 0 ]; then
+    FIGURES="$(grep -E '(^| )ema +[0-9]' "$LOGS/seed.log" | tail -1 | sed 's/.*ema /ema /' | tr -s ' '); $(grep -o 'wall time:.*' "$LOGS/seed.log" | tail -1)"
+  else
+    FIGURES="stopped at $(grep -o 'step [0-9]*/[0-9]*' "$LOGS/seed.log" | tail -1), $(grep -o '[0-9.]* img/s' "$LOGS/seed.log" | tail -1)"
+  fi
+  return $rc
+}
+
 if [ "$DRY" -eq 0 ]; then
   echo "gpu_check: $(date -u +%FT%TZ), logs in $LOGS"
   nvidia-smi -L 2>&1 | head -4
 fi
 for s in "${STAGES[@]}"; do
-  declare -F "stage_$s" >/dev/null || { echo "unknown stage $s (prefix build unit nccl ranks bench e2e)"; exit 2; }
+  declare -F "stage_$s" >/dev/null || { echo "unknown stage $s (prefix build unit nccl ranks e2e bench seed)"; exit 2; }
   # A failed prefix or build leaves nothing for the later stages to run.
   if ! stage "$s" && { [ "$s" = prefix ] || [ "$s" = build ]; }; then break; fi
 done

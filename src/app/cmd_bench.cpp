@@ -14,6 +14,7 @@
 #include "model/latent_space.hpp"
 #include "train/diffusion_task.hpp"
 #include "train/trainer.hpp"
+#include "util/flat_tensors.hpp"
 
 namespace ddpm::app {
 namespace {
@@ -72,13 +73,14 @@ void bench_training(Session& s, const data::Dataset& synthetic, const io::Latent
   cfg.train.precision = v.bf16 ? "bf16" : "fp32";
   cfg.train.cuda_graphs = v.graphs;
   cfg.train.balance = v.balance;
-  train::Trainer trainer(cfg, std::make_unique<train::DiffusionTask>(cfg, synthetic, s.ctx.device(), latents),
-                         s.ctx.device(), *s.comm);
+  auto task = std::make_unique<train::DiffusionTask>(cfg, synthetic, s.ctx.device(), latents);
+  // Before the trainer lays the parameters end to end: their buffer keeps each one's layout.
+  if (v.channels_last)
+    for (auto& p : task->model().parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  train::Trainer trainer(cfg, std::move(task), s.ctx.device(), *s.comm);
   // resolve_bf16 and resolve_cuda_graphs said why
   if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
-  if (v.channels_last)
-    for (auto& p : trainer.model().parameters())
-      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
   // Warm-up includes the steps in which the balancer finds the split (two or three).
   const int warmup = 4, repeats = 7;
   for (int i = 0; i < warmup; ++i) trainer.train_step();
@@ -110,6 +112,45 @@ void bench_training(Session& s, const data::Dataset& synthetic, const io::Latent
     report("train_rows_max_over_min_" + v.tag, double(*hi) / double(*lo),
            "(rows per rank at the end: " + trainer.balancer().describe() + ")");
   }
+}
+
+// The update after backward, over whole buffers as the trainer does it (one clipping norm and
+// multiply, train::Adam, the EMA as one lerp), against the same per parameter tensor
+// (clip_grad_norm_, torch::optim::Adam, a mul_ and add_ per tensor), on the configured network's
+// parameters with random gradients; the per-tensor form is what the trainer did before.
+void bench_update(Session& s) {
+  const auto device = s.ctx.device();
+  auto build = [&] {
+    auto net = model::UNet(config::unet_config(s.cfg));
+    net->to(device);
+    return net;
+  };
+  auto live = build(), shadow = build(), flat_live = build(), flat_shadow = build();
+  auto params = live->parameters(), shadow_params = shadow->parameters();
+  for (auto& p : params) p.mutable_grad() = torch::randn_like(p);
+  torch::optim::Adam per_tensor(params, torch::optim::AdamOptions(1e-4));
+  const double per_tensor_s = median_seconds(device, 3, 21, [&] {
+    torch::NoGradGuard no_grad;
+    torch::nn::utils::clip_grad_norm_(params, 1.0);
+    per_tensor.step();
+    for (std::size_t i = 0; i < params.size(); ++i) shadow_params[i].mul_(0.999).add_(params[i], 1e-3);
+  });
+  const auto values = util::flat_buffer(flat_live->parameters());
+  auto grads = torch::randn_like(values);
+  train::Adam adam(values, grads, {1e-4});
+  model::Ema ema(*flat_live, *flat_shadow, 0.999);
+  const double flat_s = median_seconds(device, 3, 21, [&] {
+    torch::NoGradGuard no_grad;
+    const auto norm = grads.norm();
+    grads.mul_((1.0 / (norm + 1e-6)).clamp_max(1.0));
+    adam.step();
+    ema.update(*flat_live);
+  });
+  const std::string what = std::to_string(params.size()) + " tensors, " + std::to_string(values.numel()) + " values";
+  report("update_ms_per_tensor", per_tensor_s * 1e3,
+         "ms (clip_grad_norm_, torch::optim::Adam, EMA per tensor; " + what + ")");
+  report("update_ms_flat", flat_s * 1e3, "ms (the same over whole buffers, as the trainer does it)");
+  report("update_flat_speedup", per_tensor_s / flat_s, "x");
 }
 
 // The all-reduce itself, apart from the waiting for a slower rank that comm_wait_fraction also
@@ -175,7 +216,7 @@ const std::vector<std::pair<std::string, TrainVariant>>& train_variants() {
 
 const std::vector<std::string>& bench_parts() {
   static const std::vector<std::string> parts = [] {
-    std::vector<std::string> p{"matmul", "conv", "allreduce"};
+    std::vector<std::string> p{"matmul", "conv", "allreduce", "update"};
     for (const auto& v : train_variants()) p.push_back(v.first);
     for (const char* sampling : {"sample", "sample_bf16", "sample_graphs", "sample_bf16_graphs", "sample_configured"})
       p.push_back(sampling);
@@ -247,6 +288,7 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts) {
   }
   const model::SampleSpace space(config::diffusion_shape(cfg));
   if (want("allreduce") && s.comm->size() > 1) bench_allreduce(s, net);
+  if (want("update")) bench_update(s);
   for (const auto& [part, v] : train_variants()) {
     if (!want(part) || ((!v.overlap || !v.balance) && s.comm->size() == 1)) continue;
     bench_training(s, synthetic, latents, v, 3 * forward_flops, matmul_gflops);

@@ -74,6 +74,7 @@ void visit(Config& c, V& v) {
   v.field("lr_min", c.train.lr_min);
   v.field("loss_weighting", c.train.loss_weighting);
   v.field("min_snr_gamma", c.train.min_snr_gamma);
+  v.field("weight_decay", c.train.weight_decay);
   v.field("grad_clip", c.train.grad_clip);
   v.field("ema_decay", c.train.ema_decay);
   v.field("ema_share", c.train.ema_share);
@@ -395,6 +396,9 @@ void validate(const Config& c) {
   require(t.ema_share >= 0.0 && t.ema_share <= 1.0, s, "train.ema_share",
           "must be in [0, 1] (0: the fixed train.ema_decay), got " + str(t.ema_share));
   require(t.grad_clip >= 0.0, s, "train.grad_clip", "must be >= 0 (0 disables clipping)");
+  require(t.weight_decay >= 0.0 && t.weight_decay * t.lr < 1.0, s, "train.weight_decay",
+          "must be >= 0 (0: Adam, > 0: AdamW) with train.lr x weight_decay < 1 (each step scales the weights by "
+          "1 - lr x weight_decay), got " + str(t.weight_decay));
   require(t.ema_decay >= 0.0 && t.ema_decay < 1.0, s, "train.ema_decay",
           "must be in [0, 1), got " + str(t.ema_decay));
   require(t.log_every >= 1, s, "train.log_every", "must be >= 1, got " + str(t.log_every));

@@ -88,6 +88,7 @@ struct TrainConfig {
   double lr_min = 0.0;                   // cosine's floor
   std::string loss_weighting = "none";   // none | min_snr (Hang et al. 2023), in the prediction's form
   double min_snr_gamma = 5.0;
+  double weight_decay = 0.0;  // > 0: AdamW's decoupled decay (each step p -= lr x weight_decay x p)
   double grad_clip = 1.0;  // max global L2 norm; 0 disables
   double ema_decay = 0.999;
   double ema_share = 0.0;  // > 0: the EMA's half-life is this share of the steps done so far (ema_decay unused)

@@ -1,73 +1,109 @@
 #include "dist/grad_sync.hpp"
 
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include <chrono>
+#include <functional>
+
+#include "util/flat_tensors.hpp"
 
 namespace ddpm::dist {
 
+namespace {
+
+// Runs after autograd has added a backward's contribution to a parameter's gradient.
+class AfterAccumulation : public torch::autograd::FunctionPostHook {
+ public:
+  explicit AfterAccumulation(std::function<void()> fn) : fn_(std::move(fn)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    fn_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> fn_;
+};
+
+}  // namespace
+
 GradSync::GradSync(Communicator& comm, std::vector<torch::Tensor> params, GradSyncOptions options)
     : comm_(comm), params_(std::move(params)), options_(options), self_(std::make_shared<GradSync*>(this)) {
+  TORCH_CHECK(!params_.empty(), "GradSync: no parameters");
+  std::int64_t total = 0;
+  for (const auto& p : params_) {
+    TORCH_CHECK(p.scalar_type() == params_.front().scalar_type() && p.device() == params_.front().device(),
+                "GradSync: the parameters differ in dtype or device; one gradient buffer holds them all");
+    total += p.numel();
+  }
+  grads_ = torch::zeros({total}, params_.front().options().requires_grad(false));
+  grad_views_ = util::views_of(grads_, params_);
   bucket_of_.resize(params_.size());
-  slot_of_.resize(params_.size());
   arrived_.assign(params_.size(), 0);
+  // Buckets from the last parameter backwards; each is the stretch of grads_ from its first
+  // parameter in registration order (its last one added) to the end of the previous bucket.
   double limit = options_.first_bucket_mb * 1024 * 1024;
   double filled = 0;
-  std::vector<std::int64_t> numel;
+  std::int64_t end = total, begin = total;
   for (std::size_t k = params_.size(); k-- > 0;) {
     const auto& p = params_[k];
     const double bytes = static_cast<double>(p.numel() * p.element_size());
-    const bool fits = !buckets_.empty() && filled + bytes <= limit &&
-                      params_[buckets_.back().params.front()].scalar_type() == p.scalar_type();
-    if (!fits) {
-      if (!buckets_.empty()) limit = options_.bucket_mb * 1024 * 1024;
+    if (buckets_.empty() || filled + bytes > limit) {
+      if (!buckets_.empty()) {
+        buckets_.back().buffer = grads_.narrow(0, begin, end - begin);
+        end = begin;
+        limit = options_.bucket_mb * 1024 * 1024;
+      }
       buckets_.emplace_back();
-      numel.push_back(0);
       filled = 0;
     }
-    auto& b = buckets_.back();
     bucket_of_[k] = buckets_.size() - 1;
-    slot_of_[k] = b.params.size();
-    b.params.push_back(k);
-    b.offsets.push_back(numel.back());
-    numel.back() += p.numel();
+    ++buckets_.back().size;
+    begin -= p.numel();
     filled += bytes;
   }
-  for (std::size_t i = 0; i < buckets_.size(); ++i)
-    buckets_[i].buffer = torch::empty({numel[i]}, params_[buckets_[i].params.front()].options().requires_grad(false));
+  buckets_.back().buffer = grads_.narrow(0, begin, end - begin);
+  for (std::size_t k = 0; k < params_.size(); ++k) params_[k].mutable_grad() = grad_views_[k];
   if (!options_.overlap) return;
   std::weak_ptr<GradSync*> weak = self_;
   for (std::size_t k = 0; k < params_.size(); ++k) {
-    params_[k].register_hook([weak, k](const torch::Tensor& grad) {
-      if (auto self = weak.lock()) (*self)->on_gradient(k, grad);
-    });
+    auto acc = torch::autograd::impl::grad_accumulator(params_[k]);
+    TORCH_CHECK(acc, "GradSync: parameter ", k, " does not require a gradient");
+    acc->add_post_hook(std::make_unique<AfterAccumulation>([weak, k] {
+      if (auto self = weak.lock()) (*self)->on_gradient(k);
+    }));
+    accumulators_.push_back(std::move(acc));
   }
 }
 
 GradSync::~GradSync() = default;
 
 void GradSync::prepare() {
+  for (std::size_t k = 0; k < params_.size(); ++k) {
+    const auto& g = params_[k].grad();
+    if (!g.defined() || !g.is_same(grad_views_[k])) params_[k].mutable_grad() = grad_views_[k];
+  }
+  grads_.zero_();
   for (auto& b : buckets_) {
     b.ready = 0;
     b.work.reset();
   }
   std::fill(arrived_.begin(), arrived_.end(), 0);
   next_launch_ = 0;
+  armed_ = true;
 }
 
-void GradSync::on_gradient(std::size_t param, const torch::Tensor& grad) {
-  auto& b = buckets_[bucket_of_[param]];
-  const auto slot = slot_of_[param];
-  torch::NoGradGuard no_grad;
-  b.buffer.narrow(0, b.offsets[slot], grad.numel()).view_as(grad).copy_(grad);
-  if (!arrived_[param]) {
-    arrived_[param] = 1;
-    ++b.ready;
-  }
+void GradSync::on_gradient(std::size_t param) {
+  if (!armed_ || arrived_[param]) return;
+  arrived_[param] = 1;
+  ++buckets_[bucket_of_[param]].ready;
   launch_ready_buckets();
   comm_.progress();
 }
 
 void GradSync::launch_ready_buckets() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].params.size()) {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready == buckets_[next_launch_].size) {
     auto& b = buckets_[next_launch_++];
     b.work = comm_.allreduce_sum_async(b.buffer);
   }
@@ -75,40 +111,18 @@ void GradSync::launch_ready_buckets() {
 
 void GradSync::finish() {
   torch::NoGradGuard no_grad;
-  // Gradients that no hook delivered: all of them with overlap off, unused parameters otherwise
-  // (they count as zero, as in a model where they do not appear).
+  armed_ = false;
+  // Buckets with gradients that no hook counted: all of them with overlap off, those of unused
+  // parameters otherwise (their stretch stays zero, as in a model where they do not appear).
   comm_.group_begin();
-  for (std::size_t k = 0; k < params_.size(); ++k) {
-    if (arrived_[k]) continue;
-    auto& b = buckets_[bucket_of_[k]];
-    auto slice = b.buffer.narrow(0, b.offsets[slot_of_[k]], params_[k].numel());
-    const auto& g = params_[k].grad();
-    if (g.defined())
-      slice.view_as(g).copy_(g);
-    else
-      slice.zero_();
-    arrived_[k] = 1;
-    ++b.ready;
-  }
+  for (auto& b : buckets_) b.ready = b.size;
   launch_ready_buckets();
   comm_.group_end();
 
   const auto start = std::chrono::steady_clock::now();
   for (auto& b : buckets_) b.work->wait();
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  const double inv_world = 1.0 / comm_.size();
-  for (auto& b : buckets_) {
-    b.buffer.mul_(inv_world);
-    for (std::size_t s = 0; s < b.params.size(); ++s) {
-      auto& p = params_[b.params[s]];
-      auto avg = b.buffer.narrow(0, b.offsets[s], p.numel()).view_as(p);
-      if (p.grad().defined())
-        p.mutable_grad().copy_(avg);
-      else
-        p.mutable_grad() = avg.clone();
-    }
-  }
+  grads_.mul_(1.0 / comm_.size());
 }
 
 void broadcast_module(Communicator& comm, torch::nn::Module& module, int root) {

@@ -9,7 +9,6 @@
 #include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
-#include "util/torch_compat.hpp"
 
 namespace ddpm::io {
 namespace fs = std::filesystem;
@@ -20,27 +19,19 @@ std::string checkpoint_path(const std::string& run_dir, std::int64_t step) {
   return run_dir + "/checkpoints/" + name;
 }
 
-void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                      const torch::optim::Adam* optimizer, const CheckpointInfo& info) {
+void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
+                      const CheckpointInfo& info) {
   write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
     write_named(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
     write_named(root, "ema", named_tensors(ema), "exponential moving average of the parameters (used for sampling)");
-    if (optimizer) {
+    if (adam) {
       auto optim = root.createGroup("optim");
       write_attr(optim, "description", "Adam state per parameter: first and second moments, step count");
-      Named m1, m2, steps;
-      for (const auto& p : model.named_parameters()) {
-        const auto key = compat::optimizer_state_key(*optimizer, p.value());
-        const auto it = optimizer->state().find(key);
-        if (it == optimizer->state().end()) continue;
-        const auto& st = static_cast<const torch::optim::AdamParamState&>(*it->second);
-        m1.emplace_back(p.key(), st.exp_avg());
-        m2.emplace_back(p.key(), st.exp_avg_sq());
-        steps.emplace_back(p.key(), torch::tensor({st.step()}, torch::kInt64));
-      }
-      write_named(optim, "exp_avg", m1, "Adam first moment");
-      write_named(optim, "exp_avg_sq", m2, "Adam second moment");
+      Named steps;
+      for (const auto& [name, t] : adam->exp_avg) steps.emplace_back(name, torch::tensor({adam->steps}, torch::kInt64));
+      write_named(optim, "exp_avg", adam->exp_avg, "Adam first moment");
+      write_named(optim, "exp_avg_sq", adam->exp_avg_sq, "Adam second moment");
       write_named(optim, "step", steps, "Adam step count");
     }
     // Only rank 0 writes checkpoints.
@@ -78,7 +69,7 @@ std::string model_keys_hint(const std::string& stored_yaml, const config::Config
 }  // namespace
 
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer, const config::Config* expected,
+                               AdamState* adam, const config::Config* expected,
                                const config::KeyFilter& defining) {
   auto file = open_read(path);
   const std::string what_to_do =
@@ -99,19 +90,30 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     const auto ema_values = read_named(file.openGroup("ema"), ema_tensors);
     // The optimizer state is read (and so verified) even when only the weights are wanted: a
     // checkpoint is accepted whole or not at all.
-    std::vector<std::pair<torch::Tensor, std::unique_ptr<torch::optim::AdamParamState>>> adam;
-    if (optimizer && !file.nameExists("optim"))
+    if (adam && !file.nameExists("optim"))
       throw Error(path + ": holds no optimizer state; it cannot resume training");
+    std::vector<torch::Tensor> m1, m2;
+    std::int64_t adam_steps = 0;
     if (file.nameExists("optim")) {
-      const auto m1 = file.openGroup("optim/exp_avg"), m2 = file.openGroup("optim/exp_avg_sq"),
-                 steps = file.openGroup("optim/step");
-      for (const auto& p : model.named_parameters()) {
-        if (!m1.nameExists(p.key())) continue;
-        auto st = std::make_unique<torch::optim::AdamParamState>();
-        st->exp_avg(read_tensor(m1, p.key()).to(p.value().device()));
-        st->exp_avg_sq(read_tensor(m2, p.key()).to(p.value().device()));
-        st->step(read_tensor(steps, p.key()).item<std::int64_t>());
-        adam.emplace_back(p.value(), std::move(st));
+      const auto g1 = file.openGroup("optim/exp_avg"), g2 = file.openGroup("optim/exp_avg_sq"),
+                 gs = file.openGroup("optim/step");
+      // Shaped as the parameters when the caller has no optimizer: the names and shapes are checked all the same.
+      Named like;
+      for (const auto& p : model.named_parameters()) like.emplace_back(p.key(), p.value());
+      const Named& e1 = adam ? adam->exp_avg : like;
+      const Named& e2 = adam ? adam->exp_avg_sq : like;
+      check_named(path, g1, "optim/exp_avg", e1);
+      check_named(path, g2, "optim/exp_avg_sq", e2);
+      m1 = read_named(g1, e1);
+      m2 = read_named(g2, e2);
+      for (std::size_t i = 0; i < like.size(); ++i) {
+        const auto& name = like[i].first;
+        if (!gs.nameExists(name)) throw DamagedFile("optim/step/" + name + " is missing");
+        const auto n = read_tensor(gs, name).item<std::int64_t>();
+        if (i > 0 && n != adam_steps)
+          throw DamagedFile("optim/step/" + name + " is " + std::to_string(n) + ", other parameters' " +
+                            std::to_string(adam_steps) + ": Adam's step count differs between parameters");
+        adam_steps = n;
       }
     }
     CheckpointInfo info;
@@ -124,8 +126,11 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     // Everything is read and verified: only now do the modules and the optimizer change.
     assign_named(model_tensors, model_values);
     assign_named(ema_tensors, ema_values);
-    if (optimizer)
-      for (auto& [param, st] : adam) optimizer->state()[compat::optimizer_state_key(*optimizer, param)] = std::move(st);
+    if (adam) {
+      assign_named(adam->exp_avg, m1);
+      assign_named(adam->exp_avg_sq, m2);
+      adam->steps = adam_steps;
+    }
     return info;
   });
 }
@@ -157,13 +162,13 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::ve
 }
 
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
-                                                      torch::nn::Module& ema, torch::optim::Adam* optimizer,
+                                                      torch::nn::Module& ema, AdamState* adam,
                                                       std::vector<std::string>* skipped,
                                                       const config::Config* expected,
                                                       const config::KeyFilter& defining) {
   for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {
-      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, optimizer, expected, defining)};
+      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, adam, expected, defining)};
     } catch (const DamagedFile& e) {
       if (skipped) skipped->push_back(e.what());
     }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "io/named_tensors.hpp"
 
 namespace ddpm::io {
 
@@ -24,6 +25,14 @@ struct CheckpointInfo {
   bool checksummed = true;
 };
 
+// Adam's state as a checkpoint holds it: per parameter (the model's names) the two moments, and
+// the number of steps taken, the same for all (stored per parameter, as torch::optim::Adam keeps
+// it, so that files stay readable both ways). Reading fills the tensors in place.
+struct AdamState {
+  Named exp_avg, exp_avg_sq;
+  std::int64_t steps = 0;
+};
+
 struct FoundCheckpoint {
   std::string path;
   CheckpointInfo info;
@@ -31,25 +40,25 @@ struct FoundCheckpoint {
 
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
 
-// `optimizer` may be null (weights only).
-void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                      const torch::optim::Adam* optimizer, const CheckpointInfo& info);
+// `adam` may be null (weights only).
+void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
+                      const CheckpointInfo& info);
 
-// Loads `path` into `model`, `ema` and (when given) `optimizer` after checking every name and shape
+// Loads `path` into `model`, `ema` and (when given) `adam` after checking every name and shape
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
 // incomplete file, Error for another architecture) leaves the modules and the optimizer unchanged.
 // With `expected` (the configuration the modules were built from), a file of another architecture
 // is refused with the keys that differ from its stored configuration and their values there: those
 // for which `defining` holds (empty: the model.* keys).
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
-                               torch::optim::Adam* optimizer = nullptr, const config::Config* expected = nullptr,
+                               AdamState* adam = nullptr, const config::Config* expected = nullptr,
                                const config::KeyFilter& defining = {});
 
 // `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
 // each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
 // none verifies. Errors other than damage (another architecture) stop the search.
 std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir, torch::nn::Module& model,
-                                                      torch::nn::Module& ema, torch::optim::Adam* optimizer,
+                                                      torch::nn::Module& ema, AdamState* adam,
                                                       std::vector<std::string>* skipped = nullptr,
                                                       const config::Config* expected = nullptr,
                                                       const config::KeyFilter& defining = {});

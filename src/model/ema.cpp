@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "util/flat_tensors.hpp"
+
 namespace ddpm::model {
 
 void copy_weights(torch::nn::Module& from, torch::nn::Module& to) {
@@ -18,6 +20,8 @@ Ema::Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay, doubl
     : shadow_(shadow), decay_(decay), share_(share) {
   copy_weights(live, shadow_);
   for (auto& p : shadow_.parameters()) p.set_requires_grad(false);
+  live_values_ = util::flat_buffer(live.parameters());
+  shadow_values_ = util::flat_buffer(shadow_.parameters());
 }
 
 double Ema::decay_at(std::int64_t updates) const {
@@ -28,8 +32,10 @@ double Ema::decay_at(std::int64_t updates) const {
 void Ema::update(torch::nn::Module& live) {
   torch::NoGradGuard no_grad;
   const double d = decay_at(updates_);
-  auto src = live.parameters(), dst = shadow_.parameters();
-  for (std::size_t i = 0; i < src.size(); ++i) dst[i].mul_(d).add_(src[i], 1.0 - d);
+  // The live module must still be the one whose buffer the constructor took.
+  TORCH_CHECK(live.parameters().front().storage().is_alias_of(live_values_.storage()),
+              "Ema::update: the live module's parameters are no longer views of its buffer");
+  shadow_values_.lerp_(live_values_, 1.0 - d);
   auto sb = live.buffers(), db = shadow_.buffers();
   for (std::size_t i = 0; i < sb.size(); ++i) db[i].copy_(sb[i]);
   ++updates_;

@@ -1,5 +1,6 @@
 // Exponential moving average of a module's parameters, kept in a shadow module of the same
-// architecture so that sampling can use it directly.
+// architecture so that sampling can use it directly. The parameters of both modules are views of
+// one buffer each (util/flat_tensors.hpp), so that an update is one lerp over the whole model.
 #pragma once
 
 #include <torch/torch.h>
@@ -9,6 +10,7 @@ namespace ddpm::model {
 class Ema {
  public:
   // `shadow` must have the same architecture as the live module; it starts as a copy of `live`.
+  // The parameters of `live` that are not yet views of one buffer are moved into one.
   // `share` = 0: a fixed `decay`, warmed up; `share` > 0: a half-life that grows with training.
   Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay, double share = 0.0);
 
@@ -17,13 +19,14 @@ class Ema {
   // h_t = max(1, s t) updates (EDM's half-life as a share of the images seen), decay_t = 0.5^(1 / h_t),
   // so the average always spans the same share of training whatever its length.
   double decay_at(std::int64_t updates) const;
-  // shadow = d * shadow + (1 - d) * live; buffers are copied.
+  // shadow = d * shadow + (1 - d) * live (as shadow + (1 - d) * (live - shadow)); buffers are copied.
   void update(torch::nn::Module& live);
   std::int64_t updates() const { return updates_; }
   void set_updates(std::int64_t n) { updates_ = n; }
 
  private:
   torch::nn::Module& shadow_;
+  torch::Tensor live_values_, shadow_values_;
   double decay_, share_;
   std::int64_t updates_ = 0;
 };

@@ -12,6 +12,7 @@
 #include "train/diffusion_task.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
+#include "util/flat_tensors.hpp"
 #include "util/stop_request.hpp"
 
 namespace ddpm::train {
@@ -44,14 +45,31 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
                 "); change the batch size or the -np of mpirun");
   auto& model = task_->model();
   dist::broadcast_module(comm_, model);
+  // Parameters, gradients, Adam's moments and the EMA are each one buffer, views laid out alike.
+  values_ = util::flat_buffer(model.parameters());
   ema_ = std::make_unique<model::Ema>(model, task_->ema_model(), cfg.train.ema_decay, cfg.train.ema_share);
-  optimizer_ = std::make_unique<torch::optim::Adam>(model.parameters(), torch::optim::AdamOptions(cfg.train.lr));
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model.parameters(),
       // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
       // On CUDA the hooks run on autograd's device thread, where a funneled MPI may not be called.
       dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4,
                             cfg.train.overlap && !graphs_ && (device.is_cpu() || comm.launches_from_any_thread())});
+  optimizer_ = std::make_unique<Adam>(values_, grad_sync_->grads(),
+                                      AdamSettings{cfg.train.lr, 0.9, 0.999, 1e-8, cfg.train.weight_decay});
+}
+
+io::AdamState Trainer::adam_state() const {
+  io::AdamState state;
+  const auto named = task_->model().named_parameters();
+  std::vector<torch::Tensor> params;
+  for (const auto& p : named) params.push_back(p.value());
+  const auto m1 = util::views_of(optimizer_->exp_avg(), params), m2 = util::views_of(optimizer_->exp_avg_sq(), params);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    state.exp_avg.emplace_back(named[i].key(), m1[i]);
+    state.exp_avg_sq.emplace_back(named[i].key(), m2[i]);
+  }
+  state.steps = optimizer_->steps();
+  return state;
 }
 
 Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
@@ -59,13 +77,18 @@ Trainer::Trainer(const config::Config& cfg, const data::Dataset& train_set, torc
     : Trainer(cfg, std::make_unique<DiffusionTask>(cfg, train_set, device), device, comm) {}
 
 void Trainer::resume(const std::string& path) {
-  continue_from(path, io::read_checkpoint(path, model(), ema_model(), optimizer_.get(), &cfg_, defining_keys()));
+  auto adam = adam_state();
+  const auto info = io::read_checkpoint(path, model(), ema_model(), &adam, &cfg_, defining_keys());
+  optimizer_->set_steps(adam.steps);
+  continue_from(path, info);
 }
 
 bool Trainer::resume_newest() {
   std::vector<std::string> skipped;
-  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), model(), ema_model(), optimizer_.get(), &skipped, &cfg_,
-                                                defining_keys());
+  auto adam = adam_state();
+  const auto found =
+      io::read_newest_checkpoint(cfg_.out_dir(), model(), ema_model(), &adam, &skipped, &cfg_, defining_keys());
+  if (found) optimizer_->set_steps(adam.steps);
   if (rank_ == 0)
     for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
   if (!found) return false;
@@ -166,8 +189,7 @@ StepStats Trainer::train_step() {
 
   StepStats stats;
   stats.lr = lr_at(step_);
-  for (auto& group : optimizer_->param_groups())
-    static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
+  optimizer_->set_lr(stats.lr);
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
@@ -176,13 +198,13 @@ StepStats Trainer::train_step() {
   torch::Tensor loss;
   if (graphs_) {
     if (!step_graph_) {
-      // Gradients must not exist when capture starts: backward then writes them into the graph's
-      // own tensors, which every replay overwrites (rather than adds to).
+      // Backward adds into the gradient buffer, which the graph zeroes first: every replay (and
+      // every warm-up run before the capture) starts from zero.
       step_graph_ = std::make_unique<StepGraph>();
       auto& g = *step_graph_;
       for (const auto& in : inputs) g.inputs.push_back(in.defined() ? in.clone() : in);
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
-        for (auto& p : task_->model().parameters()) p.mutable_grad() = torch::Tensor();
+        grad_sync_->grads().zero_();
         g.loss = forward_backward(g.inputs, 1.0, false);
       });
     }
@@ -193,16 +215,12 @@ StepStats Trainer::train_step() {
     // The injected fault poisons the loss only: enough for every rank to skip the update.
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
-    optimizer_->zero_grad();
     loss = forward_backward(inputs, share * world_, fault::nan_loss(step_, rank_));
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
-  // With clipping off, the norm is still measured (max_norm = inf) for the log.
-  const double max_norm = cfg_.train.grad_clip > 0 ? cfg_.train.grad_clip : std::numeric_limits<double>::infinity();
-  const double grad_norm = fault::poisoned_grad_norm(step_, rank_)
-                               ? std::numeric_limits<double>::infinity()
-                               : torch::nn::utils::clip_grad_norm_(model.parameters(), max_norm);
+  const double grad_norm =
+      fault::poisoned_grad_norm(step_, rank_) ? std::numeric_limits<double>::infinity() : clip_gradients();
   // This rank's busy time: the step so far without the wait for the others' gradients, plus the
   // previous step's update (which follows this all-reduce, so it is reported a step late). The
   // work that does not grow with the rows is in it too: a slower core takes longer over it, and
@@ -224,6 +242,17 @@ StepStats Trainer::train_step() {
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
   return stats;
+}
+
+double Trainer::clip_gradients() {
+  torch::NoGradGuard no_grad;
+  auto grads = grad_sync_->grads();
+  const auto norm = grads.norm();
+  // As torch::nn::utils::clip_grad_norm_, without reading the norm first: the factor is
+  // min(1, max_norm / (norm + 1e-6)), computed where the gradients are. With clipping off the
+  // norm is still measured, for the log.
+  if (cfg_.train.grad_clip > 0) grads.mul_((cfg_.train.grad_clip / (norm + 1e-6)).clamp_max(1.0));
+  return norm.item<double>();
 }
 
 Trainer::Outcome Trainer::run() {
@@ -353,7 +382,8 @@ void Trainer::write_checkpoint() {
     info.world_size = world_;
     info.config_yaml = cfg_.yaml;
     try {
-      io::write_checkpoint(path, model(), ema_model(), optimizer_.get(), info);
+      const auto adam = adam_state();
+      io::write_checkpoint(path, model(), ema_model(), &adam, info);
       io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
       spdlog::info("checkpoint written: {}", path);
     } catch (const Error& e) {

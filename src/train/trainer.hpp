@@ -1,4 +1,4 @@
-// The training loop: Adam with linear warm-up, gradient clipping, EMA, progress logging and
+// The training loop: Adam (train/adam.hpp) with linear warm-up, gradient clipping, EMA, progress logging and
 // checkpoints, for any train::Task (the diffusion U-Net: train::DiffusionTask). Each step's global
 // batch (examples, timesteps, noise) is a function of (seed, step) alone; this rank computes only
 // its slice of it, whose size train::BatchBalancer sets from the ranks' measured speed (equal
@@ -18,6 +18,7 @@
 #include "io/run_file.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/ema.hpp"
+#include "train/adam.hpp"
 #include "train/batch_balance.hpp"
 #include "train/task.hpp"
 #include "util/error.hpp"
@@ -71,7 +72,7 @@ class Trainer {
   // `--resume auto`: continues from the newest checkpoint of the run that verifies, past damaged
   // ones (each named in a warning); false when there is none.
   bool resume_newest();
-  const torch::optim::Adam& optimizer() const { return *optimizer_; }
+  const Adam& optimizer() const { return *optimizer_; }
   bool bf16() const { return bf16_; }
   bool cuda_graphs() const { return graphs_; }
   const BatchBalancer& balancer() const { return balancer_; }
@@ -80,6 +81,11 @@ class Trainer {
 
  private:
   void continue_from(const std::string& path, const io::CheckpointInfo& info);
+  // Adam's state as views of its buffers, named as the model's parameters: what a checkpoint
+  // writes, and what reading one fills in.
+  io::AdamState adam_state() const;
+  // Clips the averaged gradients to train.grad_clip (global L2 norm); returns the norm before.
+  double clip_gradients();
   config::KeyFilter defining_keys() const;
 
   const config::Config& cfg_;
@@ -88,7 +94,8 @@ class Trainer {
   int rank_, world_;
   std::unique_ptr<Task> task_;
   std::unique_ptr<model::Ema> ema_;
-  std::unique_ptr<torch::optim::Adam> optimizer_;
+  torch::Tensor values_;  // the parameters, end to end (util/flat_tensors.hpp)
+  std::unique_ptr<Adam> optimizer_;
   std::unique_ptr<dist::GradSync> grad_sync_;
   data::BatchPlan plan_;
   BatchBalancer balancer_;

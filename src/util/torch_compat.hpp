@@ -5,24 +5,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
-#include <sstream>
-#include <type_traits>
-
 namespace ddpm::compat {
-
-// The key of a parameter in an optimizer's state map: a string of the TensorImpl address in
-// 1.13, the address itself in 2.x.
-template <class Optimizer>
-auto optimizer_state_key(const Optimizer& opt, const torch::Tensor& p) {
-  using Key = typename std::decay_t<decltype(opt.state())>::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
 
 // Autocast state of one device type: per-device setters since 2.4, CPU/GPU pairs before.
 inline bool autocast_enabled(c10::DeviceType device) {

@@ -25,24 +25,34 @@ TEST_P(GradSyncBuckets, EqualsAManualAllreduceOfEachGradient) {
   const auto [bucket_mb, overlap] = GetParam();
   dist::MpiCommunicator comm;
   torch::manual_seed(1);
-  Net net;
+  Net net, reference;
   dist::broadcast_module(comm, net);
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = net.parameters(), to = reference.parameters();
+    for (std::size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i]);
+  }
   dist::GradSync sync(comm, net.parameters(), {bucket_mb, bucket_mb / 4, overlap});
   for (int step = 0; step < 2; ++step) {
-    net.zero_grad();
-    sync.prepare();
-    net.forward(input(comm.rank()) * (step + 1)).pow(2).sum().backward();
-    // The reference: each local gradient reduced on its own.
+    // The reference: each local gradient of a twin without GradSync, reduced on its own.
+    reference.zero_grad();
+    reference.forward(input(comm.rank()) * (step + 1)).pow(2).sum().backward();
     std::vector<torch::Tensor> expected;
-    for (const auto& p : net.parameters()) {
+    for (const auto& p : reference.parameters()) {
       auto g = p.grad().clone();
       comm.allreduce_sum(g);
       expected.push_back(g / 2);
     }
+    net.zero_grad();
+    sync.prepare();
+    net.forward(input(comm.rank()) * (step + 1)).pow(2).sum().backward();
     sync.finish();
     auto params = net.parameters();
-    for (std::size_t i = 0; i < params.size(); ++i)
+    for (std::size_t i = 0; i < params.size(); ++i) {
       EXPECT_TRUE(torch::allclose(params[i].grad(), expected[i], 1e-6, 1e-7)) << "parameter " << i << " step " << step;
+      // The gradients are the buffer's stretches, in parameter order.
+      EXPECT_TRUE(params[i].grad().storage().is_alias_of(sync.grads().storage())) << "parameter " << i;
+    }
   }
 }
 

@@ -112,6 +112,8 @@ TEST(Config, ImpossibleValuesSayWhatIsAllowed) {
   EXPECT_CONTAINS(error_of("train: {precision: fp16}"), "key 'train.precision' is 'fp16'; allowed: fp32, bf16, auto");
   EXPECT_CONTAINS(error_of("sample: {precision: half}"), "key 'sample.precision' is 'half'; allowed: fp32, bf16, auto");
   EXPECT_CONTAINS(error_of("train: {max_bad_steps: -1}"), "key 'train.max_bad_steps' must be >= 0");
+  EXPECT_CONTAINS(error_of("train: {weight_decay: -0.1}"), "key 'train.weight_decay' must be >= 0");
+  EXPECT_CONTAINS(error_of("train: {lr: 0.1, weight_decay: 10}"), "train.lr x weight_decay < 1");
   EXPECT_CONTAINS(error_of("sample: {sampler: ddpm, steps: 50}"), "use sampler: ddim for fewer steps");
   EXPECT_CONTAINS(error_of("model: {base_channels: 12, groups: 8}"), "key 'model.groups' must divide");
   EXPECT_CONTAINS(error_of("sample: {eta: 2}"), "key 'sample.eta' must be in [0, 1]");

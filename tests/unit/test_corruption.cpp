@@ -22,7 +22,6 @@
 #include "model/unet.hpp"
 #include "tiny_model.hpp"
 #include "util/error.hpp"
-#include "util/torch_compat.hpp"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
@@ -71,18 +70,13 @@ struct State {
   std::vector<std::int64_t> adam_steps;
 };
 
-State state_of(model::UNet& live, model::UNet& ema, const torch::optim::Adam& adam) {
+State state_of(model::UNet& live, model::UNet& ema, const io::AdamState& adam) {
   State s;
   for (auto* m : {&live, &ema})
     for (const auto& [name, t] : io::named_tensors(**m)) s.tensors.push_back(t.detach().clone());
-  for (const auto& p : live->parameters()) {
-    const auto it = adam.state().find(compat::optimizer_state_key(adam, p));
-    if (it == adam.state().end()) continue;
-    const auto& st = static_cast<const torch::optim::AdamParamState&>(*it->second);
-    s.tensors.push_back(st.exp_avg().clone());
-    s.tensors.push_back(st.exp_avg_sq().clone());
-    s.adam_steps.push_back(st.step());
-  }
+  for (const auto* moments : {&adam.exp_avg, &adam.exp_avg_sq})
+    for (const auto& [name, t] : *moments) s.tensors.push_back(t.clone());
+  s.adam_steps.push_back(adam.steps);
   return s;
 }
 
@@ -103,16 +97,17 @@ model::UNet seeded_unet(int seed) {
   return model::UNet(tiny_model());
 }
 
-// A model, its EMA and an optimizer with state, all different for each `seed`.
+// A model, its EMA and an optimizer state, all different for each `seed`.
 struct Training {
   model::UNet live, ema;
-  torch::optim::Adam adam;
-  explicit Training(int seed)
-      : live(seeded_unet(seed)), ema(seeded_unet(seed + 1000)), adam(live->parameters(), torch::optim::AdamOptions(1e-3)) {
-    for (int i = 0; i <= seed % 3; ++i) {
-      for (auto& p : live->parameters()) p.mutable_grad() = torch::randn_like(p);
-      adam.step();
+  io::AdamState adam;
+  explicit Training(int seed) : live(seeded_unet(seed)), ema(seeded_unet(seed + 1000)) {
+    torch::manual_seed(seed + 2000);
+    for (const auto& p : live->named_parameters()) {
+      adam.exp_avg.emplace_back(p.key(), torch::randn_like(p.value()));
+      adam.exp_avg_sq.emplace_back(p.key(), torch::rand_like(p.value()));
     }
+    adam.steps = 1 + seed % 3;
   }
   State state() { return state_of(live, ema, adam); }
 };

@@ -14,7 +14,6 @@
 #include "model/unet.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
-#include "util/torch_compat.hpp"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
@@ -144,14 +143,10 @@ struct Snapshot {
 
 Snapshot snapshot(train::Trainer& t) {
   Snapshot s;
-  for (const auto& p : t.model().parameters()) {
-    s.model.push_back(p.detach().clone());
-    const auto& st = static_cast<const torch::optim::AdamParamState&>(
-        *t.optimizer().state().at(compat::optimizer_state_key(t.optimizer(), p)));
-    s.exp_avg.push_back(st.exp_avg().clone());
-    s.exp_avg_sq.push_back(st.exp_avg_sq().clone());
-    s.adam_steps.push_back(st.step());
-  }
+  for (const auto& p : t.model().parameters()) s.model.push_back(p.detach().clone());
+  s.exp_avg.push_back(t.optimizer().exp_avg().clone());
+  s.exp_avg_sq.push_back(t.optimizer().exp_avg_sq().clone());
+  s.adam_steps.push_back(t.optimizer().steps());
   for (const auto& p : t.ema_model().parameters()) s.ema.push_back(p.detach().clone());
   return s;
 }
