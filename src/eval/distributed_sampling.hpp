@@ -1,7 +1,7 @@
 // Sampling N images across ranks. The images are cut into batches of sample.batch_size at fixed
-// global positions, and each rank takes a contiguous run of whole batches; image i's noise comes
-// from (seed, i). So every image is computed from the same noise in the same batch whatever the
-// number of ranks, and the gathered set is bitwise the same on CPU.
+// global positions, and each rank takes a contiguous run of whole batches, whose noise is drawn
+// per global batch and step (model/sampler.hpp). So every image is computed from the same noise in
+// the same batch whatever the number of ranks, and the gathered set is bitwise the same on CPU.
 #pragma once
 
 #include <torch/torch.h>

@@ -7,25 +7,32 @@
 namespace ddpm::model {
 namespace {
 
-// One generator per image; each step draws the next block of every image's own stream.
-class NoiseStreams {
+// The noise of global image batch k (images [k batch, (k + 1) batch)): draw d (0: the starting
+// noise, then one per step that adds noise) covers the whole batch, from a generator seeded by
+// (seed, k, d), and a chunk takes its rows. An image's noise then depends on neither the number of
+// ranks nor the range requested, and on a GPU a draw is made on the device (draw_seeded).
+class BatchNoise {
  public:
-  NoiseStreams(std::uint64_t seed, std::int64_t first, std::int64_t count, std::vector<std::int64_t> shape)
-      : shape_(std::move(shape)) {
-    for (std::int64_t i = 0; i < count; ++i)
-      gens_.push_back(make_generator(seed, Stream::SampleNoise, static_cast<std::uint64_t>(first + i)));
+  BatchNoise(std::uint64_t seed, std::int64_t batch, const std::vector<std::int64_t>& image_shape,
+             const torch::Device& device)
+      : seed_(seed), batch_(batch), device_(device), shape_{batch} {
+    shape_.insert(shape_.end(), image_shape.begin(), image_shape.end());
   }
-  torch::Tensor draw(std::int64_t begin, std::int64_t n) {
-    std::vector<std::int64_t> shape{n};
-    shape.insert(shape.end(), shape_.begin(), shape_.end());
-    auto out = torch::empty(shape, torch::kFloat32);
-    for (std::int64_t i = 0; i < n; ++i) out[i].normal_(0.0, 1.0, gens_[begin + i]);
-    return out;
+  // Draw `index` of global images [first, first + n), which lie in one batch.
+  torch::Tensor draw(std::int64_t first, std::int64_t n, std::int64_t index) const {
+    const std::int64_t k = first / batch_, row = first - k * batch_;
+    const auto derived = derive_seed({seed_, static_cast<std::uint64_t>(Stream::SampleNoise),
+                                      static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(index)});
+    return draw_seeded(derived, device_, [&](c10::optional<at::Generator> gen, const torch::TensorOptions& opts) {
+      return torch::randn(shape_, std::move(gen), opts.dtype(torch::kFloat32)).slice(0, row, row + n);
+    });
   }
 
  private:
+  std::uint64_t seed_;
+  std::int64_t batch_;
+  torch::Device device_;
   std::vector<std::int64_t> shape_;
-  std::vector<at::Generator> gens_;
 };
 
 // Heun (EDM's Algorithm 1, deterministic) and DPM-Solver++(2M) (Lu et al. 2022) on x = x_t /
@@ -138,12 +145,12 @@ torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, 
   const int total = static_cast<int>(ts.size());
   const bool stochastic = cfg.sampler == "ddpm" || cfg.eta > 0.0;
 
-  NoiseStreams noise(request.seed, request.first_index, request.count, image_shape);
   std::vector<torch::Tensor> images;
   // Batches are cut at global multiples of the batch size, so an image is always computed in the
   // same batch whatever range was requested: matrix products are not bitwise independent of the
   // batch size, and this keeps the set of images exactly independent of the number of ranks.
   const std::int64_t batch = std::max<std::int64_t>(1, cfg.batch_size);
+  const BatchNoise noise(request.seed, batch, image_shape, device);
   std::vector<std::pair<std::int64_t, std::int64_t>> chunks;  // [begin, n) relative to the request
   for (std::int64_t g = request.first_index; g < request.first_index + request.count;) {
     const std::int64_t end = std::min(request.first_index + request.count, (g / batch + 1) * batch);
@@ -156,7 +163,8 @@ torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, 
     const auto labels = request.labels.defined() ? request.labels.slice(0, begin, begin + n).to(device) : torch::Tensor();
     const auto model = diffusion.eps_model(
         [&network, labels](const torch::Tensor& x_t, const torch::Tensor& t) { return network(x_t, t, labels); });
-    auto x = noise.draw(begin, n).to(device);
+    const std::int64_t first = request.first_index + begin;
+    auto x = noise.draw(first, n, 0);
     if (on_state) on_state(T, x);
     if (cfg.sampler == "heun" || cfg.sampler == "dpmpp_2m") {
       auto step_done = [&, c = c](int i, int steps) {
@@ -171,7 +179,7 @@ torch::Tensor sample_images(const Network& network, const Diffusion& diffusion, 
       const auto t_batch = torch::full({n}, t, torch::TensorOptions().dtype(torch::kLong).device(device));
       auto eps = model(x, t_batch).to(torch::kFloat32);
       const bool last = i + 1 == total;
-      auto z = stochastic && !last ? noise.draw(begin, n).to(device) : torch::Tensor();
+      auto z = stochastic && !last ? noise.draw(first, n, i + 1) : torch::Tensor();
       if (cfg.sampler == "ddpm") {
         x = diffusion.ddpm_step(x, t, eps, z, cfg.variance == "posterior", cfg.clip_x0);
       } else {

@@ -1,7 +1,7 @@
 // Reverse-process sampling (ancestral DDPM, DDIM, Heun, DPM-Solver++ 2M) for a block of images identified by their
-// global sample indices. Image i's noise comes only from (seed, i), so a set of images does not
-// depend on how it is split into ranks, provided each rank's range starts at a multiple of
-// cfg.batch_size (see sample_images).
+// global sample indices. Image i's noise comes only from (seed, i / cfg.batch_size, draw) and its
+// row in that global batch, so a set of images does not depend on how it is split into ranks or
+// requests (see sample_images).
 #pragma once
 
 #include <torch/torch.h>

@@ -11,17 +11,11 @@
 
 namespace ddpm::train {
 
-// Runs draw(generator, options) with step `step`'s generator of `stream`: on the CPU one made from
-// (seed, stream, step); on a GPU the device's own generator seeded with the same value, passed as
-// nullopt (no host work and no copy per step).
+// Runs draw(generator, options) with step `step`'s generator of `stream` (draw_seeded).
 template <class Draw>
 auto draw_for_step(std::uint64_t seed, Stream stream, std::int64_t step, const torch::Device& device, Draw&& draw) {
-  if (device.is_cuda()) {
-    torch::cuda::manual_seed_all(derive_seed({seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(step)}));
-    return draw(c10::optional<at::Generator>(), torch::TensorOptions().device(device));
-  }
-  return draw(c10::optional<at::Generator>(make_generator(seed, stream, static_cast<std::uint64_t>(step))),
-              torch::TensorOptions());
+  return draw_seeded(derive_seed({seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(step)}), device,
+                     std::forward<Draw>(draw));
 }
 
 struct StepDraws {

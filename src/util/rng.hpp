@@ -3,6 +3,8 @@
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/cuda.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -29,6 +31,18 @@ enum class Stream : std::uint64_t { EpochPermutation = 1, TrainNoise = 2, Sample
 
 inline at::Generator make_generator(std::uint64_t seed, Stream purpose, std::uint64_t index) {
   return at::detail::createCPUGenerator(derive_seed({seed, static_cast<std::uint64_t>(purpose), index}));
+}
+
+// Runs draw(generator, options) with a generator seeded by `derived` (a derive_seed value): on the
+// CPU one made for it; on a GPU the device's own generator seeded with it, passed as nullopt, so a
+// draw needs no host work and no copy.
+template <class Draw>
+auto draw_seeded(std::uint64_t derived, const torch::Device& device, Draw&& draw) {
+  if (device.is_cuda()) {
+    torch::cuda::manual_seed_all(derived);
+    return draw(c10::optional<at::Generator>(), torch::TensorOptions().device(device));
+  }
+  return draw(c10::optional<at::Generator>(at::detail::createCPUGenerator(derived)), torch::TensorOptions());
 }
 
 }  // namespace ddpm

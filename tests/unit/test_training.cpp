@@ -94,6 +94,24 @@ TEST(Sampler, ImagesDoNotDependOnHowTheyAreSplit) {
   EXPECT_TRUE(torch::equal(torch::cat({first, second}), whole));
   auto other_seed = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 10}, torch::kCPU);
   EXPECT_FALSE(torch::equal(other_seed, whole));
+  // Every draw (the starting noise at t = T, then one per stochastic step, eta 1) is made for the
+  // whole global batch: a range that starts inside a batch gets its rows of the same draws. After
+  // the first step the states may differ in the last bits (the network ran on another batch
+  // size), far below the step's noise (sigma about 1 with eta 1 over 5 steps), which draws
+  // that depended on the range would change entirely.
+  std::vector<torch::Tensor> whole_states, part_states;
+  auto record = [](std::vector<torch::Tensor>& into) {
+    return [&into](std::int64_t, const torch::Tensor& x) { into.push_back(x.clone()); };
+  };
+  model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 9}, torch::kCPU, nullptr, record(whole_states));
+  model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {1, 2, 9}, torch::kCPU, nullptr, record(part_states));
+  ASSERT_EQ(whole_states.size(), 2 * part_states.size());  // two batches against one
+  EXPECT_TRUE(torch::equal(part_states[0], whole_states[0].slice(0, 1, 3)));
+  EXPECT_LT((part_states[1] - whole_states[1].slice(0, 1, 3)).abs().max().item<double>(), 1e-3);
+  // Distinct rows and distinct batches draw distinct noise.
+  EXPECT_FALSE(torch::equal(whole_states[0][0], whole_states[0][1]));
+  const auto second_batch_noise = whole_states[whole_states.size() / 2];
+  EXPECT_FALSE(torch::equal(second_batch_noise[0], whole_states[0][0]));
 }
 
 TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
