@@ -12,8 +12,9 @@ std::pair<std::int64_t, std::int64_t> rank_slice(std::int64_t global, int rank, 
   return {rank * per, (rank + 1) * per};
 }
 
-BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::uint64_t seed)
-    : size_(dataset_size), batch_(global_batch), steps_per_epoch_(dataset_size / global_batch), seed_(seed) {
+BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::uint64_t seed, torch::Device device)
+    : size_(dataset_size), batch_(global_batch), steps_per_epoch_(dataset_size / global_batch), seed_(seed),
+      device_(device) {
   if (steps_per_epoch_ < 1)
     throw Error("train.batch_size = " + std::to_string(global_batch) + " is larger than the data set (" +
                 std::to_string(dataset_size) + " examples); use a smaller batch");
@@ -28,7 +29,7 @@ torch::Tensor BatchPlan::rows(std::int64_t step, std::int64_t begin, std::int64_
   const std::int64_t epoch = epoch_of(step);
   if (epoch != cached_epoch_) {
     auto gen = make_generator(seed_, Stream::EpochPermutation, static_cast<std::uint64_t>(epoch));
-    permutation_ = torch::randperm(size_, gen, torch::kLong);
+    permutation_ = torch::randperm(size_, gen, torch::kLong).to(device_);
     cached_epoch_ = epoch;
   }
   const std::int64_t offset = (step % steps_per_epoch_) * batch_;

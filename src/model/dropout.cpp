@@ -38,7 +38,10 @@ torch::Tensor dropout_row_keys(std::uint64_t seed, std::int64_t step, std::int64
                                                            static_cast<std::uint64_t>(step),
                                                            static_cast<std::uint64_t>(row)}) &
                                              kMask32));
-  return torch::tensor(keys, torch::kInt64).to(device);
+  auto host = torch::tensor(keys, torch::kInt64);
+  // From pinned memory the upload is queued behind the step's work; from pageable memory it would
+  // first wait for the device to finish everything queued.
+  return device.is_cuda() ? host.pin_memory().to(device, /*non_blocking=*/true) : host;
 }
 
 torch::Tensor keyed_dropout(const torch::Tensor& x, double p, const torch::Tensor& keys, std::int64_t layer,

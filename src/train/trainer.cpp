@@ -34,7 +34,7 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
       rank_(comm.rank()),
       world_(comm.size()),
       task_(std::move(task)),
-      plan_(task_->examples(), cfg.train.batch_size, cfg.run.seed),
+      plan_(task_->examples(), cfg.train.batch_size, cfg.run.seed, device),
       // A GPU's host clock does not see when its queued work ends, and the GPUs of a job are alike.
       balancer_(cfg.train.batch_size, world_, cfg.train.balance && !device.is_cuda()),
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
@@ -182,7 +182,7 @@ StepStats Trainer::train_step() {
   model.train();
   const std::int64_t B = cfg_.train.batch_size;
   const auto [begin, end] = balancer_.slice(rank_);
-  const auto inputs = task_->inputs(step_, plan_.rows(step_, begin, end).to(device_), begin, end);
+  const auto inputs = task_->inputs(step_, plan_.rows(step_, begin, end), begin, end);
   // Each rank's gradient is of its slice mean; weighted by the slice's share of the batch (times
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
