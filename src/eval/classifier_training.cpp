@@ -59,7 +59,8 @@ double train_classifier(dist::Communicator& comm, const config::Config& cfg, mod
     auto idx = plan.indices(step, comm.rank(), comm.size());
     auto x = data::to_model_range(train_set.images.index_select(0, idx)).to(device);
     auto y = train_set.labels.index_select(0, idx).to(torch::kLong).to(device);
-    optimizer.zero_grad();
+    // prepare() zeroes the gradients: views of the reducer's buffer, which zero_grad() would
+    // try to detach.
     sync.prepare();
     auto loss = torch::cross_entropy_loss(net->forward(x), y);
     loss.backward();

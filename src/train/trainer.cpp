@@ -140,26 +140,35 @@ double Trainer::lr_at(std::int64_t step) const {
   return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-Trainer::Agreement Trainer::agree(double my_loss, double my_grad_norm, double share, double busy_seconds) {
+Trainer::Agreement Trainer::agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
+                                  double busy_seconds) {
   // One all-reduce a step carries whatever the ranks must agree on. Every slot is a sum over
-  // ranks; each rank's busy time has a slot of its own (the others add zeros), so that every rank
-  // receives the same figures exactly.
+  // ranks; a figure of one rank has a slot that the others fill with zero, so that every rank
+  // receives the same figures exactly. The slots from the loss and the norm are computed where
+  // they are; the host's (stop, busy time) join them there, and the result is read once.
   enum Slot : std::int64_t {
-    kStop,           // ranks that received a stop signal
     kNonFinite,      // ranks whose loss or gradient norm is not finite
     kWeightedLoss,   // sum of rows_r / B x slice loss = the global batch's mean loss
+    kGradNorm,       // rank 0's gradient norm
+    kStop,           // ranks that received a stop signal
     kBusy,           // kBusy + r: rank r's busy seconds
   };
-  auto reduced = torch::zeros({kBusy + world_}, torch::kFloat64);
-  auto* v = reduced.data_ptr<double>();
-  v[kStop] = stop::requested() != 0 ? 1.0 : 0.0;
+  torch::NoGradGuard no_grad;
+  const auto loss = my_loss.detach().to(torch::kFloat64).reshape({1});
+  const auto norm = my_grad_norm.to(torch::kFloat64).reshape({1});
   // Each rank judges only its own figures; the decision is the sum, the same on every rank.
-  v[kNonFinite] = std::isfinite(my_loss) && std::isfinite(my_grad_norm) ? 0.0 : 1.0;
-  v[kWeightedLoss] = my_loss * share;
-  v[kBusy + rank_] = busy_seconds;
+  const auto non_finite = (torch::isfinite(loss) & torch::isfinite(norm)).logical_not().to(torch::kFloat64);
+  auto host = torch::zeros({kBusy + world_ - kStop}, torch::kFloat64);
+  host[0] = stop::requested() != 0 ? 1.0 : 0.0;
+  host[kBusy - kStop + rank_] = busy_seconds;
+  // From pinned memory the upload does not wait for the device.
+  const auto host_slots = device_.is_cuda() ? host.pin_memory().to(device_, /*non_blocking=*/true) : host;
+  auto reduced = torch::cat({non_finite, loss * share, rank_ == 0 ? norm : torch::zeros_like(norm), host_slots});
   comm_.allreduce_sum(reduced);
-  v = reduced.data_ptr<double>();
-  return {v[kStop] > 0.0, v[kNonFinite] > 0.0, v[kWeightedLoss], std::vector<double>(v + kBusy, v + kBusy + world_)};
+  reduced = reduced.cpu();
+  const auto* v = reduced.data_ptr<double>();
+  return {v[kStop] > 0.0, v[kNonFinite] > 0.0, v[kWeightedLoss], v[kGradNorm],
+          std::vector<double>(v + kBusy, v + kBusy + world_)};
 }
 
 torch::Tensor Trainer::forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison) {
@@ -219,20 +228,19 @@ StepStats Trainer::train_step() {
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
-  const double grad_norm =
-      fault::poisoned_grad_norm(step_, rank_) ? std::numeric_limits<double>::infinity() : clip_gradients();
+  auto grad_norm = clip_gradients();
+  if (fault::poisoned_grad_norm(step_, rank_)) grad_norm = torch::full_like(grad_norm, std::numeric_limits<double>::infinity());
   // This rank's busy time: the step so far without the wait for the others' gradients, plus the
   // previous step's update (which follows this all-reduce, so it is reported a step late). The
   // work that does not grow with the rows is in it too: a slower core takes longer over it, and
   // the balancer then gives that rank fewer rows until the busy times are equal.
   const double busy = std::chrono::duration<double>(clock::now() - step_start).count() -
                       (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
-  const auto agreed = agree(loss.item<double>(), grad_norm, share, busy);
+  const auto agreed = agree(loss, grad_norm, share, busy);
   stats.stop_requested = agreed.stop;
   stats.skipped = agreed.skip;
   stats.loss = agreed.loss;
-  // Every rank computes the norm of the same averaged gradients; rank 0's is the one logged.
-  stats.grad_norm = grad_norm;
+  stats.grad_norm = agreed.grad_norm;
   balancer_.observe(agreed.busy_seconds);
   const auto update_start = clock::now();
   if (!stats.skipped) {
@@ -244,7 +252,7 @@ StepStats Trainer::train_step() {
   return stats;
 }
 
-double Trainer::clip_gradients() {
+torch::Tensor Trainer::clip_gradients() {
   torch::NoGradGuard no_grad;
   auto grads = grad_sync_->grads();
   const auto norm = grads.norm();
@@ -252,7 +260,7 @@ double Trainer::clip_gradients() {
   // min(1, max_norm / (norm + 1e-6)), computed where the gradients are. With clipping off the
   // norm is still measured, for the log.
   if (cfg_.train.grad_clip > 0) grads.mul_((cfg_.train.grad_clip / (norm + 1e-6)).clamp_max(1.0));
-  return norm.item<double>();
+  return norm;
 }
 
 Trainer::Outcome Trainer::run() {

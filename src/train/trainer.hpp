@@ -84,8 +84,9 @@ class Trainer {
   // Adam's state as views of its buffers, named as the model's parameters: what a checkpoint
   // writes, and what reading one fills in.
   io::AdamState adam_state() const;
-  // Clips the averaged gradients to train.grad_clip (global L2 norm); returns the norm before.
-  double clip_gradients();
+  // Clips the averaged gradients to train.grad_clip (global L2 norm); returns the norm before, as a
+  // scalar tensor where the gradients are (nothing is read).
+  torch::Tensor clip_gradients();
   config::KeyFilter defining_keys() const;
 
   const config::Config& cfg_;
@@ -122,9 +123,13 @@ class Trainer {
     bool stop;     // a stop signal reached some rank
     bool skip;     // some rank's loss or gradient norm is not finite
     double loss;   // the global batch's mean loss
+    double grad_norm;  // rank 0's gradient norm (that of the averaged gradients, as every rank's)
     std::vector<double> busy_seconds;  // per rank, for the balancer
   };
-  Agreement agree(double my_loss, double my_grad_norm, double share, double busy_seconds);
+  // `my_loss` and `my_grad_norm`: scalar tensors where the model is, read only through the
+  // all-reduce's result, so that a step waits for the device once.
+  Agreement agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
+                  double busy_seconds);
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison);
