@@ -229,7 +229,8 @@ StepStats Trainer::train_step() {
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();
   auto grad_norm = clip_gradients();
-  if (fault::poisoned_grad_norm(step_, rank_)) grad_norm = torch::full_like(grad_norm, std::numeric_limits<double>::infinity());
+  if (fault::poisoned_grad_norm(step_, rank_))
+    grad_norm = torch::full_like(grad_norm, std::numeric_limits<double>::infinity());
   // This rank's busy time: the step so far without the wait for the others' gradients, plus the
   // previous step's update (which follows this all-reduce, so it is reported a step late). The
   // work that does not grow with the rows is in it too: a slower core takes longer over it, and
