@@ -140,9 +140,7 @@ void bench_update(Session& s) {
   train::Adam adam(values, grads, {1e-4});
   model::Ema ema(*flat_live, *flat_shadow, 0.999);
   const double flat_s = median_seconds(device, 3, 21, [&] {
-    torch::NoGradGuard no_grad;
-    const auto norm = grads.norm();
-    grads.mul_((1.0 / (norm + 1e-6)).clamp_max(1.0));
+    train::clip_grad_norm(grads, 1.0);
     adam.step();
     ema.update(*flat_live);
   });

@@ -28,4 +28,11 @@ void Adam::step() {
   values_.addcdiv_(exp_avg_, denom_, -s.lr / bias_correction1);
 }
 
+torch::Tensor clip_grad_norm(torch::Tensor& grads, double max_norm) {
+  torch::NoGradGuard no_grad;
+  const auto norm = grads.norm();
+  if (max_norm > 0) grads.mul_((max_norm / (norm + 1e-6)).clamp_max(1.0));
+  return norm;
+}
+
 }  // namespace ddpm::train

@@ -38,4 +38,9 @@ class Adam {
   std::int64_t steps_ = 0;
 };
 
+// Clips a gradient buffer to L2 norm `max_norm` (0: off, the norm is still measured) as
+// torch::nn::utils::clip_grad_norm_ does, by min(1, max_norm / (norm + 1e-6)), but without reading
+// the norm first; returns the norm before, as a scalar tensor where the gradients are.
+torch::Tensor clip_grad_norm(torch::Tensor& grads, double max_norm);
+
 }  // namespace ddpm::train

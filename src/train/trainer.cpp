@@ -254,14 +254,8 @@ StepStats Trainer::train_step() {
 }
 
 torch::Tensor Trainer::clip_gradients() {
-  torch::NoGradGuard no_grad;
   auto grads = grad_sync_->grads();
-  const auto norm = grads.norm();
-  // As torch::nn::utils::clip_grad_norm_, without reading the norm first: the factor is
-  // min(1, max_norm / (norm + 1e-6)), computed where the gradients are. With clipping off the
-  // norm is still measured, for the log.
-  if (cfg_.train.grad_clip > 0) grads.mul_((cfg_.train.grad_clip / (norm + 1e-6)).clamp_max(1.0));
-  return norm;
+  return clip_grad_norm(grads, cfg_.train.grad_clip);
 }
 
 Trainer::Outcome Trainer::run() {
