@@ -81,16 +81,22 @@ void bench_training(Session& s, const data::Dataset& synthetic, const io::Latent
   train::Trainer trainer(cfg, std::move(task), s.ctx.device(), *s.comm);
   // resolve_bf16 and resolve_cuda_graphs said why
   if ((v.bf16 && !trainer.bf16()) || (v.graphs && !trainer.cuda_graphs())) return;
-  // Warm-up includes the steps in which the balancer finds the split (two or three).
-  const int warmup = 4, repeats = 7;
-  for (int i = 0; i < warmup; ++i) trainer.train_step();
+  // Warm-up includes the steps in which the balancer finds the split (two or three), each read at
+  // once; then blocks of steps read at their end, as training reads them (every train.log_every
+  // steps), so that a GPU's queue is timed, not the host's launches.
+  const int warmup = 4, blocks = 3, block_steps = 5;
+  for (int i = 0; i < warmup; ++i) {
+    trainer.train_step();
+    trainer.read_agreements();
+  }
   const double wait_before = trainer.comm_wait_seconds();
   std::vector<double> times;
   const auto start = clock::now();
-  for (int i = 0; i < repeats; ++i) {
+  for (int b = 0; b < blocks; ++b) {
     const auto a = clock::now();
-    trainer.train_step();
-    times.push_back(seconds_since(a));
+    for (int i = 0; i < block_steps; ++i) trainer.train_step();
+    trainer.read_agreements();
+    times.push_back(seconds_since(a) / block_steps);
   }
   const double total = seconds_since(start);
   auto wait = torch::tensor({(trainer.comm_wait_seconds() - wait_before) / total}, torch::kFloat64);

@@ -22,23 +22,36 @@ Ema::Ema(torch::nn::Module& live, torch::nn::Module& shadow, double decay, doubl
   for (auto& p : shadow_.parameters()) p.set_requires_grad(false);
   live_values_ = util::flat_buffer(live.parameters());
   shadow_values_ = util::flat_buffer(shadow_.parameters());
+  const auto scalar = shadow_values_.options().dtype(torch::kFloat64);
+  updates_ = torch::zeros({}, scalar);
+  take_all_ = torch::ones({}, scalar.dtype(torch::kBool));
+}
+
+torch::Tensor Ema::decay_of(const torch::Tensor& updates) const {
+  if (share_ > 0) return torch::pow(0.5, 1.0 / (share_ * updates).clamp_min(1.0));
+  return ((1.0 + updates) / (10.0 + updates)).clamp_max(decay_);
 }
 
 double Ema::decay_at(std::int64_t updates) const {
-  if (share_ > 0) return std::pow(0.5, 1.0 / std::max(1.0, share_ * double(updates)));
-  return std::min(decay_, (1.0 + updates) / (10.0 + updates));
+  return decay_of(torch::full({}, double(updates), torch::kFloat64)).item<double>();
 }
 
-void Ema::update(torch::nn::Module& live) {
+std::int64_t Ema::updates() const { return static_cast<std::int64_t>(updates_.item<double>()); }
+
+void Ema::set_updates(std::int64_t n) { updates_.fill_(double(n)); }
+
+void Ema::update(torch::nn::Module& live) { update(live, take_all_); }
+
+void Ema::update(torch::nn::Module& live, const torch::Tensor& take) {
   torch::NoGradGuard no_grad;
-  const double d = decay_at(updates_);
   // The live module must still be the one whose buffer the constructor took.
   TORCH_CHECK(live.parameters().front().storage().is_alias_of(live_values_.storage()),
               "Ema::update: the live module's parameters are no longer views of its buffer");
-  shadow_values_.lerp_(live_values_, 1.0 - d);
+  const auto weight = (1.0 - decay_of(updates_)) * take.to(torch::kFloat64);
+  shadow_values_.lerp_(live_values_, weight.to(shadow_values_.scalar_type()));
   auto sb = live.buffers(), db = shadow_.buffers();
-  for (std::size_t i = 0; i < sb.size(); ++i) db[i].copy_(sb[i]);
-  ++updates_;
+  for (std::size_t i = 0; i < sb.size(); ++i) db[i].copy_(torch::where(take, sb[i], db[i]));
+  updates_.add_(take);
 }
 
 }  // namespace ddpm::model

@@ -21,14 +21,21 @@ class Ema {
   double decay_at(std::int64_t updates) const;
   // shadow = d * shadow + (1 - d) * live (as shadow + (1 - d) * (live - shadow)); buffers are copied.
   void update(torch::nn::Module& live);
-  std::int64_t updates() const { return updates_; }
-  void set_updates(std::int64_t n) { updates_ = n; }
+  // The same where `take` (a bool scalar where the parameters are) is true, else nothing changes:
+  // the decay, the update count and the decision stay on the device.
+  void update(torch::nn::Module& live, const torch::Tensor& take);
+  // Waits for the device.
+  std::int64_t updates() const;
+  void set_updates(std::int64_t n);
 
  private:
+  // decay_at's formula on a float64 tensor of update counts.
+  torch::Tensor decay_of(const torch::Tensor& updates) const;
+
   torch::nn::Module& shadow_;
   torch::Tensor live_values_, shadow_values_;
   double decay_, share_;
-  std::int64_t updates_ = 0;
+  torch::Tensor updates_, take_all_;  // a float64 scalar, and true, where the parameters are
 };
 
 // Copies every parameter and buffer of `from` into `to` (same architecture).

@@ -11,21 +11,42 @@ Adam::Adam(torch::Tensor values, torch::Tensor grads, AdamSettings settings)
   exp_avg_ = torch::zeros_like(values_);
   exp_avg_sq_ = torch::zeros_like(values_);
   denom_ = torch::empty_like(values_);
+  const auto scalar = values_.options().dtype(torch::kFloat64);
+  lr_ = torch::full({}, settings_.lr, scalar);
+  steps_ = torch::zeros({}, scalar);
+  take_all_ = torch::ones({}, scalar.dtype(torch::kBool));
 }
 
-void Adam::step() {
+void Adam::set_lr(double lr) {
+  settings_.lr = lr;
+  lr_.fill_(lr);
+}
+
+std::int64_t Adam::steps() const { return static_cast<std::int64_t>(steps_.item<double>()); }
+
+void Adam::set_steps(std::int64_t n) { steps_.fill_(double(n)); }
+
+void Adam::step() { step(take_all_); }
+
+void Adam::step(const torch::Tensor& take) {
   torch::NoGradGuard no_grad;
   const auto& s = settings_;
-  ++steps_;
-  const double bias_correction1 = 1.0 - std::pow(s.beta1, double(steps_));
-  const double bias_correction2 = 1.0 - std::pow(s.beta2, double(steps_));
-  if (s.weight_decay != 0.0) values_.mul_(1.0 - s.lr * s.weight_decay);
-  exp_avg_.mul_(s.beta1).add_(grads_, 1.0 - s.beta1);
-  exp_avg_sq_.mul_(s.beta2).addcmul_(grads_, grads_, 1.0 - s.beta2);
-  // denom = sqrt(v) / sqrt(1 - beta2^t) + eps, into a buffer kept from step to step.
+  // With zero gradients and every factor 1 (or a step size of 0), a skipped step adds exact zeros.
+  grads_.masked_fill_(take.logical_not(), 0.0);
+  const auto taken = take.to(torch::kFloat64);
+  steps_.add_(taken);
+  // At least 1: a first step that is skipped must not divide by 1 - beta^0 = 0.
+  const auto t = steps_.clamp_min(1.0);
+  const auto bias_correction1 = 1.0 - torch::pow(s.beta1, t);
+  const auto bias_correction2 = 1.0 - torch::pow(s.beta2, t);
+  if (s.weight_decay != 0.0) values_.mul_(1.0 - lr_ * (s.weight_decay * taken));
+  exp_avg_.mul_(1.0 + (s.beta1 - 1.0) * taken).add_(grads_, 1.0 - s.beta1);
+  exp_avg_sq_.mul_(1.0 + (s.beta2 - 1.0) * taken).addcmul_(grads_, grads_, 1.0 - s.beta2);
+  // m / (sqrt(v) / sqrt(1 - beta2^t) + eps), in a buffer kept from step to step.
   torch::sqrt_out(denom_, exp_avg_sq_);
-  denom_.div_(std::sqrt(bias_correction2)).add_(s.eps);
-  values_.addcdiv_(exp_avg_, denom_, -s.lr / bias_correction1);
+  denom_.div_(torch::sqrt(bias_correction2)).add_(s.eps);
+  torch::div_out(denom_, exp_avg_, denom_);
+  values_.add_(denom_.mul_(-lr_ * taken / bias_correction1));
 }
 
 torch::Tensor clip_grad_norm(torch::Tensor& grads, double max_norm) {

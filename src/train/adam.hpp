@@ -4,6 +4,9 @@
 // number of parameters, where torch::optim::Adam runs them per parameter tensor (on a GPU: a few
 // kernels instead of thousands). Elementwise, the arithmetic is torch::optim::Adam's (and
 // AdamW's), in the same order, so a step gives the same values to rounding.
+//
+// The learning rate, the step count and the decision to take a step are tensors where the values
+// are, so that an update never waits for the device (nor reads the host, in a CUDA graph).
 #pragma once
 
 #include <torch/torch.h>
@@ -21,21 +24,26 @@ class Adam {
   // `values` and `grads`: the parameters and their gradients, end to end in the same order.
   Adam(torch::Tensor values, torch::Tensor grads, AdamSettings settings);
 
-  void set_lr(double lr) { settings_.lr = lr; }
-  const AdamSettings& settings() const { return settings_; }
+  // Held in a tensor where the values are, which the next step reads.
+  void set_lr(double lr);
   // One update of the values from the gradients as they are now.
   void step();
+  // The same where `take` (a bool scalar where the values are) is true; where it is false, the
+  // values, the moments and the step count stay exactly as they were, whatever the gradients hold
+  // (a non-finite gradient is how a step comes to be skipped: the gradients are zeroed).
+  void step(const torch::Tensor& take);
 
-  // The moments, laid out as the values, and the number of steps taken (a checkpoint's state).
+  // The moments, laid out as the values, and the number of steps taken (a checkpoint's state);
+  // steps() waits for the device.
   const torch::Tensor& exp_avg() const { return exp_avg_; }
   const torch::Tensor& exp_avg_sq() const { return exp_avg_sq_; }
-  std::int64_t steps() const { return steps_; }
-  void set_steps(std::int64_t n) { steps_ = n; }
+  std::int64_t steps() const;
+  void set_steps(std::int64_t n);
 
  private:
   torch::Tensor values_, grads_, exp_avg_, exp_avg_sq_, denom_;
   AdamSettings settings_;
-  std::int64_t steps_ = 0;
+  torch::Tensor lr_, steps_, take_all_;  // float64 scalars, and true, where the values are
 };
 
 // Clips a gradient buffer to L2 norm `max_norm` (0: off, the norm is still measured) as

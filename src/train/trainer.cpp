@@ -25,6 +25,16 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+// The agreement's slots. Every slot is a sum over ranks; a figure of one rank has a slot that the
+// others fill with zero, so that every rank receives the same figures exactly.
+enum Slot : std::int64_t {
+  kNonFinite,     // ranks whose loss or gradient norm is not finite
+  kWeightedLoss,  // sum of rows_r / B x slice loss = the global batch's mean loss
+  kGradNorm,      // rank 0's gradient norm (that of the averaged gradients, as every rank's)
+  kStop,          // ranks that received a stop signal
+  kBusy,          // kBusy + r: rank r's busy seconds
+};
+
 }  // namespace
 
 Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::Device device, dist::Communicator& comm)
@@ -56,6 +66,8 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
                             cfg.train.overlap && !graphs_ && (device.is_cpu() || comm.launches_from_any_thread())});
   optimizer_ = std::make_unique<Adam>(values_, grad_sync_->grads(),
                                       AdamSettings{cfg.train.lr, 0.9, 0.999, 1e-8, cfg.train.weight_decay});
+  bad_in_row_device_ = torch::zeros({}, values_.options().dtype(torch::kFloat64));
+  halted_device_ = torch::zeros({}, values_.options().dtype(torch::kBool));
 }
 
 io::AdamState Trainer::adam_state() const {
@@ -140,19 +152,10 @@ double Trainer::lr_at(std::int64_t step) const {
   return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-Trainer::Agreement Trainer::agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
-                                  double busy_seconds) {
-  // One all-reduce a step carries whatever the ranks must agree on. Every slot is a sum over
-  // ranks; a figure of one rank has a slot that the others fill with zero, so that every rank
-  // receives the same figures exactly. The slots from the loss and the norm are computed where
-  // they are; the host's (stop, busy time) join them there, and the result is read once.
-  enum Slot : std::int64_t {
-    kNonFinite,      // ranks whose loss or gradient norm is not finite
-    kWeightedLoss,   // sum of rows_r / B x slice loss = the global batch's mean loss
-    kGradNorm,       // rank 0's gradient norm
-    kStop,           // ranks that received a stop signal
-    kBusy,           // kBusy + r: rank r's busy seconds
-  };
+torch::Tensor Trainer::agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
+                            double busy_seconds) {
+  // The slots from the loss and the norm are computed where they are; the host's (stop, busy time)
+  // join them there.
   torch::NoGradGuard no_grad;
   const auto loss = my_loss.detach().to(torch::kFloat64).reshape({1});
   const auto norm = my_grad_norm.to(torch::kFloat64).reshape({1});
@@ -165,10 +168,14 @@ Trainer::Agreement Trainer::agree(const torch::Tensor& my_loss, const torch::Ten
   const auto host_slots = device_.is_cuda() ? host.pin_memory().to(device_, /*non_blocking=*/true) : host;
   auto reduced = torch::cat({non_finite, loss * share, rank_ == 0 ? norm : torch::zeros_like(norm), host_slots});
   comm_.allreduce_sum(reduced);
-  reduced = reduced.cpu();
-  const auto* v = reduced.data_ptr<double>();
-  return {v[kStop] > 0.0, v[kNonFinite] > 0.0, v[kWeightedLoss], v[kGradNorm],
-          std::vector<double>(v + kBusy, v + kBusy + world_)};
+  return reduced;
+}
+
+torch::Tensor Trainer::take_update(const torch::Tensor& agreement) {
+  const auto bad = agreement[kNonFinite] > 0.0;
+  bad_in_row_device_.add_(1.0).mul_(bad);
+  halted_device_.logical_or_(bad_in_row_device_ > double(cfg_.train.max_bad_steps));
+  return bad.logical_not().logical_and_(halted_device_.logical_not());
 }
 
 torch::Tensor Trainer::forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison) {
@@ -183,7 +190,7 @@ torch::Tensor Trainer::forward_backward(const std::vector<torch::Tensor>& inputs
   return loss;
 }
 
-StepStats Trainer::train_step() {
+void Trainer::train_step() {
   using clock = std::chrono::steady_clock;
   const auto step_start = clock::now();
   const double wait_before = grad_sync_->wait_seconds();
@@ -196,9 +203,8 @@ StepStats Trainer::train_step() {
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
 
-  StepStats stats;
-  stats.lr = lr_at(step_);
-  optimizer_->set_lr(stats.lr);
+  const double lr = lr_at(step_);
+  optimizer_->set_lr(lr);
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
@@ -237,20 +243,59 @@ StepStats Trainer::train_step() {
   // the balancer then gives that rank fewer rows until the busy times are equal.
   const double busy = std::chrono::duration<double>(clock::now() - step_start).count() -
                       (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
-  const auto agreed = agree(loss, grad_norm, share, busy);
-  stats.stop_requested = agreed.stop;
-  stats.skipped = agreed.skip;
-  stats.loss = agreed.loss;
-  stats.grad_norm = agreed.grad_norm;
-  balancer_.observe(agreed.busy_seconds);
+  const auto agreement = agree(loss, grad_norm, share, busy);
   const auto update_start = clock::now();
-  if (!stats.skipped) {
-    optimizer_->step();
-    ema_->update(model);
-  }
+  const auto take = take_update(agreement);
+  optimizer_->step(take);
+  ema_->update(model, take);
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
-  return stats;
+  pending_.push_back({step_, lr, agreement});
+}
+
+std::vector<StepStats> Trainer::read_agreements() {
+  if (pending_.empty()) return {};
+  std::vector<torch::Tensor> rows;
+  for (const auto& p : pending_) rows.push_back(p.agreement);
+  const auto read = torch::stack(rows).cpu();
+  const auto* v = read.data_ptr<double>();
+  const auto width = read.size(1);
+  std::vector<StepStats> steps;
+  std::vector<double> busy(static_cast<std::size_t>(world_), 0.0);
+  for (std::size_t i = 0; i < pending_.size(); ++i, v += width) {
+    StepStats s;
+    s.step = pending_[i].step;
+    s.lr = pending_[i].lr;
+    s.loss = v[kWeightedLoss];
+    s.grad_norm = v[kGradNorm];
+    s.stop_requested = v[kStop] > 0.0;
+    // The device's decision (take_update), replayed from the same figures.
+    if (v[kNonFinite] > 0.0) {
+      count_bad_step(s);
+      if (bad_in_row_ > cfg_.train.max_bad_steps && halted_at_ == 0) halted_at_ = s.step;
+    } else {
+      bad_in_row_ = 0;
+    }
+    s.skipped = v[kNonFinite] > 0.0 || halted_at_ != 0;
+    for (int r = 0; r < world_; ++r) busy[static_cast<std::size_t>(r)] += v[kBusy + r] / double(pending_.size());
+    steps.push_back(s);
+  }
+  pending_.clear();
+  balancer_.observe(busy);
+  if (halted_at_ != 0) {
+    const int max_bad = cfg_.train.max_bad_steps;
+    write_checkpoint();
+    throw Error("train.max_bad_steps = " + std::to_string(max_bad) + ": " + std::to_string(max_bad + 1) +
+                " steps in a row (up to step " + std::to_string(halted_at_) +
+                ") had a non-finite loss or gradient norm, so training stops. The checkpoint of step " +
+                std::to_string(step_) + " holds the weights of the last good step (" +
+                std::to_string(halted_at_ - max_bad - 1) + ")" +
+                (step_ > halted_at_ ? ", as no update was applied after it; it was written at the next reading of the "
+                                      "steps' agreements (every train.log_every steps)"
+                                    : "") +
+                "; lower train.lr or train.grad_clip, or check the data, then continue with --resume auto");
+  }
+  return steps;
 }
 
 torch::Tensor Trainer::clip_gradients() {
@@ -286,18 +331,25 @@ Trainer::Outcome Trainer::run() {
   const auto start_step = step_;
   double loss_sum = 0.0;
   std::int64_t interval_steps = 0, loss_steps = 0;
+  StepStats last;
   while (step_ < total) {
-    const auto stats = train_step();
-    const bool stopping = stats.stop_requested;
-    ++interval_steps;
-    if (stats.skipped) {
-      check_bad_step(stats);
-    } else {
-      bad_in_row_ = 0;
-      loss_sum += stats.loss;
-      ++loss_steps;
+    train_step();
+    const bool log_now = step_ % cfg_.train.log_every == 0 || step_ == total;
+    const bool checkpoint_now = step_ % cfg_.train.checkpoint_every == 0 || step_ == total;
+    const bool evaluate_now = evaluate_ && eval_every_ > 0 && step_ % eval_every_ == 0;
+    // The host waits for the device only here: between these steps it queues work ahead.
+    if (!log_now && !checkpoint_now && !evaluate_now) continue;
+    bool stopping = false;
+    for (const auto& s : read_agreements()) {
+      ++interval_steps;
+      if (!s.skipped) {
+        loss_sum += s.loss;
+        ++loss_steps;
+      }
+      stopping = stopping || s.stop_requested;
+      last = s;
     }
-    if (step_ % cfg_.train.log_every == 0 || step_ == total || stopping) {
+    if (log_now || stopping) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
       // NaN when every step of the interval was skipped: there is no loss to report.
@@ -307,11 +359,11 @@ Trainer::Outcome Trainer::run() {
       const double eta = elapsed / double(step_ - start_step) * double(total - step_);
       if (rank_ == 0) {
         spdlog::info("step {}/{}  epoch {}  loss {:.4f}  lr {:.2e}  grad_norm {:.3f}  {:.1f} img/s{}  ETA {}", step_,
-                     total, plan_.epoch_of(step_ - 1), loss, stats.lr, stats.grad_norm, img_s,
+                     total, plan_.epoch_of(step_ - 1), loss, last.lr, last.grad_norm, img_s,
                      balancer_.enabled() ? "  rows " + balancer_.describe() : "",
                      format_duration(eta));
         // Rows that a failed write left behind go with this one (train.on_write_error: continue).
-        unwritten_rows_.push_back({double(step_), loss, stats.lr, stats.grad_norm, img_s, wall_offset + elapsed});
+        unwritten_rows_.push_back({double(step_), loss, last.lr, last.grad_norm, img_s, wall_offset + elapsed});
         try {
           io::append_train_metrics(run_file, unwritten_rows_);
           unwritten_rows_.clear();
@@ -323,8 +375,8 @@ Trainer::Outcome Trainer::run() {
       interval_steps = loss_steps = 0;
       interval_start = now;
     }
-    if (step_ % cfg_.train.checkpoint_every == 0 || step_ == total || stopping) write_checkpoint();
-    if (evaluate_ && eval_every_ > 0 && step_ % eval_every_ == 0 && !stopping) {
+    if (checkpoint_now || stopping) write_checkpoint();
+    if (evaluate_now && !stopping) {
       const auto eval_start = clock::now();
       evaluate_(step_, wall_offset + std::chrono::duration<double>(eval_start - start).count());
       // Training's clocks skip the evaluation.
@@ -357,21 +409,13 @@ Trainer::Outcome Trainer::run() {
   return Outcome::Finished;
 }
 
-void Trainer::check_bad_step(const StepStats& stats) {
+void Trainer::count_bad_step(const StepStats& stats) {
   ++bad_in_row_;
   ++bad_total_;
-  const int max_bad = cfg_.train.max_bad_steps;
   if (rank_ == 0)
     spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, gradient norm {}); update skipped on "
                  "every rank ({} in a row, {} in all; train.max_bad_steps = {})",
-                 step_, stats.loss, stats.grad_norm, bad_in_row_, bad_total_, max_bad);
-  if (bad_in_row_ <= max_bad) return;
-  write_checkpoint();
-  throw Error("train.max_bad_steps = " + std::to_string(max_bad) + ": " + std::to_string(bad_in_row_) +
-              " steps in a row (up to step " + std::to_string(step_) +
-              ") had a non-finite loss or gradient norm, so training stops. The checkpoint of step " +
-              std::to_string(step_) + " holds the weights of the last good step (" + std::to_string(step_ - bad_in_row_) +
-              "); lower train.lr or train.grad_clip, or check the data, then continue with --resume auto");
+                 stats.step, stats.loss, stats.grad_norm, bad_in_row_, bad_total_, cfg_.train.max_bad_steps);
 }
 
 void Trainer::write_checkpoint() {

@@ -26,13 +26,15 @@
 namespace ddpm::train {
 
 struct StepStats {
+  std::int64_t step = 0;   // the step count after it (the figure the logs and checkpoints use)
   double loss = 0.0;       // mean over the global batch (every rank has it)
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
-  // A rank saw a non-finite loss, or the gradient norm is not finite: the update was skipped
-  // on every rank (weights, EMA and Adam state are those of the step before).
+  // A rank saw a non-finite loss, or the gradient norm is not finite, or training was halted by an
+  // earlier run of such steps (train.max_bad_steps): the update was skipped on every rank (weights,
+  // EMA and Adam state are those of the step before).
   bool skipped = false;
-  bool stop_requested = false;  // a stop signal reached some rank (util/stop_request.hpp)
+  bool stop_requested = false;  // a stop signal reached some rank during the step (util/stop_request.hpp)
 };
 
 class Trainer {
@@ -45,12 +47,20 @@ class Trainer {
 
   enum class Outcome { Finished, Stopped };
   // Trains from the current step up to cfg.train.steps, logging and checkpointing on the way.
-  // A stop request (util/stop_request.hpp) on any rank ends it early, after the step in progress
-  // and a checkpoint of it, with Outcome::Stopped.
+  // A stop request (util/stop_request.hpp) on any rank ends it early, at the next reading of the
+  // agreements (below) and a checkpoint of that step, with Outcome::Stopped.
   Outcome run();
   // One optimizer step on this rank's slice of global step `step()`; advances step(). The ranks
-  // agree, in one all-reduce, on whether to skip the update and whether to stop.
-  StepStats train_step();
+  // agree, in one all-reduce, on whether to skip the update (decided and applied on the device)
+  // and whether to stop; the host reads nothing, so that on a GPU it runs ahead of the device.
+  void train_step();
+  // The agreements of the steps since the last call, in order, read with one wait for the device.
+  // Every rank must call it after the same step (run(): at the steps that log, checkpoint or
+  // evaluate, so a stop lags its signal by fewer steps than the least of those periods). Counts
+  // and warns of skipped steps; the balancer sees the busy times averaged over the steps. When
+  // more than train.max_bad_steps steps in a row were skipped, the device has applied no update
+  // since the last good step: writes a checkpoint of the current step and throws.
+  std::vector<StepStats> read_agreements();
 
   // Called by run() on every rank after each step that is a multiple of `every` (and not stopping),
   // with the step and the training wall time so far; the time it takes is left out of the
@@ -118,26 +128,31 @@ class Trainer {
   int bad_in_row_ = 0;
   std::int64_t bad_total_ = 0;
 
-  // What the ranks agree on after each step, from one all-reduce.
-  struct Agreement {
-    bool stop;     // a stop signal reached some rank
-    bool skip;     // some rank's loss or gradient norm is not finite
-    double loss;   // the global batch's mean loss
-    double grad_norm;  // rank 0's gradient norm (that of the averaged gradients, as every rank's)
-    std::vector<double> busy_seconds;  // per rank, for the balancer
+  // What the ranks agree on after each step, in one all-reduce: a float64 vector where the model
+  // is, the same on every rank, laid out as `Slot` in trainer.cpp. `my_loss` and
+  // `my_grad_norm` are scalar tensors where the model is; nothing is read.
+  torch::Tensor agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
+                      double busy_seconds);
+  // Whether to apply this step's update (a bool scalar on the device), from its agreement and the
+  // run of non-finite steps so far, which it advances.
+  torch::Tensor take_update(const torch::Tensor& agreement);
+  struct Pending {  // a step whose agreement the host has not read yet
+    std::int64_t step;
+    double lr;
+    torch::Tensor agreement;
   };
-  // `my_loss` and `my_grad_norm`: scalar tensors where the model is, read only through the
-  // all-reduce's result, so that a step waits for the device once.
-  Agreement agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
-                  double busy_seconds);
+  std::vector<Pending> pending_;
+  // On the device: non-finite steps in a row, and whether more than train.max_bad_steps were.
+  torch::Tensor bad_in_row_device_, halted_device_;
+  std::int64_t halted_at_ = 0;  // the step whose run passed train.max_bad_steps (0: none)
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);
-  // Counts a skipped step; past train.max_bad_steps in a row, checkpoints and throws.
-  void check_bad_step(const StepStats& stats);
+  // Counts and warns of a step with a non-finite loss or gradient norm, as the device did.
+  void count_bad_step(const StepStats& stats);
 };
 
 }  // namespace ddpm::train

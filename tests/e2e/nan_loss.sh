@@ -2,7 +2,8 @@
 # A NaN loss on one rank (DDPM_FAULT=nan@STEP:1) under mpirun -np 2:
 #  1. every rank skips that update, training goes on to its last step and exits 0;
 #  2. with train.max_bad_steps=0 the run stops with a message naming the key, after writing a
-#     checkpoint whose weights are those of the last good step.
+#     checkpoint whose weights (and EMA) are those of the last good step: the skip is applied on
+#     the device, and the host reads it at the next step that logs or checkpoints (here 20).
 #   nan_loss.sh MPIEXEC BINARY CONFIG
 set -uo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"
@@ -22,9 +23,13 @@ DDPM_FAULT=nan@15:1 "$MPIEXEC" -n 2 --oversubscribe "$BIN" train "$CONFIG" "${co
   --set run.out_dir="$out_dir/stop" > "$out_dir/stop.log" 2>&1 && fail "the run should stop with an error"
 grep -q "train.max_bad_steps = 0: 1 steps in a row (up to step 16) had a non-finite loss" "$out_dir/stop.log" ||
   fail "no message naming train.max_bad_steps"
+grep -q "The checkpoint of step 20 holds the weights of the last good step (15), as no update was applied after it" \
+  "$out_dir/stop.log" || fail "no message naming the stop checkpoint and the last good step"
 ckpt="$out_dir/stop/checkpoints"
-[ -f "$ckpt/step_00000016.h5" ] || fail "no checkpoint of the stop step"
-"$BIN" inspect "$ckpt/step_00000016.h5" | grep -q "complete" || fail "the stop checkpoint is not complete"
-h5diff "$ckpt/step_00000015.h5" "$ckpt/step_00000016.h5" /model /model > /dev/null ||
-  fail "the stop checkpoint's weights differ from those of the last good step"
+[ -f "$ckpt/step_00000020.h5" ] || fail "no checkpoint of the stop step"
+"$BIN" inspect "$ckpt/step_00000020.h5" | grep -q "complete" || fail "the stop checkpoint is not complete"
+for group in /model /ema /optim; do
+  h5diff "$ckpt/step_00000015.h5" "$ckpt/step_00000020.h5" $group $group > /dev/null ||
+    fail "the stop checkpoint's $group differs from that of the last good step"
+done
 echo "PASS"

@@ -162,3 +162,64 @@ TEST(FlatEma, OneLerpMatchesThePerTensorAverage) {
   std::cout << "EMA over 20 updates: largest difference from the exact average " << diff << "\n";
   EXPECT_LT(diff, 4e-6);
 }
+
+// A step skipped on the device (take = false) must leave the values, the moments and the step
+// count exactly as they were, even with non-finite gradients (how a step comes to be skipped), and
+// the steps after it must be exactly those of a run that never saw it: every factor of a skipped
+// step is 1, every addend an exact zero (x * 1 = x and x + 0 = x in floating point), so equality
+// is bitwise. The first step skipped too: the bias corrections must not divide by zero.
+TEST(FlatAdam, ASkippedStepChangesNothingAndLaterStepsAreThoseOfARunWithoutIt) {
+  const auto start = torch::randn({64}, torch::TensorOptions().dtype(torch::kFloat32));
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> grads_at;
+  for (int k = 0; k < 3; ++k) grads_at.push_back(torch::randn({64}));
+  for (const double weight_decay : {0.0, 0.1}) {
+    SCOPED_TRACE("weight_decay " + std::to_string(weight_decay));
+    auto values = start.clone(), grads = torch::zeros({64});
+    auto ref_values = start.clone(), ref_grads = torch::zeros({64});
+    train::Adam adam(values, grads, {1e-2, 0.9, 0.999, 1e-8, weight_decay});
+    train::Adam reference(ref_values, ref_grads, {1e-2, 0.9, 0.999, 1e-8, weight_decay});
+    const auto skip = torch::zeros({}, torch::kBool), take = torch::ones({}, torch::kBool);
+    grads.fill_(std::numeric_limits<float>::quiet_NaN());
+    adam.step(skip);
+    EXPECT_TRUE(torch::equal(values, start));
+    EXPECT_EQ(adam.steps(), 0);
+    for (int k = 0; k < 3; ++k) {
+      grads.copy_(grads_at[k]);
+      ref_grads.copy_(grads_at[k]);
+      adam.step(take);
+      reference.step();
+      const auto before = values.clone(), m = adam.exp_avg().clone(), v = adam.exp_avg_sq().clone();
+      grads.fill_(k == 1 ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN());
+      adam.step(skip);
+      EXPECT_TRUE(torch::equal(values, before)) << "step " << k;
+      EXPECT_TRUE(torch::equal(adam.exp_avg(), m) && torch::equal(adam.exp_avg_sq(), v)) << "step " << k;
+    }
+    EXPECT_EQ(adam.steps(), 3);
+    EXPECT_TRUE(torch::equal(values, ref_values));
+    EXPECT_TRUE(torch::equal(adam.exp_avg(), reference.exp_avg()));
+    EXPECT_FALSE(torch::equal(values, start));
+  }
+}
+
+// The same for the EMA: a skipped update leaves the shadow and the update count (which sets the
+// warm-up's decay) as they were, so the next update is bitwise that of an average without it.
+TEST(FlatEma, ASkippedUpdateChangesNothing) {
+  auto live = seeded_unet(3), shadow = seeded_unet(4), ref_shadow = seeded_unet(5);
+  model::Ema ema(*live, *shadow, 0.9), reference(*live, *ref_shadow, 0.9);
+  const auto skip = torch::zeros({}, torch::kBool), take = torch::ones({}, torch::kBool);
+  const auto flat = [](model::UNet& net) { return util::flat_buffer(net->parameters()).clone(); };
+  for (int k = 0; k < 3; ++k) {
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : live->parameters()) p.add_(torch::randn_like(p) * 0.1);
+    }
+    ema.update(*live, take);
+    reference.update(*live);
+    const auto before = flat(shadow);
+    ema.update(*live, skip);
+    EXPECT_TRUE(torch::equal(flat(shadow), before)) << "update " << k;
+  }
+  EXPECT_EQ(ema.updates(), 3);
+  EXPECT_TRUE(torch::equal(flat(shadow), flat(ref_shadow)));
+}
