@@ -121,7 +121,7 @@ void bench_training(Session& s, const data::Dataset& synthetic, const io::Latent
 }
 
 // The update after backward, over whole buffers as the trainer does it (one clipping norm and
-// multiply, train::Adam, the EMA as one lerp), against the same per parameter tensor
+// multiply, train::Adam, the EMA in two operations), against the same per parameter tensor
 // (clip_grad_norm_, torch::optim::Adam, a mul_ and add_ per tensor), on the configured network's
 // parameters with random gradients; the per-tensor form is what the trainer did before.
 void bench_update(Session& s) {

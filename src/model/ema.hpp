@@ -1,6 +1,6 @@
 // Exponential moving average of a module's parameters, kept in a shadow module of the same
 // architecture so that sampling can use it directly. The parameters of both modules are views of
-// one buffer each (util/flat_tensors.hpp), so that an update is one lerp over the whole model.
+// one buffer each (util/flat_tensors.hpp), so that an update is two operations over the whole model.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +19,7 @@ class Ema {
   // h_t = max(1, s t) updates (EDM's half-life as a share of the images seen), decay_t = 0.5^(1 / h_t),
   // so the average always spans the same share of training whatever its length.
   double decay_at(std::int64_t updates) const;
-  // shadow = d * shadow + (1 - d) * live (as shadow + (1 - d) * (live - shadow)); buffers are copied.
+  // shadow = d * shadow + (1 - d) * live; buffers are copied.
   void update(torch::nn::Module& live);
   // The same where `take` (a bool scalar where the parameters are) is true, else nothing changes:
   // the decay, the update count and the decision stay on the device.

@@ -42,11 +42,14 @@ void Adam::step(const torch::Tensor& take) {
   if (s.weight_decay != 0.0) values_.mul_(1.0 - lr_ * (s.weight_decay * taken));
   exp_avg_.mul_(1.0 + (s.beta1 - 1.0) * taken).add_(grads_, 1.0 - s.beta1);
   exp_avg_sq_.mul_(1.0 + (s.beta2 - 1.0) * taken).addcmul_(grads_, grads_, 1.0 - s.beta2);
-  // m / (sqrt(v) / sqrt(1 - beta2^t) + eps), in a buffer kept from step to step.
+  // The step, size x m / (sqrt(v) / c + eps) with c = sqrt(1 - beta2^t), is computed as
+  // m / ((sqrt(v) + eps c) / (size x c)): four passes, as torch's, with the tensor step size in the
+  // denominator (addcdiv_ takes only a host number). A skipped step's size is -0, its denominator
+  // -inf, and m / -inf an exact zero.
+  const auto c = torch::sqrt(bias_correction2);
   torch::sqrt_out(denom_, exp_avg_sq_);
-  denom_.div_(torch::sqrt(bias_correction2)).add_(s.eps);
-  torch::div_out(denom_, exp_avg_, denom_);
-  values_.add_(denom_.mul_(-lr_ * taken / bias_correction1));
+  denom_.add_(s.eps * c).div_(-lr_ * taken / bias_correction1 * c);
+  values_.addcdiv_(exp_avg_, denom_);
 }
 
 torch::Tensor clip_grad_norm(torch::Tensor& grads, double max_norm) {

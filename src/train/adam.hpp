@@ -3,7 +3,8 @@
 // (util/flat_tensors.hpp), so a step is a handful of operations over the buffers, whatever the
 // number of parameters, where torch::optim::Adam runs them per parameter tensor (on a GPU: a few
 // kernels instead of thousands). Elementwise, the arithmetic is torch::optim::Adam's (and
-// AdamW's), in the same order, so a step gives the same values to rounding.
+// AdamW's), in the same order up to where the step size enters, so a step gives the same values to
+// rounding.
 //
 // The learning rate, the step count and the decision to take a step are tensors where the values
 // are, so that an update never waits for the device (nor reads the host, in a CUDA graph).

@@ -56,11 +56,12 @@ std::pair<double, double> against_torch(double weight_decay, int steps) {
 
 }  // namespace
 
-// Tolerance. The arithmetic is elementwise and in the same order in both, so a value differs only
-// where one rounds differently: a vectorised loop body against its scalar tail (the compiler may
-// fuse a multiply and an add there, and an element sits at another position of the vector in one
-// buffer than in its own tensor), about an ulp per operation. Each step moves a parameter by
-// lr x m / (sqrt(v) + eps), a ratio of moments of a few operations each: relative error ~1e-6 of a
+// Tolerance. The arithmetic is elementwise and in the same order in both up to the step size
+// (train/adam.cpp moves it and sqrt(1 - beta2^t) into the denominator: a few roundings more), and
+// elsewhere a value differs only where one rounds differently: a vectorised loop body against its
+// scalar tail (the compiler may fuse a multiply and an add there, and an element sits at another
+// position of the vector in one buffer than in its own tensor), about an ulp per operation. Each
+// step moves a parameter by lr x m / (sqrt(v) + eps), a ratio of moments of a few operations each: relative error ~1e-6 of a
 // movement of at most ~lr x 3, plus an ulp of the parameter (~1: 1.2e-7). Over K = 5 steps at
 // lr = 1e-2: 5 x 3e-2 x 1e-6 + 5 x 1.2e-7 ~ 8e-7; bound 2e-6, against movements of ~5e-2.
 TEST(FlatAdam, MatchesTorchAdamToRounding) {
@@ -133,12 +134,12 @@ TEST(FlatTensors, MixedDtypesAreRefused) {
   EXPECT_THROW(util::flat_buffer({torch::zeros({2}), torch::zeros({2}, torch::kFloat64)}), c10::Error);
 }
 
-// The EMA as one lerp over the buffer against d x shadow + (1 - d) x live per tensor, in double.
-// Each update rounds the result to float32 (and the lerp's difference before): at most ~1.5 ulp of
-// the weights (|w| < 2 here: 1.5 x 1.2e-7 = 1.8e-7), and every earlier error shrinks by d at each
-// update, so the error stays below 1.8e-7 / (1 - d) = 1.8e-6 for d = 0.9; bound 4e-6 (the
-// errors are of random sign: the measured one is far smaller).
-TEST(FlatEma, OneLerpMatchesThePerTensorAverage) {
+// The EMA over the buffer (d x shadow + w x live, w = 1 - d, two operations) against the same per
+// tensor in double. Each update rounds d and w to float32 and the product d x shadow and the sum to
+// float32: within ~2 ulp of the weights (|w| < 2 here: 2 x 1.2e-7 = 2.4e-7), and every earlier
+// error shrinks by d at each update, so the error stays below 2.4e-7 / (1 - d) = 2.4e-6 for
+// d = 0.9; bound 4e-6 (the errors are of random sign: the measured one is far smaller).
+TEST(FlatEma, OneUpdateOverTheBufferMatchesThePerTensorAverage) {
   auto live = seeded_unet(3), shadow = seeded_unet(4);
   model::Ema ema(*live, *shadow, 0.9);
   std::vector<torch::Tensor> exact;
