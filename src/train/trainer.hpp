@@ -56,7 +56,7 @@ class Trainer {
   void train_step();
   // The agreements of the steps since the last call, in order, read with one wait for the device.
   // Every rank must call it after the same step (run(): at the steps that log, checkpoint or
-  // evaluate, so a stop lags its signal by fewer steps than the least of those periods). Counts
+  // evaluate, so a stop lags its signal by at most the least of those periods). Counts
   // and warns of skipped steps; the balancer sees the busy times averaged over the steps. When
   // more than train.max_bad_steps steps in a row were skipped, the device has applied no update
   // since the last good step: writes a checkpoint of the current step and throws.
