@@ -17,10 +17,7 @@ Adam::Adam(torch::Tensor values, torch::Tensor grads, AdamSettings settings)
   take_all_ = torch::ones({}, scalar.dtype(torch::kBool));
 }
 
-void Adam::set_lr(double lr) {
-  settings_.lr = lr;
-  lr_.fill_(lr);
-}
+void Adam::set_lr(double lr) { lr_.fill_(lr); }
 
 std::int64_t Adam::steps() const { return static_cast<std::int64_t>(steps_.item<double>()); }
 

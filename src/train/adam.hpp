@@ -43,7 +43,7 @@ class Adam {
 
  private:
   torch::Tensor values_, grads_, exp_avg_, exp_avg_sq_, denom_;
-  AdamSettings settings_;
+  AdamSettings settings_;  // its lr the first only: lr_ holds the current one
   torch::Tensor lr_, steps_, take_all_;  // float64 scalars, and true, where the values are
 };
 

@@ -203,8 +203,7 @@ void Trainer::train_step() {
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
 
-  const double lr = lr_at(step_);
-  optimizer_->set_lr(lr);
+  optimizer_->set_lr(lr_at(step_));
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
@@ -250,7 +249,7 @@ void Trainer::train_step() {
   ema_->update(model, take);
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
-  pending_.push_back({step_, lr, agreement});
+  pending_.push_back({step_, agreement});
 }
 
 std::vector<StepStats> Trainer::read_agreements() {
@@ -265,7 +264,7 @@ std::vector<StepStats> Trainer::read_agreements() {
   for (std::size_t i = 0; i < pending_.size(); ++i, v += width) {
     StepStats s;
     s.step = pending_[i].step;
-    s.lr = pending_[i].lr;
+    s.lr = lr_at(s.step - 1);
     s.loss = v[kWeightedLoss];
     s.grad_norm = v[kGradNorm];
     s.stop_requested = v[kStop] > 0.0;
@@ -291,7 +290,7 @@ std::vector<StepStats> Trainer::read_agreements() {
                 std::to_string(step_) + " holds the weights of the last good step (" +
                 std::to_string(halted_at_ - max_bad - 1) + ")" +
                 (step_ > halted_at_ ? ", as no update was applied after it; it was written at the next reading of the "
-                                      "steps' agreements (every train.log_every steps)"
+                                      "steps' agreements (at the steps that log, checkpoint or evaluate)"
                                     : "") +
                 "; lower train.lr or train.grad_clip, or check the data, then continue with --resume auto");
   }

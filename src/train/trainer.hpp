@@ -138,7 +138,6 @@ class Trainer {
   torch::Tensor take_update(const torch::Tensor& agreement);
   struct Pending {  // a step whose agreement the host has not read yet
     std::int64_t step;
-    double lr;
     torch::Tensor agreement;
   };
   std::vector<Pending> pending_;
