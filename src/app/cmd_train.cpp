@@ -59,7 +59,7 @@ bool cmd_train(Session& s) {
   if (s.cfg.eval.every > 0) {
     during = std::make_unique<eval::DuringTraining>(
         *s.comm, s.cfg, train_set, device,
-        latent ? latent->space : model::SampleSpace(config::diffusion_shape(s.cfg)));
+        latent ? latent->space : model::SampleSpace(config::diffusion_shape(s.cfg)), classifier_training(s));
     trainer.set_evaluation(s.cfg.eval.every, [&](std::int64_t step, double train_wall_s) {
       during->evaluate(diffusion.ema_unet(), step, train_wall_s);
     });

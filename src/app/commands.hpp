@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "dist/communicator.hpp"
 #include "dist/context.hpp"
+#include "eval/classifier_training.hpp"
 
 namespace ddpm::app {
 
@@ -42,7 +43,11 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts);
 // Samples, measures FID / confidence / coverage and draws the pictures; prints the report table
 // with the wall time of `earlier_stages` and its own.
 void cmd_eval(Session& s, const std::vector<std::pair<std::string, double>>& earlier_stages = {});
+// Trains the evaluation classifier anew (eval.classifier), through classifier_training.
 void cmd_classifier(Session& s);
+// The evaluation classifier's training through train::Trainer (config::classifier_stage), for
+// eval::ensure_classifier.
+eval::TrainClassifier classifier_training(Session& s);
 // Rank 0 only. Prints the summary of `path`; with `verify`, reads back everything in it and prints what fails
 // its checksums instead. Returns the exit status: 1 when verification finds damage.
 int cmd_inspect(const std::string& path, bool verify);

@@ -1,6 +1,7 @@
 // ddpm_dist CONFIG [--set key=value ...]                              train, then evaluate
 // ddpm_dist {train|autoencoder|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
 // ddpm_dist inspect [--verify] FILE.h5
+// ddpm_dist compare RUN...
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +14,7 @@
 
 #include "app/commands.hpp"
 #include "dist/context.hpp"
+#include "io/compare.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
 #include "util/stop_request.hpp"
@@ -81,6 +83,11 @@ int main(int argc, char** argv) {
   inspect->add_flag("--verify", inspect_verify,
                     "read back every dataset and attribute and list each that fails its checksum (exit status 1 if any)");
 
+  std::vector<std::string> compare_paths;
+  auto* compare = app.add_subcommand("compare", "the final evaluations of several runs side by side, with the mean "
+                                                "over them, and a warning where they do not compare");
+  compare->add_option("runs", compare_paths, "run.h5 files or run folders")->required();
+
   // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0][0] != '-') {
@@ -109,6 +116,10 @@ int main(int argc, char** argv) {
   // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
     if (inspect->parsed()) return ctx.rank() == 0 ? app::cmd_inspect(inspect_path, inspect_verify) : 0;
+    if (compare->parsed()) {
+      if (ctx.rank() == 0) std::fputs(io::compare_runs(compare_paths).c_str(), stdout);
+      return 0;
+    }
     auto session = app::start_session(ctx, opt);
     std::vector<std::pair<std::string, double>> stages;
     if (all->parsed() && session.cfg.latent()) {

@@ -114,6 +114,7 @@ void visit(Config& c, V& v) {
   v.field("every", c.eval.every);
   v.field("during_samples", c.eval.during_samples);
   v.field("guidance", c.eval.guidance);
+  v.field("seeds", c.eval.seeds);
 }
 
 template <class T>
@@ -459,6 +460,9 @@ void validate(const Config& c) {
   require(e.guidance.empty() || m.num_classes > 0, s, "eval.guidance",
           "lists guidance weights, which apply to a class-conditional model (model.num_classes: 10)");
   for (double w : e.guidance) check_guidance("eval.guidance", w);
+  for (auto seed : e.seeds) require(seed >= 0, s, "eval.seeds", "must list seeds >= 0, got " + str(seed));
+  require(std::set<std::int64_t>(e.seeds.begin(), e.seeds.end()).size() == e.seeds.size(), s, "eval.seeds",
+          "lists a seed twice: the evaluations would be the same");
 }
 
 }  // namespace
@@ -522,6 +526,17 @@ std::string Config::classifier_path() const {
   return eval.classifier.empty() ? "results/classifier_" + data.dataset + ".h5" : eval.classifier;
 }
 
+std::vector<std::uint64_t> EvalConfig::sample_seeds(std::uint64_t run_seed) const {
+  if (seeds.empty()) return {run_seed};
+  return std::vector<std::uint64_t>(seeds.begin(), seeds.end());
+}
+
+std::string Config::classifier_stem() const {
+  const auto path = classifier_path();
+  const bool h5 = path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0;
+  return h5 ? path.substr(0, path.size() - 3) : path;
+}
+
 std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config& current) {
   const YAML::Node stored = YAML::Load(stored_yaml);
   const YAML::Node now = YAML::Load(current.yaml);
@@ -580,6 +595,41 @@ ModelConfig unet_config(const Config& cfg) {
   m.in_channels = static_cast<int>(shape[0]);
   m.image_size = static_cast<int>(shape[1]);
   return m;
+}
+
+bool defines_diffusion(const Config& cfg, const std::string& key) {
+  if (key == "diffusion.p_mean" || key == "diffusion.p_std") return false;
+  return key.rfind("model.", 0) == 0 || key.rfind("diffusion.", 0) == 0 || key == "data.dataset" ||
+         (cfg.latent() && defines_autoencoder(key));
+}
+
+bool defines_classifier(const std::string& key) { return key == "data.dataset"; }
+
+Config classifier_stage(const Config& cfg, std::int64_t train_images) {
+  Config stage = cfg;
+  auto& t = stage.train;
+  constexpr std::int64_t kBatch = 128;
+  t.batch_size = kBatch;
+  t.steps = std::int64_t{cfg.eval.classifier_epochs} * (train_images / kBatch);
+  t.lr = 1e-3;
+  t.warmup_steps = 100;
+  t.lr_schedule = "cosine";
+  t.lr_min = 1e-5;
+  t.loss_weighting = "none";
+  t.weight_decay = 0.0;
+  t.grad_clip = 0.0;
+  t.ema_decay = 0.999;
+  t.ema_share = 0.0;
+  t.log_every = 100;
+  t.checkpoint_every = std::max<std::int64_t>(1, t.steps);
+  t.keep_checkpoints = 1;
+  // The classifier measures every run: bf16's machine-dependent rounding stays out of it.
+  t.precision = "fp32";
+  t.cuda_graphs = false;
+  stage.run.seed = cfg.eval.classifier_seed;
+  stage.run.out_dir = cfg.classifier_stem() + "_training";
+  stage.eval.every = 0;
+  return stage;
 }
 
 bool defines_autoencoder(const std::string& key) {

@@ -145,6 +145,10 @@ struct EvalConfig {
   // Conditional models: the guidance weights the final evaluation measures, each in its own
   // /eval/<weights>/guidance_<w>; empty: sample.guidance alone.
   std::vector<double> guidance;
+  // The sample seeds of the final evaluation: each samples anew with its own noise from the same
+  // weights, and the report gives the mean and the spread; empty: run.seed alone.
+  std::vector<std::int64_t> seeds;
+  std::vector<std::uint64_t> sample_seeds(std::uint64_t run_seed) const;
 };
 
 struct Config {
@@ -167,6 +171,9 @@ struct Config {
   std::string data_dir() const;
   // eval.classifier, or results/classifier_<data.dataset>.h5: one classifier per data set.
   std::string classifier_path() const;
+  // classifier_path() without its .h5: the classifier's feature cache (<stem>_features.h5) and
+  // training folder (<stem>_training) are named after it.
+  std::string classifier_stem() const;
 };
 
 // The configuration of the autoencoder stage: `cfg` with train.steps, train.batch_size and train.lr
@@ -179,9 +186,21 @@ std::vector<std::int64_t> latent_shape(const Config& cfg);
 std::vector<std::int64_t> diffusion_shape(const Config& cfg);
 // cfg.model with the image size and channels of diffusion_shape: what the U-Net is built from.
 ModelConfig unet_config(const Config& cfg);
-// Whether a change of `key` changes what an autoencoder's weights mean: autoencoder.* but its
-// training keys (steps, batch_size, lr), and data.dataset.
+// The configuration of the evaluation classifier's training through train::Trainer
+// (train::ClassifierTask): eval.classifier_epochs over `train_images` in global batches of 128,
+// Adam at 1e-3 with a cosine decay, fp32, seeded by eval.classifier_seed, its checkpoints and
+// history in <classifier path without .h5>_training.
+Config classifier_stage(const Config& cfg, std::int64_t train_images);
+
+// The one rule for which keys define what a network's weights mean: a checkpoint is read (to
+// resume, sample, evaluate, or decode latents) only under the values it was trained with.
+// The diffusion model: model.*, diffusion.* but the training distribution of EDM's noise levels
+// (p_mean, p_std), data.dataset, and in latent space the autoencoder's.
+bool defines_diffusion(const Config& cfg, const std::string& key);
+// The autoencoder: autoencoder.* but its training keys (steps, batch_size, lr), and data.dataset.
 bool defines_autoencoder(const std::string& key);
+// The evaluation classifier: data.dataset (its architecture is fixed).
+bool defines_classifier(const std::string& key);
 
 // Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
 // Throws ConfigError with the file, the key and what is allowed.

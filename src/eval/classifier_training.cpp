@@ -2,19 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <filesystem>
 
-#include "data/batch_plan.hpp"
-#include "dist/grad_sync.hpp"
 #include "io/h5.hpp"
+#include "io/latent_cache.hpp"
 #include "io/named_tensors.hpp"
 #include "util/error.hpp"
-#include "util/rng.hpp"
 
 namespace ddpm::eval {
 namespace {
-constexpr std::int64_t kBatch = 128;
 constexpr const char* kArchitecture = "conv5x5(32)-pool-conv5x5(64)-pool-fc(128)-fc(10)";
 }  // namespace
 
@@ -36,48 +32,6 @@ double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Da
   return total.item<double>() / static_cast<double>(set.size());
 }
 
-double train_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
-                        const data::Dataset& train_set, const data::Dataset& test_set, const torch::Device& device) {
-  if (kBatch % comm.size() != 0)
-    throw Error("the classifier's global batch of " + std::to_string(kBatch) + " does not divide among " +
-                std::to_string(comm.size()) + " ranks; use a power-of-two number of ranks for `ddpm_dist classifier`");
-  net->to(device);
-  dist::broadcast_module(comm, *net);
-  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(1e-3));
-  dist::GradSync sync(comm, net->parameters(), {1.0, 0.25, true});
-  data::BatchPlan plan(train_set.size(), kBatch, cfg.eval.classifier_seed);
-  const std::int64_t steps = plan.steps_per_epoch() * cfg.eval.classifier_epochs;
-  const auto start = std::chrono::steady_clock::now();
-  double loss_sum = 0;
-  for (std::int64_t step = 0; step < steps; ++step) {
-    net->train();
-    // The learning rate falls by 10x over the last epoch.
-    const double lr = plan.epoch_of(step) + 1 < cfg.eval.classifier_epochs ? 1e-3 : 1e-4;
-    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-    torch::manual_seed(derive_seed({cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Dropout),
-                                    static_cast<std::uint64_t>(comm.rank()), static_cast<std::uint64_t>(step)}));
-    auto idx = plan.indices(step, comm.rank(), comm.size());
-    auto x = data::to_model_range(train_set.images.index_select(0, idx)).to(device);
-    auto y = train_set.labels.index_select(0, idx).to(torch::kLong).to(device);
-    // prepare() zeroes the gradients: views of the reducer's buffer, which zero_grad() would
-    // try to detach.
-    sync.prepare();
-    auto loss = torch::cross_entropy_loss(net->forward(x), y);
-    loss.backward();
-    sync.finish();
-    optimizer.step();
-    loss_sum += loss.item<double>();
-    if ((step + 1) % 100 == 0 || step + 1 == steps) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      spdlog::info("classifier step {}/{}  epoch {}  loss {:.4f}  {:.0f} img/s  ETA {:.0f} s", step + 1, steps,
-                   plan.epoch_of(step), loss_sum / ((step % 100) + 1), (step + 1) * kBatch / elapsed,
-                   elapsed / (step + 1) * (steps - step - 1));
-      loss_sum = 0;
-    }
-  }
-  return accuracy(comm, net, test_set, 1000, device);
-}
-
 void save_classifier(const std::string& path, model::Classifier& net, double test_accuracy, const config::Config& cfg) {
   io::write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
@@ -88,6 +42,7 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
     io::write_attr(root, "seed", static_cast<std::int64_t>(cfg.eval.classifier_seed));
     io::write_attr(root, "dataset", cfg.data.dataset);
     io::write_attr(root, "epochs", std::int64_t{cfg.eval.classifier_epochs});
+    io::write_attr(root, "fingerprint", io::weights_fingerprint(*net));
     io::write_attr(root, "description", std::string("the feature extractor of ddpm_dist's FID: features are the "
                                                     "128-d ReLU layer before the last linear layer"));
   });
@@ -110,24 +65,29 @@ ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, 
     const auto tensors = io::named_tensors(*net);
     io::check_named(path, file.openGroup("classifier"), "classifier", tensors);
     const auto values = io::read_named(file.openGroup("classifier"), tensors);
-    const ClassifierInfo info{path, io::read_attr_double(root, "test_accuracy"), io::has_checksums(file)};
+    ClassifierInfo info{path, io::read_attr_double(root, "test_accuracy"), "", io::has_checksums(file)};
     io::assign_named(tensors, values);
+    info.fingerprint = io::weights_fingerprint(*net);
     return info;
   });
 }
 
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
                                  const data::Dataset& train_set, const data::Dataset& test_set,
-                                 const torch::Device& device) {
+                                 const torch::Device& device, const TrainClassifier& train) {
   const auto path = cfg.classifier_path();
   if (!std::filesystem::exists(path)) {
-    spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
-                 cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
-    torch::manual_seed(derive_seed({cfg.eval.classifier_seed, static_cast<std::uint64_t>(Stream::Init)}));
-    model::Classifier fresh;
-    const double acc = train_classifier(comm, cfg, fresh, train_set, test_set, device);
-    spdlog::info("classifier test accuracy {:.2f}%", 100 * acc);
-    if (comm.rank() == 0) save_classifier(path, fresh, acc, cfg);
+    if (comm.rank() == 0)
+      spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
+                   cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
+    model::Classifier fresh{nullptr};
+    train(fresh, train_set);
+    const double acc = accuracy(comm, fresh, test_set, 1000, device);
+    if (comm.rank() == 0) {
+      save_classifier(path, fresh, acc, cfg);
+      spdlog::info("classifier test accuracy {:.2f}%, weights {}; written to {}", 100 * acc,
+                   io::weights_fingerprint(*fresh), path);
+    }
     comm.barrier();
   }
   const auto info = load_classifier(path, net, cfg.data.dataset);

@@ -1,7 +1,9 @@
-// The evaluation classifier: trained data-parallel across ranks (deterministic for a seed),
-// stored in HDF5 with its test accuracy, and reused by every evaluation after.
+// The evaluation classifier: stored in HDF5 with its test accuracy and the fingerprint of its
+// weights, and reused by every evaluation after. Its training goes through train::Trainer
+// (train::ClassifierTask, config::classifier_stage), which app/ supplies as a TrainClassifier.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "config/config.hpp"
@@ -14,13 +16,12 @@ namespace ddpm::eval {
 struct ClassifierInfo {
   std::string path;
   double test_accuracy = 0.0;
+  std::string fingerprint;  // io::weights_fingerprint of the weights loaded
   bool checksummed = true;  // false for files written before they carried checksums
 };
 
-// Trains `net` for cfg.eval.classifier_epochs on `train_set`; every rank takes its slice of each
-// global batch of 128 and gradients are averaged. Returns the accuracy on `test_set`.
-double train_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
-                        const data::Dataset& train_set, const data::Dataset& test_set, const torch::Device& device);
+// Trains a new classifier on `train_set` into `net`, the same on every rank.
+using TrainClassifier = std::function<void(model::Classifier& net, const data::Dataset& train_set)>;
 // Fraction of `set` classified correctly, computed across ranks.
 double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Dataset& set, std::int64_t batch,
                 const torch::Device& device);
@@ -30,10 +31,10 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
 // another architecture or trained on another data set than `dataset` (data.dataset).
 ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset);
 
-// Loads cfg.classifier_path(), or trains it on `train_set` (tested on `test_set`) and saves it there
-// when the file does not exist.
+// Loads cfg.classifier_path(), or trains one with `train` on `train_set` (tested on `test_set`)
+// and saves it there when the file does not exist.
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
                                  const data::Dataset& train_set, const data::Dataset& test_set,
-                                 const torch::Device& device);
+                                 const torch::Device& device, const TrainClassifier& train);
 
 }  // namespace ddpm::eval

@@ -11,6 +11,7 @@
 #include "data/mnist.hpp"
 #include "eval/classifier_training.hpp"
 #include "eval/distributed_sampling.hpp"
+#include "eval/feature_metrics.hpp"
 #include "eval/latent.hpp"
 #include "eval/metrics.hpp"
 #include "eval/sample_grid.hpp"
@@ -86,7 +87,37 @@ void reverse_picture(const config::Config& cfg, const model::Network& network, c
 
 }  // namespace
 
-EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device) {
+namespace {
+// The mean of each measure over the seeds, with the standard error of that mean (the seeds'
+// samples are independent: the errors add in quadrature, divided by their count).
+FeatureFigures mean_over_seeds(const std::vector<FeatureFigures>& per_seed) {
+  const double n = double(per_seed.size());
+  auto mean = [&](auto get) {
+    double sum = 0;
+    for (const auto& f : per_seed) sum += get(f);
+    return sum / n;
+  };
+  auto estimate = [&](auto get) {
+    double sum = 0, var = 0;
+    for (const auto& f : per_seed) {
+      sum += get(f).value;
+      var += get(f).se * get(f).se;
+    }
+    return io::Estimate{sum / n, std::sqrt(var) / n};
+  };
+  FeatureFigures out;
+  out.fid = estimate([](const FeatureFigures& f) { return f.fid; });
+  out.kid = estimate([](const FeatureFigures& f) { return f.kid; });
+  out.fid_inf = estimate([](const FeatureFigures& f) { return f.fid_inf; });
+  out.precision = mean([](const FeatureFigures& f) { return f.precision; });
+  out.recall = mean([](const FeatureFigures& f) { return f.recall; });
+  out.memorised = mean([](const FeatureFigures& f) { return f.memorised; });
+  return out;
+}
+}  // namespace
+
+EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device,
+                           const TrainClassifier& train_classifier) {
   comm.set_phase("evaluation", false);
   EvalSummary summary;
   auto trained = load_trained(cfg, device, comm.rank());
@@ -100,10 +131,14 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   // MNIST is read once for the classifier, the reference statistics and the forward picture.
   const auto train = data::load_dataset(cfg.data_dir(), data::Split::Train);
   const auto test = data::load_dataset(cfg.data_dir(), data::Split::Test);
-  const auto cls = ensure_classifier(comm, cfg, classifier, train, test, device);
+  const auto cls = ensure_classifier(comm, cfg, classifier, train, test, device, train_classifier);
   summary.classifier_accuracy = cls.test_accuracy;
-  if (comm.rank() == 0) spdlog::info("evaluation classifier {}: test accuracy {:.2f}%", cls.path, 100 * cls.test_accuracy);
-  const auto ref = reference_stats(comm, classifier, cfg, train, test, cfg.sample.num_samples, device);
+  summary.classifier_fingerprint = cls.fingerprint;
+  if (comm.rank() == 0)
+    spdlog::info("evaluation classifier {}: test accuracy {:.2f}%, weights {}", cls.path, 100 * cls.test_accuracy,
+                 cls.fingerprint);
+  const auto ref = reference_stats(comm, real_features(comm, classifier, cfg, train, test, device), cfg,
+                                   cfg.sample.num_samples);
   const auto& space = trained.space;
   double reconstruction_fid = std::numeric_limits<double>::quiet_NaN();
   if (space.latent()) {
@@ -112,7 +147,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         [&](const torch::Tensor& x) { return space.to_images(space.from_images(x.to(device))).cpu(); }, device);
     if (comm.rank() == 0)
       spdlog::info("autoencoder reconstructions of the floor's {} training images: FID {:.3f} (floor {:.3f}, {:.2f}x): "
-                   "the best the latent model can reach",
+                   "what the first stage alone does to real digits (not a bound on the samples' FID)",
                    std::min<std::int64_t>(cfg.sample.num_samples, train.size()), reconstruction_fid, ref.fid_floor,
                    reconstruction_fid / ref.fid_floor);
   }
@@ -129,58 +164,74 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   const double shown = std::find(guidances.begin(), guidances.end(), cfg.sample.guidance) != guidances.end()
                            ? cfg.sample.guidance
                            : guidances.front();
-  const auto labels_asked =
-      model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
+  const auto seeds = cfg.eval.sample_seeds(cfg.run.seed);
   for (const auto& w : weight_sets) {
     auto& net = w == "ema" ? ema : live;
     for (const double g : guidances) {
-      auto sample_cfg = cfg.sample;
-      sample_cfg.guidance = g;
-      const auto network = model::sampling_network(net, sample_cfg, device);
-      const std::string guidance_text = conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels), g) : "";
-      if (comm.rank() == 0)
-        spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}: {} ({} network evaluations per "
-                     "image{}, eta {}{})",
-                     cfg.sample.num_samples, comm.size(), w, info.step, cfg.sample.sampler,
-                     model::network_evaluations(cfg.sample, cfg.diffusion.timesteps),
-                     g != 0.0 ? ", each of a doubled batch" : "", cfg.sample.eta, guidance_text);
-      const auto sample_start = clock::now();
-      auto last_log = sample_start;
-      auto progress = [&](int done, int total) {
-        if (comm.rank() != 0 || (done != total && clock::now() - last_log < std::chrono::seconds(15))) return;
-        last_log = clock::now();
-        const double elapsed = since(sample_start);
-        spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
-                     elapsed / done * (total - done));
-      };
-      const auto local = sample_local(comm, network, diffusion, cfg, device, progress, &trained.space);
-      const auto images = comm.gatherv(local.cpu().contiguous(), 0);
-      summary.sample_seconds += since(sample_start);
-
-      const auto measure_start = clock::now();
-      const auto m = evaluate(comm, classifier, local, ref, cfg.sample.batch_size, device);
-      summary.metric_seconds += since(measure_start);
-
       io::EvalRecord r;
       r.weights = w;
       r.dataset = cfg.data.dataset;
-      r.fid = m.fid;
       r.fid_floor = ref.fid_floor;
-      r.mean_confidence = m.mean_confidence;
-      r.classes_present = m.classes_present;
-      r.class_histogram = m.class_histogram;
-      r.gen_features = m.gen_features;
-      r.labels_pred = m.labels_pred;
-      r.n_samples = m.count;
+      r.floor = ref.floor;
+      r.seeds = seeds;
       r.sampler = cfg.sample.sampler;
       r.steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
       r.eta = cfg.sample.eta;
       r.checkpoint_step = info.step;
       r.classifier_test_accuracy = cls.test_accuracy;
       r.classifier_path = cls.path;
+      r.classifier_fingerprint = cls.fingerprint;
       r.reconstruction_fid = reconstruction_fid;
       r.flops_per_sample = double(r.steps) * (g != 0.0 ? 2.0 : 1.0) * net->forward_flops() + space.decode_flops();
-      if (comm.rank() == 0) {
+      for (std::size_t i = 0; i < seeds.size(); ++i) {
+        auto seed_cfg = cfg;
+        seed_cfg.run.seed = seeds[i];
+        seed_cfg.sample.guidance = g;
+        const auto network = model::sampling_network(net, seed_cfg.sample, device);
+        const auto labels_asked = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, seeds[i], 0,
+                                                       cfg.sample.num_samples);
+        const std::string guidance_text =
+            conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels), g) : "";
+        if (comm.rank() == 0)
+          spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}, sample seed {} ({}/{}): {} ({} "
+                       "network evaluations per image{}, eta {}{})",
+                       cfg.sample.num_samples, comm.size(), w, info.step, seeds[i], i + 1, seeds.size(),
+                       cfg.sample.sampler, r.steps, g != 0.0 ? ", each of a doubled batch" : "", cfg.sample.eta,
+                       guidance_text);
+        const auto sample_start = clock::now();
+        auto last_log = sample_start;
+        auto progress = [&](int done, int total) {
+          if (comm.rank() != 0 || (done != total && clock::now() - last_log < std::chrono::seconds(15))) return;
+          last_log = clock::now();
+          const double elapsed = since(sample_start);
+          spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
+                       elapsed / done * (total - done));
+        };
+        const auto local = sample_local(comm, network, diffusion, seed_cfg, device, progress, &trained.space);
+        const bool first = i == 0;
+        const auto images = first ? comm.gatherv(local.cpu().contiguous(), 0) : torch::Tensor();
+        summary.sample_seconds += since(sample_start);
+
+        const auto measure_start = clock::now();
+        const auto m = evaluate(comm, classifier, local, ref, cfg.sample.batch_size, device);
+        summary.metric_seconds += since(measure_start);
+        r.per_seed.push_back(m.figures);
+        if (comm.rank() == 0)
+          spdlog::info("{} weights{}, sample seed {}: FID {:.3f} +- {:.3f}, KID {:.5f} +- {:.5f}, FID at infinite N "
+                       "{:.3f} +- {:.3f}, precision {:.3f}, recall {:.3f}, memorised {:.2f}%, confidence {:.2f}%",
+                       w, conditional ? fmt::format(", guidance {:g}", g) : "", seeds[i], m.figures.fid.value,
+                       m.figures.fid.se, m.figures.kid.value, m.figures.kid.se, m.figures.fid_inf.value,
+                       m.figures.fid_inf.se, m.figures.precision, m.figures.recall, 100 * m.figures.memorised,
+                       100 * m.mean_confidence);
+        if (!first) continue;
+        // The first seed's samples are the ones stored and shown.
+        r.mean_confidence = m.mean_confidence;
+        r.classes_present = m.classes_present;
+        r.class_histogram = m.class_histogram;
+        r.gen_features = m.gen_features;
+        r.labels_pred = m.labels_pred;
+        r.n_samples = m.count;
+        if (comm.rank() != 0) continue;
         if (conditional) {
           r.conditional = true;
           r.guidance = g;
@@ -193,16 +244,22 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         // /samples holds the first weight set evaluated (EMA unless only raw was asked for).
         if (w == weight_sets.front() && g == shown) {
           io::write_samples(run_file, u8,
-                            {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, cfg.run.seed,
+                            {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, seeds[i],
                              labels_asked, g});
           io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
-          reverse_picture(cfg, network, diffusion, trained.space, device, run_file);
+          reverse_picture(seed_cfg, network, diffusion, trained.space, device, run_file);
         }
         if (w == weight_sets.front() && guidances.size() > 1)
           io::write_png(cfg.out_dir() + "/samples_" + io::guidance_group(g) + ".png", sample_grid(u8, labels_asked));
+      }
+      r.figures = mean_over_seeds(r.per_seed);
+      r.fid = r.figures.fid.value;
+      if (comm.rank() == 0) {
         io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
-        spdlog::info("{} weights{}: FID {:.3f} (floor {:.3f}), mean confidence {:.2f}%, classes present {:.0f}/10{}", w,
-                     conditional ? fmt::format(", guidance {:g}", g) : "", r.fid, r.fid_floor,
+        spdlog::info("{} weights{}: FID {:.3f} +- {:.3f} (floor {:.3f}){}, confidence {:.2f}%, classes present "
+                     "{:.0f}/10{}",
+                     w, conditional ? fmt::format(", guidance {:g}", g) : "", r.fid, r.figures.fid.se, r.fid_floor,
+                     seeds.size() > 1 ? fmt::format(" over {} sample seeds", seeds.size()) : "",
                      100 * r.mean_confidence, 10 * r.classes_present,
                      conditional ? fmt::format(", conditional accuracy {:.2f}%", 100 * r.cond_accuracy) : "");
       }
@@ -221,21 +278,50 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
   // A conditional model's rows also have a guidance weight and a conditional accuracy.
   const bool conditional = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.conditional; });
-  auto row = [&](const std::string& weights, const std::string& guidance, const std::string& fid,
-                 const std::string& floor, const std::string& confidence, const std::string& accuracy,
-                 const std::string& classes, const std::string& samples, const std::string& sampler) {
-    return fmt::format("{:<8} {}{:>10} {:>10} {:>12} {}{:>9} {:>8} {:>14}\n", weights,
-                       conditional ? fmt::format("{:>8} ", guidance) : "", fid, floor, confidence,
+  auto pm = [](const io::Estimate& e, double scale, int digits) {
+    if (!std::isfinite(e.value)) return std::string("-");
+    return fmt::format("{:.{}f} ± {:.{}f}", scale * e.value, digits, scale * e.se, digits);
+  };
+  auto share = [](double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "-"; };
+  auto row = [&](const std::string& weights, const std::string& guidance, const io::FeatureFigures& f,
+                 const std::string& confidence, const std::string& accuracy, const std::string& classes,
+                 const std::string& samples, const std::string& sampler) {
+    return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", weights,
+                       conditional ? fmt::format("{:>8} ", guidance) : "", pm(f.fid, 1, 2), pm(f.kid, 1e3, 2),
+                       pm(f.fid_inf, 1, 2), share(f.precision, 3), share(f.recall, 3),
+                       std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", confidence,
                        conditional ? fmt::format("{:>11} ", accuracy) : "", classes, samples, sampler);
   };
-  std::string out = "\n" + row("weights", "guidance", "FID", "FID floor", "confidence", "cond. acc.", "classes",
-                               "samples", "sampler");
+  auto header = [&] {
+    return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", "weights",
+                       conditional ? fmt::format("{:>8} ", "guidance") : "", "FID", "KID x 1e3", "FID at N=inf",
+                       "precision", "recall", "memorised", "confidence",
+                       conditional ? fmt::format("{:>11} ", "cond. acc.") : "", "classes", "samples", "sampler");
+  };
+  std::string out = "\n" + header();
   for (const auto& r : s.records)
-    out += row(r.weights, fmt::format("{:g}", r.guidance), fmt::format("{:.3f}", r.fid), fmt::format("{:.3f}", r.fid_floor),
-               fmt::format("{:.2f}%", 100 * r.mean_confidence), fmt::format("{:.2f}%", 100 * r.cond_accuracy),
-               fmt::format("{:.0f}/10", 10 * r.classes_present), std::to_string(r.n_samples),
+    out += row(r.weights, fmt::format("{:g}", r.guidance), r.figures, fmt::format("{:.2f}%", 100 * r.mean_confidence),
+               fmt::format("{:.2f}%", 100 * r.cond_accuracy), fmt::format("{:.0f}/10", 10 * r.classes_present),
+               r.seeds.size() > 1 ? fmt::format("{} x{}", r.n_samples, r.seeds.size()) : std::to_string(r.n_samples),
                fmt::format("{} x{}", r.sampler, r.steps));
-  out += fmt::format("classifier test accuracy {:.2f}%\n", 100 * s.classifier_accuracy);
+  if (!s.records.empty()) {
+    const auto& r = s.records.front();
+    out += row("real", "", r.floor, "", "", "", std::to_string(r.n_samples), "training set");
+    if (r.seeds.size() > 1) {
+      std::vector<double> fid, kid;
+      for (const auto& f : r.per_seed) {
+        fid.push_back(f.fid.value);
+        kid.push_back(f.kid.value);
+      }
+      out += fmt::format("over {} sample seeds: the mean ± its standard error; the seeds' spread (standard deviation) "
+                         "{} weights: FID {:.2f}, KID x 1e3 {:.2f}\n",
+                         r.seeds.size(), r.weights, mean_and_spread(fid).se, 1e3 * mean_and_spread(kid).se);
+    }
+    out += "± : standard errors (FID: bootstrap over the samples; KID: 10 disjoint blocks; FID at N=inf: fit and "
+           "sample); real: as many training images as samples\n";
+  }
+  out += fmt::format("classifier test accuracy {:.2f}%, weights {}\n", 100 * s.classifier_accuracy,
+                     s.classifier_fingerprint);
   if (!s.records.empty()) {
     const auto& r = s.records.front();
     out += fmt::format("network GFLOPs per sample ({} weights{}): {:.3f}\n", r.weights,

@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 #include "dist/communicator.hpp"
+#include "eval/classifier_training.hpp"
 #include "io/run_file.hpp"
 
 namespace ddpm::eval {
@@ -13,10 +14,13 @@ namespace ddpm::eval {
 struct EvalSummary {
   std::vector<io::EvalRecord> records;  // one per weight set (ema, raw)
   double classifier_accuracy = 0;
+  std::string classifier_fingerprint;
   double sample_seconds = 0, metric_seconds = 0;
 };
 
-EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device);
+// `train_classifier` trains the evaluation classifier when there is none yet (app/ supplies it).
+EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device,
+                           const TrainClassifier& train_classifier);
 
 // The report table printed at the end of a run.
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds);

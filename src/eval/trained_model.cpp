@@ -15,7 +15,8 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
                 cfg.source + "` first");
   const auto unet = config::unet_config(cfg);
   TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, load_sample_space(cfg, device, rank)};
-  m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg);
+  m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg,
+                               [&cfg](const std::string& key) { return config::defines_diffusion(cfg, key); });
   if (rank == 0 && !m.info.checksummed)
     spdlog::warn("{}", io::no_checksums_warning(*ckpt));
   for (auto* net : {&m.live, &m.ema}) {

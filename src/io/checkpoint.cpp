@@ -51,12 +51,13 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 }
 
 namespace {
-// What to set to load a checkpoint whose architecture differs from `expected`'s.
-std::string model_keys_hint(const std::string& stored_yaml, const config::Config& expected,
-                            const config::KeyFilter& defining) {
+// The keys that define the weights (config::changed_defining_keys) whose stored values differ
+// from `expected`'s, each with both values, and the --set that reads the checkpoint as trained.
+std::string defining_keys_hint(const std::string& stored_yaml, const config::Config& expected,
+                               const config::KeyFilter& defining) {
   const auto changes = config::changed_defining_keys(stored_yaml, expected, defining);
   if (changes.empty()) return "";
-  std::string out = "\nthe keys of the network that differ:", sets;
+  std::string out = "\nthe keys that define what the weights mean differ:", sets;
   for (const auto& c : changes) {
     out += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " in " + expected.source;
     if (c.key == "model.num_classes")
@@ -78,13 +79,19 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     const auto root = file.openGroup("/");
     if (!has_attr(root, "complete"))
       throw DamagedFile("incomplete (no 'complete' attribute: its writer stopped before the end)");
+    // Weights read under other settings than they were trained with would run without an error and
+    // mean nothing (an eps network read as a v network draws grey blobs).
+    if (expected && has_attr(root, "config")) {
+      const auto hint = defining_keys_hint(read_attr_string(root, "config"), *expected, defining);
+      if (!hint.empty()) throw Error(path + ": trained under other settings" + hint);
+    }
     const auto model_tensors = named_tensors(model), ema_tensors = named_tensors(ema);
     try {
       check_named(path, file.openGroup("model"), "model", model_tensors);
       check_named(path, file.openGroup("ema"), "ema", ema_tensors);
     } catch (const Error& e) {
       if (!expected || !has_attr(root, "config")) throw;
-      throw Error(e.what() + model_keys_hint(read_attr_string(root, "config"), *expected, defining));
+      throw Error(e.what() + defining_keys_hint(read_attr_string(root, "config"), *expected, defining));
     }
     const auto model_values = read_named(file.openGroup("model"), model_tensors);
     const auto ema_values = read_named(file.openGroup("ema"), ema_tensors);

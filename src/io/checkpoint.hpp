@@ -47,9 +47,10 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 // Loads `path` into `model`, `ema` and (when given) `adam` after checking every name and shape
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
 // incomplete file, Error for another architecture) leaves the modules and the optimizer unchanged.
-// With `expected` (the configuration the modules were built from), a file of another architecture
-// is refused with the keys that differ from its stored configuration and their values there: those
-// for which `defining` holds (empty: the model.* keys).
+// With `expected` (the configuration the modules were built from), a file whose stored
+// configuration differs from it in a key for which `defining` holds (empty: the model.* keys;
+// config::defines_diffusion and its siblings are the project's rules) is refused with each such
+// key, both values and the --set that reads the file as it was trained.
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                                AdamState* adam = nullptr, const config::Config* expected = nullptr,
                                const config::KeyFilter& defining = {});

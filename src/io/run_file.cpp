@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "io/h5.hpp"
 #include "util/clock.hpp"
@@ -30,7 +31,7 @@ constexpr std::array<Column<MetricsRow>, 6> kColumns{{
     {"img_per_s", &MetricsRow::img_per_s, "training throughput over the interval, images per second, all ranks"},
     {"wall_s", &MetricsRow::wall_s, "seconds of training wall time since the run began, across resumes"},
 }};
-constexpr std::array<Column<EvalHistoryRow>, 7> kEvalColumns{{
+constexpr std::array<Column<EvalHistoryRow>, 15> kEvalColumns{{
     {"step", &EvalHistoryRow::step, "optimizer steps done when the EMA weights were evaluated"},
     {"train_wall_s", &EvalHistoryRow::train_wall_s, "seconds of training wall time by then (evaluations left out)"},
     {"fid", &EvalHistoryRow::fid, "FID of eval.during_samples samples of the EMA weights against the test set"},
@@ -38,12 +39,23 @@ constexpr std::array<Column<EvalHistoryRow>, 7> kEvalColumns{{
     {"mean_confidence", &EvalHistoryRow::mean_confidence, "mean max-softmax probability of the classifier"},
     {"classes_present", &EvalHistoryRow::classes_present, "fraction of the 10 classes predicted at least once"},
     {"eval_s", &EvalHistoryRow::eval_s, "seconds this evaluation took (sampling and metrics)"},
+    {"fid_se", &EvalHistoryRow::fid_se, "standard error of fid (bootstrap over the samples)"},
+    {"kid", &EvalHistoryRow::kid, "kernel inception distance (unbiased at any N) in the classifier's features"},
+    {"kid_se", &EvalHistoryRow::kid_se, "standard error of kid (10 disjoint blocks)"},
+    {"fid_inf", &EvalHistoryRow::fid_inf, "FID extrapolated to infinite N (fit of FID against 1/N over subsets)"},
+    {"fid_inf_se", &EvalHistoryRow::fid_inf_se, "standard error of fid_inf"},
+    {"precision", &EvalHistoryRow::precision, "share of samples on the test images' manifold (k = 3)"},
+    {"recall", &EvalHistoryRow::recall, "share of test images on the samples' manifold (k = 3)"},
+    {"memorised", &EvalHistoryRow::memorised, "share of samples nearer a training image than 99% of test images are"},
 }};
 
 template <class Row, std::size_t N>
 void append_rows(H5::Group& g, const std::array<Column<Row>, N>& columns, const std::vector<Row>& rows) {
+  // A column added after the file was begun starts with NaN for the rows written before it.
+  const auto earlier = g.nameExists(columns[0].name) ? read_1d(g, columns[0].name).size() : 0;
   for (const auto& c : columns) {
     std::vector<double> v;
+    if (!g.nameExists(c.name)) v.assign(earlier, std::numeric_limits<double>::quiet_NaN());
     for (const auto& r : rows) v.push_back(r.*(c.field));
     append_1d(g, c.name, v, c.description);
   }
@@ -59,7 +71,9 @@ std::vector<Row> read_rows(const std::string& path, const std::string& group,
     const auto g = file.openGroup(group);
     std::vector<Row> rows;
     for (const auto& c : columns) {
-      const auto v = read_1d(g, c.name);
+      // A column newer than the file: NaN in every row.
+      const auto v = g.nameExists(c.name) ? read_1d(g, c.name)
+                                          : std::vector<double>(rows.size(), std::numeric_limits<double>::quiet_NaN());
       if (rows.empty()) rows.resize(v.size());
       if (v.size() != rows.size()) throw Error(path + ": /" + group + " datasets differ in length; the file is damaged");
       for (std::size_t i = 0; i < v.size(); ++i) rows[i].*(c.field) = v[i];
@@ -174,6 +188,33 @@ void truncate_eval_history(const std::string& path, std::int64_t step) {
 }
 
 namespace {
+struct FigureField {
+  const char* name;
+  double (*get)(const FeatureFigures&);
+  const char* description;
+};
+const std::array<FigureField, 9> kFigureFields{{
+    {"fid", [](const FeatureFigures& f) { return f.fid.value; }, "Frechet distance to the test set's features"},
+    {"fid_se", [](const FeatureFigures& f) { return f.fid.se; }, "standard error of fid: bootstrap over the samples"},
+    {"kid", [](const FeatureFigures& f) { return f.kid.value; },
+     "kernel inception distance: unbiased squared MMD, cubic kernel, against test features"},
+    {"kid_se", [](const FeatureFigures& f) { return f.kid.se; }, "standard error of kid: 10 disjoint blocks"},
+    {"fid_inf", [](const FeatureFigures& f) { return f.fid_inf.value; },
+     "FID extrapolated to infinite N: intercept of FID against 1/N over subsets"},
+    {"fid_inf_se", [](const FeatureFigures& f) { return f.fid_inf.se; }, "standard error of fid_inf"},
+    {"precision", [](const FeatureFigures& f) { return f.precision; },
+     "share of samples on the manifold of as many test images (k = 3)"},
+    {"recall", [](const FeatureFigures& f) { return f.recall; }, "share of those test images on the samples' manifold (k = 3)"},
+    {"memorised", [](const FeatureFigures& f) { return f.memorised; },
+     "share of samples nearer their nearest training image than 99% of test images are"},
+}};
+
+std::string join(const std::vector<std::uint64_t>& v) {
+  std::string out;
+  for (auto x : v) out += (out.empty() ? "" : ",") + std::to_string(x);
+  return out;
+}
+
 void replace_group_member(H5::Group& g, const std::string& name) {
   if (g.nameExists(name)) g.unlink(name);
 }
@@ -188,6 +229,13 @@ void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, 
   write_tensor(g, name, t);
   auto ds = g.openDataSet(name);
   write_attr(ds, "description", description);
+}
+void write_figures(H5::Group& g, const FeatureFigures& f, const std::string& value_note, const std::string& se_note) {
+  for (const auto& field : kFigureFields) {
+    const std::string name = field.name;
+    const bool is_se = name.size() > 3 && name.compare(name.size() - 3, 3, "_se") == 0;
+    write_scalar(g, name, field.get(f), field.description + (is_se ? se_note : value_note));
+  }
 }
 }  // namespace
 
@@ -218,11 +266,28 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(eval, "description", "evaluation in the feature space of the project's " + r.dataset + " classifier");
     write_attr(eval, "feature_extractor", r.classifier_path);
     write_attr(eval, "classifier_test_accuracy", r.classifier_test_accuracy);
+    write_attr(eval, "classifier_fingerprint", r.classifier_fingerprint);
     write_attr(eval, "reference", r.dataset + " test set, " + std::to_string(ref_count) + " images");
     write_array(eval, "ref_mu", ref_mu, "mean of the reference features");
     write_array(eval, "ref_sigma", ref_sigma, "unbiased covariance of the reference features");
     auto g = open_or_create(file, eval_group(r));
-    write_scalar(g, "fid", r.fid, "Frechet distance between generated and reference features");
+    const std::string several = r.seeds.size() > 1 ? " (the mean over the sample seeds)" : "";
+    write_figures(g, r.figures, several, r.seeds.size() > 1 ? " of the mean" : "");
+    write_attr(g, "sample_seeds", join(r.seeds));
+    write_attr(g, "classifier_fingerprint", r.classifier_fingerprint);
+    if (r.seeds.size() > 1) {
+      auto per_seed = open_or_create(file, eval_group(r) + "/per_seed");
+      write_attr(per_seed, "description", "each sample seed's measures, in the order of the attribute sample_seeds");
+      write_attr(per_seed, "sample_seeds", join(r.seeds));
+      for (const auto& field : kFigureFields) {
+        std::vector<double> v;
+        for (const auto& f : r.per_seed) v.push_back(field.get(f));
+        write_array(per_seed, field.name, torch::tensor(v, torch::kFloat64), field.description);
+      }
+    }
+    auto floor = open_or_create(file, eval_group(r) + "/floor");
+    write_attr(floor, "description", "the same measures of as many real training images as samples: what real digits score at this N");
+    write_figures(floor, r.floor, "", "");
     write_scalar(g, "fid_floor", r.fid_floor,
                  "the same distance for as many real training images as samples: the best a model can expect");
     write_scalar(g, "mean_confidence", r.mean_confidence, "mean over samples of the classifier's max softmax");

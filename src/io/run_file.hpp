@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "io/figures.hpp"
+
 namespace ddpm::io {
 
 struct MetricsRow {
@@ -19,6 +21,7 @@ struct MetricsRow {
 // One evaluation during training (eval.every).
 struct EvalHistoryRow {
   double step = 0, train_wall_s = 0, fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0, eval_s = 0;
+  double fid_se = 0, kid = 0, kid_se = 0, fid_inf = 0, fid_inf_se = 0, precision = 0, recall = 0, memorised = 0;
 };
 
 struct SampleAttrs {
@@ -75,6 +78,12 @@ struct EvalRecord {
   double cond_accuracy = 0;
   std::vector<double> class_accuracy;
   double fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0;
+  // Each sample seed's measures (eval.seeds), in order; `figures` is their mean, with the standard
+  // error of that mean. `floor`: the measures of as many real training images.
+  std::vector<std::uint64_t> seeds;
+  std::vector<FeatureFigures> per_seed;
+  FeatureFigures figures, floor;
+  std::string classifier_fingerprint;  // io::weights_fingerprint of the classifier measured with
   std::vector<std::int64_t> class_histogram;
   torch::Tensor gen_features;  // float32 [N, D]
   torch::Tensor labels_pred;   // int64 [N]
@@ -94,8 +103,10 @@ struct EvalRecord {
   double flops_per_sample = 0;
 };
 
-// /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_floor, mean_confidence,
-// classes_present, class_histogram, gen_features, labels_pred} with the settings as attributes;
+// /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_se, kid, kid_se,
+// fid_inf, fid_inf_se, precision, recall, memorised (the mean over the sample seeds), per_seed/<the
+// same> [S], floor/<the same>, fid_floor, mean_confidence, classes_present, class_histogram,
+// gen_features, labels_pred} (the last four of the first seed) with the settings as attributes;
 // conditional records add {labels_asked, cond_accuracy, class_accuracy}.
 std::string eval_group(const EvalRecord& record);
 // "guidance_<w>", w printed shortest ("guidance_0.5", "guidance_2").

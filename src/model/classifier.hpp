@@ -12,14 +12,14 @@ class ClassifierImpl : public torch::nn::Module {
   ClassifierImpl();
   // x: float [B, 1, 28, 28] in [-1, 1]. Returns the feature vectors [B, kFeatureDim].
   torch::Tensor features(const torch::Tensor& x);
-  // Logits [B, 10].
-  torch::Tensor forward(const torch::Tensor& x);
+  // Logits [B, 10]. In training, dropout on the features is keyed by `keys` [B] (model/dropout.hpp),
+  // one per row of the global batch, so that its masks do not depend on the ranks.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& keys = {});
   torch::Tensor head(const torch::Tensor& features) { return fc2(features); }
 
  private:
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-  torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(Classifier);
 

@@ -65,12 +65,6 @@ torch::Tensor DiffusionTask::loss(const std::vector<torch::Tensor>& in) {
       in[2], loss_weights_);
 }
 
-bool DiffusionTask::defines_weights(const std::string& key) const {
-  // The network, the noise schedule and the data define what the weights mean; other keys (steps,
-  // learning rate, logging, ranks) may change between a run and its continuation.
-  // In latent space the autoencoder defines the data.
-  return key.rfind("model.", 0) == 0 || key.rfind("diffusion.", 0) == 0 || key == "data.dataset" ||
-         (cfg_.latent() && config::defines_autoencoder(key));
-}
+bool DiffusionTask::defines_weights(const std::string& key) const { return config::defines_diffusion(cfg_, key); }
 
 }  // namespace ddpm::train

@@ -116,13 +116,10 @@ config::KeyFilter Trainer::defining_keys() const {
 }
 
 void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& info) {
-  std::string refused, allowed;
-  for (const auto& c : config::changed_keys(info.config_yaml, cfg_)) {
-    (task_->defines_weights(c.key) ? refused : allowed) += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
-  }
-  if (!refused.empty())
-    throw Error(path + ": the checkpoint was trained with another model, noise schedule or data set:" + refused +
-                "\nresume with the checkpoint's values, or start a new run (another run.name)");
+  // io::read_checkpoint has refused a change of the keys that define the weights.
+  std::string allowed;
+  for (const auto& c : config::changed_keys(info.config_yaml, cfg_))
+    if (!task_->defines_weights(c.key)) allowed += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
   if (rank_ == 0 && !allowed.empty()) spdlog::info("changed since the checkpoint:{}", allowed);
   step_ = info.step;
   ema_->set_updates(info.ema_updates);

@@ -27,7 +27,7 @@ inline std::uint64_t derive_seed(std::initializer_list<std::uint64_t> parts) {
 // Purposes, so that two streams with the same indices stay independent.
 enum class Stream : std::uint64_t { EpochPermutation = 1, TrainNoise = 2, SampleNoise = 3, Init = 4, Dropout = 5,
                                    SampleLabels = 6, AutoencoderNoise = 7, AutoencoderInit = 8,
-                                   LatentDraw = 9 };
+                                   LatentDraw = 9, Measures = 10 };
 
 inline at::Generator make_generator(std::uint64_t seed, Stream purpose, std::uint64_t index) {
   return at::detail::createCPUGenerator(derive_seed({seed, static_cast<std::uint64_t>(purpose), index}));

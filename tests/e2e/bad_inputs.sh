@@ -67,8 +67,12 @@ run1 train "$CONFIG" --set run.out_dir="$work/small" --set train.steps=20 --set 
   { echo "FAIL: could not train the 20-step run the next cases need"; exit 1; }
 ckpt="$work/small/checkpoints/step_00000010.h5"
 check "checkpoint of another architecture" fail "$ckpt" run1 train "$CONFIG" --set run.out_dir="$work/small" --set model.base_channels=8 --resume "$ckpt"
-check "checkpoint of another noise schedule" fail "trained with another model, noise schedule or data set" \
+check "checkpoint of another noise schedule" fail "diffusion.timesteps: 100 in the checkpoint, 50 in" \
   run1 train "$CONFIG" --set run.out_dir="$work/small" --set diffusion.timesteps=50 --resume "$ckpt"
+check "sampling under another prediction" fail "use the checkpoint's values \\(--set 'diffusion.prediction=eps'\\)" \
+  run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set diffusion.prediction=v
+check "evaluating under another dropout (same shapes)" fail "model.dropout: [0-9.]+ in the checkpoint, 0.2 in" \
+  run1 eval "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set model.dropout=0.2
 head -c 20000 "$ckpt" >"$work/truncated.h5"
 check "truncated checkpoint" fail "truncated.h5: cannot open as HDF5|truncated.h5: not an HDF5 file" run1 train "$CONFIG" --set run.out_dir="$work/t" --resume "$work/truncated.h5"
 check "file that is not HDF5" fail "README.md: not an HDF5 file" "$BIN" inspect README.md

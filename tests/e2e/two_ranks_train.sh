@@ -16,11 +16,14 @@ grep -q "2 rank(s) x 1 intra-op thread(s)" "$out_dir/log"
 grep -q "global batch .* per rank x 2 ranks" "$out_dir/log"
 ls "$out_dir"/checkpoints/step_*.h5 "$out_dir/run.h5" "$out_dir"/{samples,forward,reverse}.png
 grep -q "report:" "$out_dir/log"
-grep -A2 "report:" "$out_dir/log" | grep -q "FID floor"
+grep -A2 "report:" "$out_dir/log" | grep -q "KID x 1e3"
+grep -A4 "report:" "$out_dir/log" | grep -q "^real " || { echo "FAIL: the report has no row of real images"; exit 1; }
 "$BIN" inspect "$out_dir/run.h5" > "$out_dir/inspect.txt"
 grep -q "ema: FID .* (floor .*), confidence" "$out_dir/inspect.txt" || { cat "$out_dir/inspect.txt"; echo "FAIL: inspect shows no evaluation"; exit 1; }
+grep -q "ema: FID .* +- .*, KID x 1e3 .* +- .*, precision" "$out_dir/inspect.txt" || { cat "$out_dir/inspect.txt"; echo "FAIL: inspect shows no errors"; exit 1; }
+grep -q "evaluation (classifier test accuracy .*, weights [0-9a-f]\{16\}" "$out_dir/inspect.txt" || { echo "FAIL: inspect shows no classifier fingerprint"; exit 1; }
 h5dump -H "$out_dir/run.h5" > "$out_dir/header.txt"
-for name in images fid fid_floor mean_confidence class_histogram gen_features ref_mu ref_sigma forward reverse; do
+for name in images fid fid_se kid kid_se fid_inf fid_inf_se precision recall memorised fid_floor mean_confidence class_histogram gen_features ref_mu ref_sigma forward reverse; do
   grep -q "DATASET \"$name\"" "$out_dir/header.txt" || { echo "FAIL: run.h5 lacks $name"; exit 1; }
 done
 # The histogram counts every sample.
@@ -31,8 +34,19 @@ values() { /usr/bin/python3 -c 'import sys, h5py; [print(v) for v in h5py.File(s
 first="$(values "$out_dir/run.h5" /train/loss | head -1)" last="$(values "$out_dir/run.h5" /train/loss | tail -1)"
 echo "loss: first logged $first, last $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' || { echo "FAIL: the loss did not halve"; exit 1; }
+# Evaluated with two sample seeds: each seed's figures, their mean, and the seeds' spread.
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set train.steps=1 --set run.out_dir="$out_dir/untrained" \
-  > "$out_dir/untrained.log" 2>&1 || { cat "$out_dir/untrained.log"; echo "FAIL: the one-step run failed"; exit 1; }
+  --set 'eval.seeds=[0, 1]' > "$out_dir/untrained.log" 2>&1 || { cat "$out_dir/untrained.log"; echo "FAIL: the one-step run failed"; exit 1; }
+grep -q "over 2 sample seeds: the mean" "$out_dir/untrained.log" || { echo "FAIL: no mean over the sample seeds"; exit 1; }
+per_seed="$(values "$out_dir/untrained/run.h5" /eval/ema/per_seed/fid | xargs)"
+mean="$(values "$out_dir/untrained/run.h5" /eval/ema/fid)"
+echo "FID per seed: $per_seed, mean $mean"
+awk -v p="$per_seed" -v m="$mean" 'BEGIN { split(p, v, " "); exit !(length(v) == 2 && v[1] != v[2] && (v[1] + v[2]) / 2 - m < 1e-9 && m - (v[1] + v[2]) / 2 < 1e-9) }' ||
+  { echo "FAIL: /eval/ema/per_seed/fid '$per_seed' does not average to /eval/ema/fid $mean"; exit 1; }
+# The two runs side by side, measured with one classifier at one N: no warning.
+"$BIN" compare "$out_dir" "$out_dir/untrained/run.h5" | tee "$out_dir/compare.txt"
+grep -q "mean of 2 runs" "$out_dir/compare.txt" || { echo "FAIL: compare gives no mean"; exit 1; }
+if grep -q WARNING "$out_dir/compare.txt"; then echo "FAIL: compare warns of runs that compare"; exit 1; fi
 fid="$(values "$out_dir/run.h5" /eval/ema/fid)" fid0="$(values "$out_dir/untrained/run.h5" /eval/ema/fid)"
 echo "FID after training $fid, after one step $fid0"
 awk -v a="$fid" -v b="$fid0" 'BEGIN { exit !(a < 0.9 * b) }' || { echo "FAIL: FID $fid is not clearly below the untrained $fid0"; exit 1; }

@@ -11,6 +11,7 @@
 #include "model/precision.hpp"
 #include "model/unet.hpp"
 #include "train/autoencoder_task.hpp"
+#include "train/classifier_task.hpp"
 #include "train/diffusion_task.hpp"
 #include "train/trainer.hpp"
 
@@ -102,6 +103,32 @@ TEST(AutoencoderEquivalence, TwoRanksTrainLikeOneRankWithTheSameGlobalBatch) {
   if (world.rank() == 0) std::cout << "autoencoder: relative difference 2 ranks vs 1 rank after 5 steps: " << diff << "\n";
   EXPECT_LT(diff, 1e-5);
   EXPECT_GT(relative_difference(run(stage(4), self), one), 1e-2);
+}
+
+// The evaluation classifier through the same trainer: its dropout masks are keyed by the row of
+// the global batch, not by the rank (they were, and the same seed gave two classifiers, and two
+// scales of FID, on 1 and 2 ranks). The tolerance is the U-Net's above: float32 sums in another
+// order over a few Adam steps, whose update is invariant to the gradient's scale, so a relative
+// gradient error of about 1e-6 moves each step's update by about that fraction of the learning
+// rate. Masks drawn per rank change half the dropped units and move the weights by far more.
+TEST(ClassifierEquivalence, TwoRanksTrainLikeOneRank) {
+  dist::MpiCommunicator world;
+  dist::SelfCommunicator self;
+  const data::Dataset part{mnist().images.slice(0, 0, 2560), mnist().labels.slice(0, 0, 2560)};
+  auto run = [&](std::uint64_t seed, dist::Communicator& comm) {
+    const auto cfg = tiny(3, true, {"eval.classifier_seed=" + std::to_string(seed)});
+    const auto stage = config::classifier_stage(cfg, part.size());
+    EXPECT_EQ(stage.train.batch_size, 128);
+    train::Trainer trainer(stage, std::make_unique<train::ClassifierTask>(stage, part, torch::kCPU), torch::kCPU, comm);
+    for (int i = 0; i < 5; ++i) trainer.train_step();
+    return flat_weights(trainer);
+  };
+  const auto two = run(0, world);
+  const auto one = run(0, self);
+  const double diff = relative_difference(two, one);
+  if (world.rank() == 0) std::cout << "classifier: relative difference 2 ranks vs 1 rank after 5 steps: " << diff << "\n";
+  EXPECT_LT(diff, 1e-5);
+  EXPECT_GT(relative_difference(run(1, self), one), 1e-2);
 }
 
 // Latent diffusion: the cache's posteriors are those of one rank bitwise (every image is encoded in

@@ -4,8 +4,6 @@
 
 #include <cmath>
 
-#include <cmath>
-
 #include "config/config.hpp"
 #include "dist/mpi_communicator.hpp"
 #include "eval/metrics.hpp"
@@ -15,6 +13,7 @@ using namespace ddpm;
 TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
   dist::MpiCommunicator world;
   dist::SelfCommunicator self;
+  // The features are computed anew (compute_real_features): no cache file is read or written.
   const auto cfg = config::parse("data: {dir: " + std::string(DDPM_SOURCE_DIR) + "/data/mnist}\n", "eval-test");
   // An untrained classifier is a fixed feature map: what matters is that the reduction is exact.
   torch::manual_seed(5);
@@ -25,8 +24,13 @@ TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
   const auto images = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
   const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
-  const auto ref2 = eval::reference_stats(world, net, cfg, train, test, n, torch::kCPU);
-  const auto ref1 = eval::reference_stats(self, net, cfg, train, test, n, torch::kCPU);
+  // A subset keeps the classification short; the reduction is the same at any size.
+  const data::Dataset train_part{train.images.slice(0, 0, 6000), train.labels.slice(0, 0, 6000)};
+  const data::Dataset test_part{test.images.slice(0, 0, 2000), test.labels.slice(0, 0, 2000)};
+  const auto real2 = eval::compute_real_features(world, net, cfg, train_part, test_part, torch::kCPU);
+  const auto real1 = eval::compute_real_features(self, net, cfg, train_part, test_part, torch::kCPU);
+  const auto ref2 = eval::reference_stats(world, real2, cfg, n);
+  const auto ref1 = eval::reference_stats(self, real1, cfg, n);
   // Unequal shares that start on batch boundaries, as sample_range gives them.
   const auto half = world.rank() == 0 ? images.slice(0, 0, 100) : images.slice(0, 100, n);
   const auto two = eval::evaluate(world, net, half, ref2, 50, torch::kCPU);
@@ -46,6 +50,10 @@ TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
               << ref1.fid_floor << "; bound " << 32 * u * scale << "\n";
   EXPECT_NEAR(two.fid, one.fid, 32 * u * scale);
   EXPECT_NEAR(ref2.fid_floor, ref1.fid_floor, 32 * u * scale);
+  EXPECT_NEAR(two.figures.kid.value, one.figures.kid.value, 32 * u * std::abs(one.figures.kid.value) + 1e-12);
+  // Equal features give equal shares; a vector at the edge of a radius may flip: 1 / n each.
+  EXPECT_NEAR(two.figures.precision, one.figures.precision, 1.5 / n);
+  EXPECT_NEAR(two.figures.recall, one.figures.recall, 1.5 / n);
   EXPECT_NEAR(two.mean_confidence, one.mean_confidence, 1e-12);
   EXPECT_EQ(two.class_histogram, one.class_histogram);
   std::int64_t total = 0;

@@ -12,15 +12,24 @@
 #include "dist/communicator.hpp"
 #include "eval/classifier_training.hpp"
 #include "eval/metrics.hpp"
+#include "io/h5.hpp"
+#include "io/latent_cache.hpp"
+#include "train/classifier_task.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
 
 namespace {
 struct TempClassifier {
-  std::string path = (std::filesystem::temp_directory_path() / ("ddpm_classifier_" + std::to_string(::getpid()) + ".h5")).string();
-  TempClassifier() { std::filesystem::remove(path); }
-  ~TempClassifier() { std::filesystem::remove(path); }
+  std::string stem = (std::filesystem::temp_directory_path() / ("ddpm_classifier_" + std::to_string(::getpid()))).string();
+  std::string path = stem + ".h5";
+  TempClassifier() { clean(); }
+  ~TempClassifier() { clean(); }
+  void clean() const {
+    std::filesystem::remove(path);
+    std::filesystem::remove(stem + "_features.h5");
+    std::filesystem::remove_all(stem + "_training");
+  }
 };
 config::Config repo_config(const std::string& classifier) {
   const std::string root = DDPM_SOURCE_DIR;
@@ -36,7 +45,15 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   model::Classifier net;
   const auto train = data::load_dataset(cfg.data.dir, data::Split::Train);
   const auto test = data::load_dataset(cfg.data.dir, data::Split::Test);
-  const auto info = eval::ensure_classifier(self, cfg, net, train, test, torch::kCPU);
+  const auto info = eval::ensure_classifier(self, cfg, net, train, test, torch::kCPU,
+                                            [&](model::Classifier& fresh, const data::Dataset& set) {
+                                              fresh = train::train_classifier(cfg, set, torch::kCPU, self);
+                                            });
+  EXPECT_EQ(info.fingerprint, io::weights_fingerprint(*net));
+  {
+    H5::H5File f(file.path, H5F_ACC_RDONLY);
+    EXPECT_EQ(io::read_attr_string(f.openGroup("/"), "fingerprint"), info.fingerprint);
+  }
   // Measured again from the stored weights, not taken from the stored attribute.
   const double acc = eval::accuracy(self, net, test, 1000, torch::kCPU);
   std::cout << "classifier test accuracy " << 100 * acc << "% (stored " << 100 * info.test_accuracy << "%)\n";
@@ -44,13 +61,33 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   EXPECT_NEAR(acc, info.test_accuracy, 1e-12);
 
   const std::int64_t n = 1000;
-  const auto ref = eval::reference_stats(self, net, cfg, train, test, n, torch::kCPU);
+  const auto features = eval::real_features(self, net, cfg, train, test, torch::kCPU);
+  EXPECT_EQ(features.classifier, info.fingerprint);
+  EXPECT_EQ(features.train.size(0), train.size());
+  // The second time the features come from the cache, as they were computed.
+  const auto cached = eval::real_features(self, net, cfg, train, test, torch::kCPU);
+  EXPECT_TRUE(torch::equal(cached.test, features.test));
+  EXPECT_EQ(cached.memorisation_threshold, features.memorisation_threshold);
+  const auto ref = eval::reference_stats(self, features, cfg, n);
   torch::manual_seed(0);
   const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
-  std::cout << "FID of uniform noise " << m.fid << ", floor (1000 real training images) " << ref.fid_floor << "\n";
+  std::cout << "FID of uniform noise " << m.fid << ", floor (1000 real training images) " << ref.fid_floor
+            << "; KID x 1e3 noise " << 1e3 * m.figures.kid.value << " +- " << 1e3 * m.figures.kid.se << ", real "
+            << 1e3 * ref.floor.kid.value << " +- " << 1e3 * ref.floor.kid.se << "; precision noise "
+            << m.figures.precision << ", real " << ref.floor.precision << "; recall real " << ref.floor.recall << "\n";
   EXPECT_GT(ref.fid_floor, 0.0);
   EXPECT_GT(m.fid, 20 * ref.fid_floor);
+  // Real training images: KID zero within its error, on the test images' manifold, and every one
+  // of them a training image.
+  EXPECT_LT(std::abs(ref.floor.kid.value), 3 * ref.floor.kid.se);
+  EXPECT_GT(ref.floor.precision, 0.6);
+  EXPECT_GT(ref.floor.recall, 0.6);
+  EXPECT_EQ(ref.floor.memorised, 1.0);
+  // Noise: far from every digit.
+  EXPECT_GT(m.figures.kid.value, 10 * m.figures.kid.se);
+  EXPECT_LT(m.figures.precision, 0.05);
+  EXPECT_EQ(m.figures.memorised, 0.0);
   std::int64_t total = 0;
   for (auto c : m.class_histogram) total += c;
   EXPECT_EQ(total, n);
