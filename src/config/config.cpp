@@ -1,9 +1,11 @@
 #include "config/config.hpp"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -541,6 +543,14 @@ std::vector<KeyChange> changed_keys(const std::string& stored_yaml, const Config
   const YAML::Node stored = YAML::Load(stored_yaml);
   const YAML::Node now = YAML::Load(current.yaml);
   auto text = [](const YAML::Node& n) {
+    // A number as the shortest text that reads back as it (the resolved YAML holds 0.2 as
+    // 0.20000000000000001).
+    if (n.IsScalar()) {
+      const auto& t = n.Scalar();
+      char* end = nullptr;
+      const double v = std::strtod(t.c_str(), &end);
+      if (!t.empty() && end == t.c_str() + t.size()) return fmt::format("{}", v);
+    }
     YAML::Emitter e;
     e.SetDoublePrecision(15);
     e << YAML::Flow << n;

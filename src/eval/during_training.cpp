@@ -31,12 +31,12 @@ DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& c
   if (comm_.rank() == 0) {
     const auto& f = ref_.floor;
     spdlog::info("evaluation during training: every {} steps, {} samples ({} x{}), classifier {} ({:.2f}%, weights {}); "
-                 "{} real training images score FID {:.3f} +- {:.3f}, KID x 1e3 {:.2f} +- {:.2f}, FID at N=inf {:.3f} "
+                 "{} real training images score FID {:.3f} +- {:.3f}, KID {:.2f} +- {:.2f}, FID at N=inf {:.3f} "
                  "+- {:.3f}, precision {:.3f}, recall {:.3f}",
                  cfg_.eval.every, cfg_.sample.num_samples, cfg_.sample.sampler,
                  model::network_evaluations(cfg_.sample, cfg_.diffusion.timesteps), info.path,
                  100 * info.test_accuracy, info.fingerprint, cfg_.sample.num_samples, f.fid.value, f.fid.se,
-                 1e3 * f.kid.value, 1e3 * f.kid.se, f.fid_inf.value, f.fid_inf.se, f.precision, f.recall);
+                 f.kid.value, f.kid.se, f.fid_inf.value, f.fid_inf.se, f.precision, f.recall);
   }
 }
 
@@ -57,7 +57,7 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   row.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (comm_.rank() == 0) {
     const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4);
-    io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid);
+    io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid, ref_.classifier);
     std::string asked;
     if (labels_.defined()) {
       asked = fmt::format(", conditional accuracy {:.2f}% (guidance {:g})",
@@ -65,10 +65,10 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
                           cfg_.sample.guidance);
     }
     // KID first: unlike FID it has no bias at this N, so it compares with the final evaluation.
-    spdlog::info("eval at step {}: KID x 1e3 {:.2f} +- {:.2f} (real images {:.2f}), FID {:.3f} +- {:.3f} (floor {:.3f} "
+    spdlog::info("eval at step {}: KID {:.2f} +- {:.2f} (real images {:.2f}), FID {:.3f} +- {:.3f} (floor {:.3f} "
                  "at this N), precision {:.3f}, recall {:.3f}, confidence {:.2f}%, classes {:.0f}/10{} ({} samples, "
                  "{:.1f} s, not counted in img/s)",
-                 step, 1e3 * row.kid, 1e3 * row.kid_se, 1e3 * ref_.floor.kid.value, row.fid, row.fid_se,
+                 step, row.kid, row.kid_se, ref_.floor.kid.value, row.fid, row.fid_se,
                  row.fid_floor, row.precision, row.recall, 100 * row.mean_confidence, 10 * row.classes_present, asked,
                  m.count, row.eval_s);
   }

@@ -287,14 +287,14 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
                  const std::string& confidence, const std::string& accuracy, const std::string& classes,
                  const std::string& samples, const std::string& sampler) {
     return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", weights,
-                       conditional ? fmt::format("{:>8} ", guidance) : "", pm(f.fid, 1, 2), pm(f.kid, 1e3, 2),
+                       conditional ? fmt::format("{:>8} ", guidance) : "", pm(f.fid, 1, 2), pm(f.kid, 1, 2),
                        pm(f.fid_inf, 1, 2), share(f.precision, 3), share(f.recall, 3),
                        std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", confidence,
                        conditional ? fmt::format("{:>11} ", accuracy) : "", classes, samples, sampler);
   };
   auto header = [&] {
     return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", "weights",
-                       conditional ? fmt::format("{:>8} ", "guidance") : "", "FID", "KID x 1e3", "FID at N=inf",
+                       conditional ? fmt::format("{:>8} ", "guidance") : "", "FID", "KID", "FID at N=inf",
                        "precision", "recall", "memorised", "confidence",
                        conditional ? fmt::format("{:>11} ", "cond. acc.") : "", "classes", "samples", "sampler");
   };
@@ -314,8 +314,8 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
         kid.push_back(f.kid.value);
       }
       out += fmt::format("over {} sample seeds: the mean ± its standard error; the seeds' spread (standard deviation) "
-                         "{} weights: FID {:.2f}, KID x 1e3 {:.2f}\n",
-                         r.seeds.size(), r.weights, mean_and_spread(fid).se, 1e3 * mean_and_spread(kid).se);
+                         "{} weights: FID {:.2f}, KID {:.2f}\n",
+                         r.seeds.size(), r.weights, mean_and_spread(fid).se, mean_and_spread(kid).se);
     }
     out += "± : standard errors (FID: bootstrap over the samples; KID: 10 disjoint blocks; FID at N=inf: fit and "
            "sample); real: as many training images as samples\n";

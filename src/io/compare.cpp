@@ -58,7 +58,7 @@ std::string line(const std::string& run, const std::string& group, const std::st
                  const std::string& classifier) {
   auto share = [](double v) { return std::isfinite(v) ? fmt::format("{:.3f}", v) : std::string("-"); };
   return fmt::format("{:<28} {:<16} {:>6} {:>16} {:>14} {:>15} {:>9} {:>7} {:>9}  {}\n", run, group, n, pm(f.fid, 1),
-                     pm(f.kid, 1e3), pm(f.fid_inf, 1), share(f.precision), share(f.recall),
+                     pm(f.kid, 1), pm(f.fid_inf, 1), share(f.precision), share(f.recall),
                      std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", classifier);
 }
 
@@ -86,7 +86,7 @@ std::string compare_runs(const std::vector<std::string>& paths) {
     collect(std::filesystem::path(path).parent_path().filename().string(), eval, fingerprint, rows);
   }
   auto out = fmt::format("{:<28} {:<16} {:>6} {:>16} {:>14} {:>15} {:>9} {:>7} {:>9}  {}\n", "run", "weights", "N", "FID",
-                    "KID x 1e3", "FID at N=inf", "precision", "recall", "memorised", "classifier");
+                    "KID", "FID at N=inf", "precision", "recall", "memorised", "classifier");
   std::set<std::string> classifiers;
   std::set<std::int64_t> counts;
   std::map<std::string, std::vector<const Row*>> by_group;

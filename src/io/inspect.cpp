@@ -116,10 +116,10 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
     double spent = 0;
     for (const auto& e : evals) spent += e.eval_s;
     auto line = [](const char* what, const EvalHistoryRow& e) {
-      return fmt::format("    {}: step {:.0f} ({:.0f} s of training): KID x 1e3 {:.2f} +- {:.2f}, FID {:.3f} +- {:.3f} "
+      return fmt::format("    {}: step {:.0f} ({:.0f} s of training): KID {:.2f} +- {:.2f}, FID {:.3f} +- {:.3f} "
                          "(floor {:.3f}, {:.1f}x), precision {:.3f}, recall {:.3f}, confidence {:.2f}%, classes "
                          "{:.0f}/10\n",
-                         what, e.step, e.train_wall_s, 1e3 * e.kid, 1e3 * e.kid_se, e.fid, e.fid_se, e.fid_floor,
+                         what, e.step, e.train_wall_s, e.kid, e.kid_se, e.fid, e.fid_se, e.fid_floor,
                          e.fid / e.fid_floor, e.precision, e.recall, 100 * e.mean_confidence, 10 * e.classes_present);
     };
     out += fmt::format("  evaluations during training: {}, {:.0f} s in all\n", evals.size(), spent);
@@ -145,9 +145,9 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
       auto scalar = [&](const char* key) { return read_tensor(g, key).item<double>(); };
       const bool conditional = g.nameExists("cond_accuracy");
       if (g.nameExists("kid"))
-        out += fmt::format("    {}: FID {:.3f} +- {:.3f}, KID x 1e3 {:.2f} +- {:.2f}, FID at N=inf {:.3f} +- {:.3f}, "
+        out += fmt::format("    {}: FID {:.3f} +- {:.3f}, KID {:.2f} +- {:.2f}, FID at N=inf {:.3f} +- {:.3f}, "
                            "precision {:.3f}, recall {:.3f}, memorised {:.2f}%, sample seeds {}\n",
-                           name, scalar("fid"), scalar("fid_se"), 1e3 * scalar("kid"), 1e3 * scalar("kid_se"),
+                           name, scalar("fid"), scalar("fid_se"), scalar("kid"), scalar("kid_se"),
                            scalar("fid_inf"), scalar("fid_inf_se"), scalar("precision"), scalar("recall"),
                            100 * scalar("memorised"), read_attr_string(g, "sample_seeds"));
       if (g.nameExists("reconstruction_fid"))

@@ -163,10 +163,12 @@ void truncate_train_metrics(const std::string& path, std::int64_t step) {
   });
 }
 
-void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8) {
+void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8,
+                         const std::string& classifier) {
   update_atomically(path, [&](H5::H5File& file) {
     auto g = open_or_create(file, "eval_history");
     write_attr(g, "description", std::string("evaluations during training (eval.every), one row each"));
+    write_attr(g, "classifier_fingerprint", classifier);
     append_rows(g, kEvalColumns, {row});
     append_frame(g, "grids", grid_u8, "the first samples of each evaluation as a grid, uint8 [rows, H, W]");
   });
@@ -289,7 +291,7 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(floor, "description", "the same measures of as many real training images as samples: what real digits score at this N");
     write_figures(floor, r.floor, "", "");
     write_scalar(g, "fid_floor", r.fid_floor,
-                 "the same distance for as many real training images as samples: the best a model can expect");
+                 "the same distance for as many real training images as samples: what real digits score at this N");
     write_scalar(g, "mean_confidence", r.mean_confidence, "mean over samples of the classifier's max softmax");
     write_scalar(g, "classes_present", r.classes_present, "fraction of the 10 classes predicted at least once");
     write_array(g, "class_histogram", torch::tensor(r.class_histogram, torch::kInt64), "predicted-class counts, 0..9");
@@ -304,8 +306,8 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(g, "flops_per_sample", r.flops_per_sample);
     if (std::isfinite(r.reconstruction_fid))
       write_scalar(g, "reconstruction_fid", r.reconstruction_fid,
-                   "the same distance for the autoencoder's reconstructions of the floor's training images: the "
-                   "best a latent model can reach");
+                   "the same distance for the autoencoder's reconstructions of the floor's training images: what "
+                   "the first stage alone does to real digits (samples can score lower)");
     if (r.conditional) {
       write_attr(g, "guidance", r.guidance);
       write_array(g, "labels_asked", r.labels_asked, "the class each sample was asked for");

@@ -60,7 +60,9 @@ std::vector<MetricsRow> read_train_metrics(const std::string& path);
 void truncate_train_metrics(const std::string& path, std::int64_t step);
 // /eval_history/{step, train_wall_s, fid, ...} and /eval_history/grids (uint8 [rows, H, W]): a row
 // and a picture per evaluation during training.
-void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8);
+// `classifier`: the fingerprint of the evaluation classifier's weights (attribute classifier_fingerprint).
+void append_eval_history(const std::string& path, const EvalHistoryRow& row, const torch::Tensor& grid_u8,
+                         const std::string& classifier);
 std::vector<EvalHistoryRow> read_eval_history(const std::string& path);
 // Drops the evaluations after `step` (a resumed run).
 void truncate_eval_history(const std::string& path, std::int64_t step);
@@ -95,8 +97,9 @@ struct EvalRecord {
   double classifier_test_accuracy = 0;
   std::string classifier_path;
   std::string dataset;  // data.dataset: the classifier's and the reference set's
-  // Latent space: the FID of the autoencoder's reconstructions of the floor's training images (the
-  // best the latent model can reach); NaN (not written) in pixel space.
+  // Latent space: the FID of the autoencoder's reconstructions of the floor's training images (what
+  // the first stage alone does to real digits, not a bound on the samples' FID); NaN (not written)
+  // in pixel space.
   double reconstruction_fid = std::numeric_limits<double>::quiet_NaN();
   // Network FLOPs per sample (model::network_evaluations x the U-Net's, twice with guidance, plus
   // the decoder's in latent space), counted from the layer shapes.

@@ -15,7 +15,7 @@ cond=(--set run.threads=1 --set model.num_classes=10 --set train.label_dropout=0
   2>&1 | tee "$out_dir/log"
 grep -A4 "report:" "$out_dir/log" | grep -q "cond. acc." || { echo "FAIL: the report has no conditional accuracy"; exit 1; }
 for w in 0 2; do
-  grep -A4 "report:" "$out_dir/log" | grep -Eq "^ema +$w +[0-9.]+ +[0-9.]+ +[0-9.]+% +[0-9.]+%" ||
+  grep -A4 "report:" "$out_dir/log" | grep -Eq "^ema +$w +[0-9.]+ ± [0-9.]+ .* [0-9.]+% +[0-9.]+% +[0-9]+/10" ||
     { echo "FAIL: the report has no row for guidance $w"; exit 1; }
   ls "$out_dir/samples_guidance_$w.png"
 done

@@ -102,7 +102,7 @@ run_to_end "1. single_node.sbatch" '^\[slurm\]|ranks by host|^weights|^ema ' \
 single="$JOB"
 expect "$single" "^\[slurm\] job $single \(restart 0\) on 1 node\(s\): srun --mpi=pmix"
 expect "$single" "ranks by host: [^;]*: 0 \(local 0, cpu\), 1 \(local 1, cpu\)$"
-expect "$single" "^ema +[0-9.]+ +[0-9.]+ "
+expect "$single" "^ema +[0-9.]+ ± [0-9.]+ "
 [ -f "results/smoke_$single/run.h5" ] || fail "no run folder results/smoke_$single"
 [ "$(steps_of "smoke_$single")" = "20,40,60" ] || fail "history steps '$(steps_of "smoke_$single")'"
 

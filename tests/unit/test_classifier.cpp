@@ -73,9 +73,10 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
   std::cout << "FID of uniform noise " << m.fid << ", floor (1000 real training images) " << ref.fid_floor
-            << "; KID x 1e3 noise " << 1e3 * m.figures.kid.value << " +- " << 1e3 * m.figures.kid.se << ", real "
-            << 1e3 * ref.floor.kid.value << " +- " << 1e3 * ref.floor.kid.se << "; precision noise "
-            << m.figures.precision << ", real " << ref.floor.precision << "; recall real " << ref.floor.recall << "\n";
+            << "; KID noise " << m.figures.kid.value << " +- " << m.figures.kid.se << ", real "
+            << ref.floor.kid.value << " +- " << ref.floor.kid.se << "; precision noise "
+            << m.figures.precision << ", real " << ref.floor.precision << "; recall noise " << m.figures.recall
+            << ", real " << ref.floor.recall << "\n";
   EXPECT_GT(ref.fid_floor, 0.0);
   EXPECT_GT(m.fid, 20 * ref.fid_floor);
   // Real training images: KID zero within its error, on the test images' manifold, and every one
@@ -84,9 +85,11 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   EXPECT_GT(ref.floor.precision, 0.6);
   EXPECT_GT(ref.floor.recall, 0.6);
   EXPECT_EQ(ref.floor.memorised, 1.0);
-  // Noise: far from every digit.
+  // Noise: far from the digits' distribution, with none of their variety. (Its precision is no
+  // guide: the noise images' features gather in one small cluster, which the wide k-NN ball of a
+  // single atypical digit can hold whole; recall shows what is missing.)
   EXPECT_GT(m.figures.kid.value, 10 * m.figures.kid.se);
-  EXPECT_LT(m.figures.precision, 0.05);
+  EXPECT_LT(m.figures.recall, 0.05);
   EXPECT_EQ(m.figures.memorised, 0.0);
   std::int64_t total = 0;
   for (auto c : m.class_histogram) total += c;

@@ -145,13 +145,17 @@ TEST(RunFile, EvalHistoryAppendsReadsAndTruncatesRowsWithTheirGrids) {
   const auto path = (tmp.path / "run.h5").string();
   io::write_run_config(path, "run: {name: x}\n", 1);
   for (int k = 1; k <= 3; ++k)
-    io::append_eval_history(path, {100.0 * k, 10.0 * k, 50.0 / k, 5.0, 0.9, 1.0, 2.0},
-                            torch::full({122, 122}, k, torch::kUInt8));
+    io::append_eval_history(path, {100.0 * k, 10.0 * k, 50.0 / k, 5.0, 0.9, 1.0, 2.0, 0.5, 7.0 * k},
+                            torch::full({122, 122}, k, torch::kUInt8), "0123456789abcdef");
   auto rows = io::read_eval_history(path);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_DOUBLE_EQ(rows[2].step, 300);
   EXPECT_DOUBLE_EQ(rows[1].fid, 25.0);
   EXPECT_DOUBLE_EQ(rows[0].train_wall_s, 10.0);
+  EXPECT_DOUBLE_EQ(rows[2].kid, 21.0);
+  EXPECT_DOUBLE_EQ(rows[1].fid_se, 0.5);
+  EXPECT_EQ(io::read_attr_string(io::open_read(path).openGroup("eval_history"), "classifier_fingerprint"),
+            "0123456789abcdef");
   auto grids = [&] {
     auto file = io::open_read(path);
     return io::read_tensor(file.openGroup("eval_history"), "grids");
@@ -164,7 +168,8 @@ TEST(RunFile, EvalHistoryAppendsReadsAndTruncatesRowsWithTheirGrids) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_DOUBLE_EQ(rows.back().step, 200);
   EXPECT_EQ(grids().size(0), 2);
-  io::append_eval_history(path, {300, 30, 1, 5, 0.9, 1, 2}, torch::full({122, 122}, 9, torch::kUInt8));
+  io::append_eval_history(path, {300, 30, 1, 5, 0.9, 1, 2}, torch::full({122, 122}, 9, torch::kUInt8),
+                          "0123456789abcdef");
   EXPECT_EQ(io::read_eval_history(path).size(), 3u);
   EXPECT_EQ(grids()[2][0][0].item<int>(), 9);
   const auto summary = io::describe(path);

@@ -227,8 +227,8 @@ TEST(Resume, ACheckpointOfAnotherScheduleIsRefusedAndMoreStepsAreNot) {
     FAIL() << "resumed a checkpoint of another noise schedule";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find("diffusion.timesteps: 1000 in the checkpoint, 500 now"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("diffusion.schedule: linear in the checkpoint, cosine now"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("diffusion.timesteps: 1000 in the checkpoint, 500 in changed.yaml"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("diffusion.schedule: linear in the checkpoint, cosine in changed.yaml"), std::string::npos) << msg;
   }
   auto longer = config::parse(cfg.yaml, "longer.yaml", {"train.steps=400", "train.lr=1e-3"});
   train::Trainer resumed(longer, mnist(), torch::kCPU, self);
