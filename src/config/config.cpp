@@ -636,6 +636,9 @@ Config classifier_stage(const Config& cfg, std::int64_t train_images) {
   // The classifier measures every run: bf16's machine-dependent rounding stays out of it.
   t.precision = "fp32";
   t.cuda_graphs = false;
+  // Equal rows per rank: the same launch on the same machine then trains bitwise the same
+  // classifier, whose fingerprint runs compare (the balancer's split follows measured times).
+  t.balance = false;
   stage.run.seed = cfg.eval.classifier_seed;
   stage.run.out_dir = cfg.classifier_stem() + "_training";
   stage.eval.every = 0;
