@@ -51,7 +51,7 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).
   const auto first = comm_.gatherv(local.slice(0, 0, std::min<std::int64_t>(16, local.size(0))).cpu().contiguous(), 0);
   const auto& f = m.figures;
-  io::EvalHistoryRow row{double(step), train_wall_s,   m.fid,           ref_.fid_floor, m.mean_confidence,
+  io::EvalHistoryRow row{double(step), train_wall_s,   f.fid.value,     ref_.floor.fid.value, m.mean_confidence,
                          m.classes_present, 0.0,       f.fid.se,        f.kid.value,    f.kid.se,
                          f.fid_inf.value,   f.fid_inf.se, f.precision,  f.recall,       f.memorised};
   row.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

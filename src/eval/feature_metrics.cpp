@@ -17,10 +17,9 @@ namespace {
 torch::Tensor f64(const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64).contiguous(); }
 
 double fid_of(const torch::Tensor& x, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma) {
-  const auto mu = x.mean(0);
-  const auto centred = x - mu;
-  const auto sigma = centred.t().mm(centred) / double(x.size(0) - 1);
-  return frechet_distance(mu, sigma, ref_mu, ref_sigma);
+  FeatureStats s(x.size(1));
+  s.add(x);
+  return frechet_distance(s.mean(), s.covariance(), ref_mu, ref_sigma);
 }
 
 // Unbiased MMD^2 with the cubic polynomial kernel between x and y.
@@ -148,15 +147,6 @@ double memorisation_threshold(const torch::Tensor& test, const torch::Tensor& tr
 double memorised_share(const torch::Tensor& gen, const torch::Tensor& train, double threshold) {
   const auto d = nearest_sq_distance(gen, train).sqrt();
   return (d < threshold).to(torch::kFloat64).mean().item<double>();
-}
-
-Estimate mean_and_spread(const std::vector<double>& values) {
-  if (values.empty()) return {std::nan(""), std::nan("")};
-  const double n = double(values.size());
-  const double mean = std::accumulate(values.begin(), values.end(), 0.0) / n;
-  double ss = 0;
-  for (double v : values) ss += (v - mean) * (v - mean);
-  return {mean, values.size() > 1 ? std::sqrt(ss / (n - 1)) : 0.0};
 }
 
 }  // namespace ddpm::eval

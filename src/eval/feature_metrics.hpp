@@ -15,6 +15,7 @@
 namespace ddpm::eval {
 
 using io::Estimate;
+using io::mean_and_spread;
 
 // FID of `gen` against the Gaussian (ref_mu, ref_sigma), with the standard deviation of
 // `replicates` bootstrap resamples of `gen` (drawn with replacement) as its standard error: the
@@ -55,8 +56,5 @@ torch::Tensor nearest_sq_distance(const torch::Tensor& queries, const torch::Ten
 double memorisation_threshold(const torch::Tensor& test, const torch::Tensor& train, double quantile = 0.01);
 // The share of `gen` closer to their nearest training vector than `threshold` (a distance).
 double memorised_share(const torch::Tensor& gen, const torch::Tensor& train, double threshold);
-
-// The mean and the sample standard deviation (n - 1) of `values` (standard deviation 0 for one value).
-Estimate mean_and_spread(const std::vector<double>& values);
 
 }  // namespace ddpm::eval

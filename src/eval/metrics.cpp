@@ -118,8 +118,10 @@ Reference reference_stats(dist::Communicator& comm, const io::FeatureCache& feat
   auto count = torch::zeros({1}, torch::kFloat64);
   if (comm.rank() == 0) {
     const auto test = features.test.to(torch::kFloat64);
-    r.mu = test.mean(0);
-    r.sigma = (test - r.mu).t().mm(test - r.mu) / double(test.size(0) - 1);
+    FeatureStats stats(dim);
+    stats.add(test);
+    r.mu = stats.mean();
+    r.sigma = stats.covariance();
     count[0] = double(test.size(0));
     r.train = features.train;
     r.memorisation_threshold = features.memorisation_threshold;
@@ -134,7 +136,6 @@ Reference reference_stats(dist::Communicator& comm, const io::FeatureCache& feat
   comm.broadcast(count, 0);
   r.count = static_cast<std::int64_t>(count[0].item<double>());
   r.floor = broadcast_figures(comm, r.floor);
-  r.fid_floor = r.floor.fid.value;
   return r;
 }
 
@@ -182,7 +183,6 @@ Metrics evaluate(dist::Communicator& comm, model::Classifier& net, const torch::
   m.gen_features = comm.gatherv(features.to(torch::kFloat32).contiguous(), 0);
   m.labels_pred = comm.gatherv(labels.to(torch::kInt64).contiguous(), 0);
   m.figures = broadcast_figures(comm, comm.rank() == 0 ? measure_features(m.gen_features, ref) : FeatureFigures{});
-  m.fid = m.figures.fid.value;
   m.mean_confidence = sums[1].item<double>() / static_cast<double>(m.count);
   int present = 0;
   for (int k = 0; k < 10; ++k) {

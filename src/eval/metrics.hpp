@@ -22,8 +22,7 @@ using io::FeatureFigures;
 struct Reference {
   torch::Tensor mu, sigma;  // float64, of the test set (every rank)
   std::int64_t count = 0;
-  double fid_floor = 0.0;   // FID of N training images against the test set, N = sample count
-  FeatureFigures floor;     // every measure of those N training images: what real digits score
+  FeatureFigures floor;     // every measure of N training images (N = sample count): what real digits score
   std::string classifier;   // the fingerprint of the classifier's weights (io::weights_fingerprint)
   // Rank 0 only: the real features the measures compare with.
   torch::Tensor real;   // float64 [R, D]: R = min(test images, max(N, 1000)) test images, a fixed choice
@@ -32,7 +31,7 @@ struct Reference {
 };
 
 struct Metrics {
-  double fid = 0, mean_confidence = 0, classes_present = 0;
+  double mean_confidence = 0, classes_present = 0;
   FeatureFigures figures;  // every rank
   std::vector<std::int64_t> class_histogram;  // 10 counts
   std::int64_t count = 0;

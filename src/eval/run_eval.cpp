@@ -148,8 +148,8 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
     if (comm.rank() == 0)
       spdlog::info("autoencoder reconstructions of the floor's {} training images: FID {:.3f} (floor {:.3f}, {:.2f}x): "
                    "what the first stage alone does to real digits (not a bound on the samples' FID)",
-                   std::min<std::int64_t>(cfg.sample.num_samples, train.size()), reconstruction_fid, ref.fid_floor,
-                   reconstruction_fid / ref.fid_floor);
+                   std::min<std::int64_t>(cfg.sample.num_samples, train.size()), reconstruction_fid,
+                   ref.floor.fid.value, reconstruction_fid / ref.floor.fid.value);
   }
   summary.metric_seconds += since(metric_start);
 
@@ -171,7 +171,6 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       io::EvalRecord r;
       r.weights = w;
       r.dataset = cfg.data.dataset;
-      r.fid_floor = ref.fid_floor;
       r.floor = ref.floor;
       r.seeds = seeds;
       r.sampler = cfg.sample.sampler;
@@ -183,11 +182,14 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.classifier_fingerprint = cls.fingerprint;
       r.reconstruction_fid = reconstruction_fid;
       r.flops_per_sample = double(r.steps) * (g != 0.0 ? 2.0 : 1.0) * net->forward_flops() + space.decode_flops();
+      auto sample_cfg = cfg.sample;
+      sample_cfg.guidance = g;
+      // One network for every seed: the seed changes the noise only (with CUDA graphs, no capture again).
+      const auto network = model::sampling_network(net, sample_cfg, device);
       for (std::size_t i = 0; i < seeds.size(); ++i) {
         auto seed_cfg = cfg;
         seed_cfg.run.seed = seeds[i];
-        seed_cfg.sample.guidance = g;
-        const auto network = model::sampling_network(net, seed_cfg.sample, device);
+        seed_cfg.sample = sample_cfg;
         const auto labels_asked = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, seeds[i], 0,
                                                        cfg.sample.num_samples);
         const std::string guidance_text =
@@ -253,12 +255,12 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
           io::write_png(cfg.out_dir() + "/samples_" + io::guidance_group(g) + ".png", sample_grid(u8, labels_asked));
       }
       r.figures = mean_over_seeds(r.per_seed);
-      r.fid = r.figures.fid.value;
       if (comm.rank() == 0) {
         io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
         spdlog::info("{} weights{}: FID {:.3f} +- {:.3f} (floor {:.3f}){}, confidence {:.2f}%, classes present "
                      "{:.0f}/10{}",
-                     w, conditional ? fmt::format(", guidance {:g}", g) : "", r.fid, r.figures.fid.se, r.fid_floor,
+                     w, conditional ? fmt::format(", guidance {:g}", g) : "", r.figures.fid.value, r.figures.fid.se,
+                     r.floor.fid.value,
                      seeds.size() > 1 ? fmt::format(" over {} sample seeds", seeds.size()) : "",
                      100 * r.mean_confidence, 10 * r.classes_present,
                      conditional ? fmt::format(", conditional accuracy {:.2f}%", 100 * r.cond_accuracy) : "");
@@ -278,27 +280,26 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
   // A conditional model's rows also have a guidance weight and a conditional accuracy.
   const bool conditional = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.conditional; });
-  auto pm = [](const io::Estimate& e, double scale, int digits) {
-    if (!std::isfinite(e.value)) return std::string("-");
-    return fmt::format("{:.{}f} ± {:.{}f}", scale * e.value, digits, scale * e.se, digits);
+  auto pm = [](const io::Estimate& e) {
+    return std::isfinite(e.value) ? fmt::format("{:.2f} ± {:.2f}", e.value, e.se) : std::string("-");
   };
   auto share = [](double v, int digits) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "-"; };
+  // The cells of a line, in the order of the header's: weights, guidance, FID, KID, FID at N=inf,
+  // precision, recall, memorised, confidence, cond. acc., classes, samples, sampler.
+  auto line = [&](const std::vector<std::string>& c) {
+    return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", c[0],
+                       conditional ? fmt::format("{:>8} ", c[1]) : "", c[2], c[3], c[4], c[5], c[6], c[7], c[8],
+                       conditional ? fmt::format("{:>11} ", c[9]) : "", c[10], c[11], c[12]);
+  };
   auto row = [&](const std::string& weights, const std::string& guidance, const io::FeatureFigures& f,
                  const std::string& confidence, const std::string& accuracy, const std::string& classes,
                  const std::string& samples, const std::string& sampler) {
-    return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", weights,
-                       conditional ? fmt::format("{:>8} ", guidance) : "", pm(f.fid, 1, 2), pm(f.kid, 1, 2),
-                       pm(f.fid_inf, 1, 2), share(f.precision, 3), share(f.recall, 3),
-                       std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", confidence,
-                       conditional ? fmt::format("{:>11} ", accuracy) : "", classes, samples, sampler);
+    return line({weights, guidance, pm(f.fid), pm(f.kid), pm(f.fid_inf), share(f.precision, 3),
+                 share(f.recall, 3), std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-",
+                 confidence, accuracy, classes, samples, sampler});
   };
-  auto header = [&] {
-    return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", "weights",
-                       conditional ? fmt::format("{:>8} ", "guidance") : "", "FID", "KID", "FID at N=inf",
-                       "precision", "recall", "memorised", "confidence",
-                       conditional ? fmt::format("{:>11} ", "cond. acc.") : "", "classes", "samples", "sampler");
-  };
-  std::string out = "\n" + header();
+  std::string out = "\n" + line({"weights", "guidance", "FID", "KID", "FID at N=inf", "precision", "recall", "memorised",
+                                 "confidence", "cond. acc.", "classes", "samples", "sampler"});
   for (const auto& r : s.records)
     out += row(r.weights, fmt::format("{:g}", r.guidance), r.figures, fmt::format("{:.2f}%", 100 * r.mean_confidence),
                fmt::format("{:.2f}%", 100 * r.cond_accuracy), fmt::format("{:.0f}/10", 10 * r.classes_present),
@@ -328,7 +329,7 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
                        conditional ? fmt::format(", guidance {:g}", r.guidance) : "", r.flops_per_sample / 1e9);
     if (std::isfinite(r.reconstruction_fid))
       out += fmt::format("autoencoder reconstruction FID {:.3f} (floor {:.3f}, {:.2f}x)\n", r.reconstruction_fid,
-                         r.fid_floor, r.reconstruction_fid / r.fid_floor);
+                         r.floor.fid.value, r.reconstruction_fid / r.floor.fid.value);
   }
   std::string times;
   for (const auto& [name, sec] : stage_seconds) times += fmt::format("  {} {:.1f} s", name, sec);

@@ -48,27 +48,23 @@ void collect(const std::string& run, const H5::Group& eval, const std::string& f
   }
 }
 
-std::string pm(const Estimate& e, double scale) {
+std::string pm(const Estimate& e) {
   if (!std::isfinite(e.value)) return "-";
-  return std::isfinite(e.se) ? fmt::format("{:.2f} ± {:.2f}", scale * e.value, scale * e.se)
-                             : fmt::format("{:.2f}", scale * e.value);
+  return std::isfinite(e.se) ? fmt::format("{:.2f} ± {:.2f}", e.value, e.se) : fmt::format("{:.2f}", e.value);
+}
+
+// The cells in the header's order: run, weights, N, FID, KID, FID at N=inf, precision, recall,
+// memorised, classifier.
+std::string cells(const std::vector<std::string>& c) {
+  return fmt::format("{:<28} {:<16} {:>6} {:>16} {:>14} {:>15} {:>9} {:>7} {:>9}  {}\n", c[0], c[1], c[2], c[3], c[4],
+                     c[5], c[6], c[7], c[8], c[9]);
 }
 
 std::string line(const std::string& run, const std::string& group, const std::string& n, const FeatureFigures& f,
                  const std::string& classifier) {
   auto share = [](double v) { return std::isfinite(v) ? fmt::format("{:.3f}", v) : std::string("-"); };
-  return fmt::format("{:<28} {:<16} {:>6} {:>16} {:>14} {:>15} {:>9} {:>7} {:>9}  {}\n", run, group, n, pm(f.fid, 1),
-                     pm(f.kid, 1), pm(f.fid_inf, 1), share(f.precision), share(f.recall),
-                     std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", classifier);
-}
-
-// The mean over runs of one figure, and the runs' standard deviation as its "± ".
-Estimate over_runs(const std::vector<double>& v) {
-  double sum = 0, ss = 0;
-  for (double x : v) sum += x;
-  const double mean = sum / double(v.size());
-  for (double x : v) ss += (x - mean) * (x - mean);
-  return {mean, v.size() > 1 ? std::sqrt(ss / double(v.size() - 1)) : std::nan("")};
+  return cells({run, group, n, pm(f.fid), pm(f.kid), pm(f.fid_inf), share(f.precision), share(f.recall),
+                std::isfinite(f.memorised) ? fmt::format("{:.1f}%", 100 * f.memorised) : "-", classifier});
 }
 
 }  // namespace
@@ -85,8 +81,7 @@ std::string compare_runs(const std::vector<std::string>& paths) {
         has_attr(eval, "classifier_fingerprint") ? read_attr_string(eval, "classifier_fingerprint") : "not recorded";
     collect(std::filesystem::path(path).parent_path().filename().string(), eval, fingerprint, rows);
   }
-  auto out = fmt::format("{:<28} {:<16} {:>6} {:>16} {:>14} {:>15} {:>9} {:>7} {:>9}  {}\n", "run", "weights", "N", "FID",
-                    "KID", "FID at N=inf", "precision", "recall", "memorised", "classifier");
+  auto out = cells({"run", "weights", "N", "FID", "KID", "FID at N=inf", "precision", "recall", "memorised", "classifier"});
   std::set<std::string> classifiers;
   std::set<std::int64_t> counts;
   std::map<std::string, std::vector<const Row*>> by_group;
@@ -101,7 +96,7 @@ std::string compare_runs(const std::vector<std::string>& paths) {
     auto figure = [&](auto get) {
       std::vector<double> v;
       for (const auto* r : members) v.push_back(get(r->f));
-      return over_runs(v);
+      return mean_and_spread(v);
     };
     FeatureFigures mean;
     mean.fid = figure([](const FeatureFigures& f) { return f.fid.value; });

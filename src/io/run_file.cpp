@@ -290,7 +290,7 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     auto floor = open_or_create(file, eval_group(r) + "/floor");
     write_attr(floor, "description", "the same measures of as many real training images as samples: what real digits score at this N");
     write_figures(floor, r.floor, "", "");
-    write_scalar(g, "fid_floor", r.fid_floor,
+    write_scalar(g, "fid_floor", r.floor.fid.value,
                  "the same distance for as many real training images as samples: what real digits score at this N");
     write_scalar(g, "mean_confidence", r.mean_confidence, "mean over samples of the classifier's max softmax");
     write_scalar(g, "classes_present", r.classes_present, "fraction of the 10 classes predicted at least once");

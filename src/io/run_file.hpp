@@ -79,7 +79,7 @@ struct EvalRecord {
   torch::Tensor labels_asked;  // int64 [N]
   double cond_accuracy = 0;
   std::vector<double> class_accuracy;
-  double fid = 0, fid_floor = 0, mean_confidence = 0, classes_present = 0;
+  double mean_confidence = 0, classes_present = 0;
   // Each sample seed's measures (eval.seeds), in order; `figures` is their mean, with the standard
   // error of that mean. `floor`: the measures of as many real training images.
   std::vector<std::uint64_t> seeds;
@@ -108,7 +108,7 @@ struct EvalRecord {
 
 // /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_se, kid, kid_se,
 // fid_inf, fid_inf_se, precision, recall, memorised (the mean over the sample seeds), per_seed/<the
-// same> [S], floor/<the same>, fid_floor, mean_confidence, classes_present, class_histogram,
+// same> [S], floor/<the same>, fid_floor (floor/fid), mean_confidence, classes_present, class_histogram,
 // gen_features, labels_pred} (the last four of the first seed) with the settings as attributes;
 // conditional records add {labels_asked, cond_accuracy, class_accuracy}.
 std::string eval_group(const EvalRecord& record);

@@ -72,13 +72,13 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   torch::manual_seed(0);
   const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
-  std::cout << "FID of uniform noise " << m.fid << ", floor (1000 real training images) " << ref.fid_floor
+  std::cout << "FID of uniform noise " << m.figures.fid.value << ", floor (1000 real training images) " << ref.floor.fid.value
             << "; KID noise " << m.figures.kid.value << " +- " << m.figures.kid.se << ", real "
             << ref.floor.kid.value << " +- " << ref.floor.kid.se << "; precision noise "
             << m.figures.precision << ", real " << ref.floor.precision << "; recall noise " << m.figures.recall
             << ", real " << ref.floor.recall << "\n";
-  EXPECT_GT(ref.fid_floor, 0.0);
-  EXPECT_GT(m.fid, 20 * ref.fid_floor);
+  EXPECT_GT(ref.floor.fid.value, 0.0);
+  EXPECT_GT(m.figures.fid.value, 20 * ref.floor.fid.value);
   // Real training images: KID zero within its error, on the test images' manifold, and every one
   // of them a training image.
   EXPECT_LT(std::abs(ref.floor.kid.value), 3 * ref.floor.kid.se);
