@@ -41,3 +41,4 @@ mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" 
 echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
 echo "[local] results in $OUT/: run.h5 (history, samples, metrics), checkpoints/, samples.png, forward.png, reverse.png"
 if [ -f "$OUT/run.h5" ]; then build/ddpm_dist inspect "$OUT/run.h5"; fi
+if [ -f "$OUT/report.html" ]; then echo "[local] report (open it in a browser): $ROOT/$OUT/report.html"; fi

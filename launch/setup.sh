@@ -12,7 +12,7 @@ log() { echo "[setup] $*"; }
 
 PACKAGES=(cmake g++ make pkg-config libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
           libyaml-cpp-dev libspdlog-dev libgtest-dev libcli11-dev libpng-dev libopenblas0-openmp
-          libtcmalloc-minimal4 python3-h5py python3-matplotlib ca-certificates)
+          libtcmalloc-minimal4 python3-h5py python3-matplotlib python3-yaml ca-certificates)
 
 # The data sets named by the arguments (a configuration file, --set overrides).
 wants_fashion_mnist() {
@@ -25,8 +25,8 @@ wants_fashion_mnist() {
 }
 if wants_fashion_mnist "$@"; then PACKAGES+=(dataset-fashion-mnist); fi
 # The test suite's own needs (tests/run.sh sets DDPM_SETUP_TESTS=1): a throwaway SLURM cluster for
-# the batch scripts' tests (tests/slurm/cluster.sh).
-if [ "${DDPM_SETUP_TESTS:-0}" = 1 ]; then PACKAGES+=(slurmctld slurmd slurm-client munge iproute2); fi
+# the batch scripts' tests (tests/slurm/cluster.sh), headless Chromium for the report page's.
+if [ "${DDPM_SETUP_TESTS:-0}" = 1 ]; then PACKAGES+=(slurmctld slurmd slurm-client munge iproute2 chromium); fi
 
 install_packages() {
   local missing=()

@@ -27,12 +27,18 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const std::string& 
   const auto batch = s.cfg.eval.batch_size;
   auto cache = eval::encode_posteriors(*s.comm, ae, train_set.images, batch, device);
   double sse = 0;
+  torch::Tensor shown;  // the report's picture: the first test images and their reconstructions
   {
     c10::InferenceMode guard;
     const auto [first, count] = eval::sample_range(test_set.size(), batch, s.comm->rank(), s.comm->size());
     for (auto i = first; i < first + count; i += batch) {
       const auto x = data::to_model_range(test_set.images.slice(0, i, std::min(first + count, i + batch)).to(device));
       sse += (ae->decode(ae->encode(x).mean) - x).square().sum().item<double>();
+    }
+    if (s.comm->rank() == 0) {
+      const auto originals = test_set.images.slice(0, 0, 16);
+      const auto x = data::to_model_range(originals.to(device));
+      shown = torch::stack({originals, data::to_uint8(ae->decode(ae->encode(x).mean)).cpu()});
     }
   }
   auto sums = torch::tensor({sse}, torch::kFloat64);
@@ -43,8 +49,8 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const std::string& 
     const auto cache_path = io::latent_cache_path(dir);
     io::write_latent_cache(cache_path, cache);
     const double pixels = double(test_set.size()) * double(test_set.images[0].numel());
-    const io::AutoencoderSummary summary{step, train_set.size(), cache.latent_mean, cache.latent_std,
-                                         sums.item<double>() / pixels};
+    const io::AutoencoderSummary summary{step,         train_set.size(), cache.latent_mean, cache.latent_std,
+                                         sums.item<double>() / pixels, shown};
     const auto path = io::run_file_path(dir);
     io::write_autoencoder_summary(path, summary);
     spdlog::info("autoencoder (EMA weights of step {}, {}): latents have mean {:.4f} and standard deviation {:.4f} over "

@@ -65,6 +65,7 @@ bool cmd_train(Session& s) {
     });
   }
   const bool resumed = resume_or_start(s, trainer, s.cfg.out_dir());
+  if (s.comm->rank() == 0) io::write_launch(io::run_file_path(s.cfg.out_dir()), describe_launch(s));
   if (latent) {
     record_latent_origin(s, latent->cache, resumed);
     // The task holds the posteriors on the device; the host copy is no longer needed.

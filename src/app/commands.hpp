@@ -9,6 +9,7 @@
 #include "dist/communicator.hpp"
 #include "dist/context.hpp"
 #include "eval/classifier_training.hpp"
+#include "io/run_file.hpp"
 
 namespace ddpm::app {
 
@@ -16,6 +17,7 @@ struct Options {
   std::string config_path;
   std::vector<std::string> overrides;
   std::string resume;  // "", "auto" or a checkpoint path
+  std::string command;  // the command line as typed, for the run's record (io::Launch)
 };
 
 // What every stage needs: the configuration, this rank's device and the communicator.
@@ -25,9 +27,12 @@ struct Session {
   Options opt;
   std::unique_ptr<dist::Communicator> comm;
   int threads = 1;
+  std::string placement{};  // dist::Context::placement() (rank 0)
 };
 // Loads the configuration, sets threads and device, makes the communicator, logs the set-up.
 Session start_session(dist::Context& ctx, const Options& opt);
+// Where and how this session runs (rank 0), as run.h5's /launch records it.
+io::Launch describe_launch(const Session& s);
 
 // False when training stopped early on a signal (a checkpoint of the step reached is written).
 bool cmd_train(Session& s);
@@ -48,6 +53,12 @@ void cmd_classifier(Session& s);
 // The evaluation classifier's training through train::Trainer (config::classifier_stage), for
 // eval::ensure_classifier.
 eval::TrainClassifier classifier_training(Session& s);
+// Rank 0 only. `ddpm_dist report RUN... [--out FILE]`: runs tools/report.py (installed as
+// <prefix>/share/ddpm_dist/report.py) with these arguments; returns its exit status.
+int cmd_report(const std::vector<std::string>& runs, const std::string& out);
+// Rank 0, at the end of a run or an evaluation: <run_dir>/report.html. A failure warns only: every
+// result is already in run.h5, and `ddpm_dist report` writes the page later.
+void write_report(const std::string& run_dir);
 // Rank 0 only. Prints the summary of `path`; with `verify`, reads back everything in it and prints what fails
 // its checksums instead. Returns the exit status: 1 when verification finds damage.
 int cmd_inspect(const std::string& path, bool verify);

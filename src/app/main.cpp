@@ -2,6 +2,7 @@
 // ddpm_dist {train|autoencoder|sample|eval|classifier|bench} CONFIG [--set ...]     one stage
 // ddpm_dist inspect [--verify] FILE.h5
 // ddpm_dist compare RUN...
+// ddpm_dist report RUN... [--out FILE]
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -21,18 +22,30 @@
 
 namespace {
 
-// The command line that continues this run: the same arguments with `--resume auto`.
-std::string resume_command(const std::vector<std::string>& args, int world) {
+// The command line with `mpirun -np W` in front when W > 1, without its `--resume` when `drop_resume`;
+// an argument with a space or a quote is quoted for a shell.
+std::string command_line(const std::vector<std::string>& args, int world, bool drop_resume) {
   std::string cmd = world > 1 ? "mpirun -np " + std::to_string(world) + " ddpm_dist" : "ddpm_dist";
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--resume") {
+    if (drop_resume && args[i] == "--resume") {
       ++i;
       continue;
     }
-    if (args[i].rfind("--resume=", 0) == 0) continue;
-    cmd += " " + args[i];
+    if (drop_resume && args[i].rfind("--resume=", 0) == 0) continue;
+    if (args[i].find_first_of(" '\"$[]*?") == std::string::npos) {
+      cmd += " " + args[i];
+      continue;
+    }
+    std::string quoted;
+    for (const char c : args[i]) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    cmd += " '" + quoted + "'";
   }
-  return cmd + " --resume auto";
+  return cmd;
+}
+
+// The command line that continues this run: the same arguments with `--resume auto`.
+std::string resume_command(const std::vector<std::string>& args, int world) {
+  return command_line(args, world, true) + " --resume auto";
 }
 
 }  // namespace
@@ -88,8 +101,16 @@ int main(int argc, char** argv) {
                                                 "over them, and a warning where they do not compare");
   compare->add_option("runs", compare_paths, "run.h5 files or run folders")->required();
 
+  std::vector<std::string> report_paths;
+  std::string report_out;
+  auto* report = app.add_subcommand("report", "write the HTML page of a run (RUN/report.html), also while it trains, "
+                                              "or of several runs side by side (--out FILE)");
+  report->add_option("runs", report_paths, "run folders or their run.h5")->required();
+  report->add_option("--out", report_out, "the page to write (required with several runs)");
+
   // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
+  opt.command = command_line(args, ctx.world_size(), false);
   if (!args.empty() && args[0][0] != '-') {
     bool is_sub = false;
     for (const auto* s : app.get_subcommands({})) is_sub |= s->get_name() == args[0];
@@ -120,6 +141,7 @@ int main(int argc, char** argv) {
       if (ctx.rank() == 0) std::fputs(io::compare_runs(compare_paths).c_str(), stdout);
       return 0;
     }
+    if (report->parsed()) return ctx.rank() == 0 ? app::cmd_report(report_paths, report_out) : 0;
     auto session = app::start_session(ctx, opt);
     std::vector<std::pair<std::string, double>> stages;
     if (all->parsed() && session.cfg.latent()) {
@@ -140,7 +162,10 @@ int main(int argc, char** argv) {
     }
     if (autoencoder->parsed() && !app::cmd_autoencoder(session)) return stopped();
     if (sample->parsed()) app::cmd_sample(session);
-    if (all->parsed() || evaluate->parsed()) app::cmd_eval(session, stages);
+    if (all->parsed() || evaluate->parsed()) {
+      app::cmd_eval(session, stages);
+      if (ctx.rank() == 0) app::write_report(session.cfg.out_dir());
+    }
     if (classifier->parsed()) app::cmd_classifier(session);
     if (bench->parsed()) app::cmd_bench(session, bench_parts);
   } catch (const Error& e) {

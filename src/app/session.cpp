@@ -1,9 +1,38 @@
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include "app/commands.hpp"
 #include "dist/watchdog.hpp"
 
 namespace ddpm::app {
+namespace {
+
+// "model name" of the first processor in /proc/cpuinfo; empty where there is none (not Linux on x86).
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const auto value = line.substr(line.find(':') + 1);
+      return value.substr(value.find_first_not_of(' '));
+    }
+  return "";
+}
+
+std::string host_name() {
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+}  // namespace
+
+io::Launch describe_launch(const Session& s) {
+  return {s.opt.command,  host_name(),          cpu_model(),          s.ctx.device().str(), s.comm->name(),
+          s.placement,    s.ctx.world_size(),   s.threads};
+}
 
 Session start_session(dist::Context& ctx, const Options& opt) {
   Session s{config::load(opt.config_path, opt.overrides), ctx, opt, nullptr};
@@ -12,8 +41,8 @@ Session start_session(dist::Context& ctx, const Options& opt) {
   spdlog::info("ddpm_dist {} (LibTorch {}), config {}: {} rank(s) x {} intra-op thread(s), device {}, backend {}",
                DDPM_VERSION, TORCH_VERSION, opt.config_path, ctx.world_size(), s.threads, ctx.device().str(),
                s.comm->name());
-  const auto placement = ctx.placement();  // collective: every rank takes part
-  spdlog::info("ranks by host: {}", placement);
+  s.placement = ctx.placement();  // collective: every rank takes part
+  spdlog::info("ranks by host: {}", s.placement);
   spdlog::info("resolved configuration:\n{}", s.cfg.yaml);
   return s;
 }

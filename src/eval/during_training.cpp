@@ -56,7 +56,8 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
                          f.fid_inf.value,   f.fid_inf.se, f.precision,  f.recall,       f.memorised};
   row.eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (comm_.rank() == 0) {
-    const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4);
+    // At 28 pixels a digit, like every image in run.h5 (122 x 122, as files before the grey border).
+    const auto grid = io::make_grid(data::to_uint8(first.slice(0, 0, 16)), 4, /*scale=*/1, /*pad=*/2);
     io::append_eval_history(io::run_file_path(cfg_.out_dir()), row, grid, ref_.classifier);
     std::string asked;
     if (labels_.defined()) {

@@ -243,6 +243,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
           r.class_accuracy = acc.per_class;
         }
         const auto u8 = data::to_uint8(images);
+        r.images_u8 = u8;
         // /samples holds the first weight set evaluated (EMA unless only raw was asked for).
         if (w == weight_sets.front() && g == shown) {
           io::write_samples(run_file, u8,

@@ -14,15 +14,16 @@
 
 namespace ddpm::io {
 
-torch::Tensor make_grid(const torch::Tensor& images_u8, int columns, int pad) {
-  const auto n = images_u8.size(0), h = images_u8.size(1), w = images_u8.size(2);
+torch::Tensor make_grid(const torch::Tensor& images_u8, int columns, int scale, int pad) {
+  const auto big = images_u8.repeat_interleave(scale, 1).repeat_interleave(scale, 2);
+  const auto n = big.size(0), h = big.size(1), w = big.size(2);
   const auto rows = (n + columns - 1) / columns;
-  auto grid = torch::zeros({rows * (h + pad) + pad, columns * (w + pad) + pad}, torch::kUInt8);
+  auto grid = torch::full({rows * (h + pad) + pad, columns * (w + pad) + pad}, kBorderGrey, torch::kUInt8);
   for (std::int64_t i = 0; i < n; ++i) {
     const auto r = i / columns, c = i % columns;
     grid.slice(0, pad + r * (h + pad), pad + r * (h + pad) + h)
         .slice(1, pad + c * (w + pad), pad + c * (w + pad) + w)
-        .copy_(images_u8[i]);
+        .copy_(big[i]);
   }
   return grid;
 }

@@ -99,6 +99,21 @@ H5::Group open_or_create(H5::H5File& file, const std::string& name) {
   return file.nameExists(name) ? file.openGroup(name) : file.createGroup(name);
 }
 
+void replace_group_member(H5::Group& g, const std::string& name) {
+  if (g.nameExists(name)) g.unlink(name);
+}
+void write_scalar(H5::Group& g, const std::string& name, double value, const std::string& description) {
+  replace_group_member(g, name);
+  write_tensor(g, name, torch::tensor({value}, torch::kFloat64).reshape({}));
+  auto ds = g.openDataSet(name);
+  write_attr(ds, "description", description);
+}
+void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, const std::string& description) {
+  replace_group_member(g, name);
+  write_tensor(g, name, t);
+  auto ds = g.openDataSet(name);
+  write_attr(ds, "description", description);
+}
 
 }  // namespace
 
@@ -116,6 +131,9 @@ void write_autoencoder_summary(const std::string& path, const AutoencoderSummary
     write_attr(g, "latent_mean", summary.latent_mean);
     write_attr(g, "latent_std", summary.latent_std);
     write_attr(g, "test_mse", summary.test_mse);
+    if (summary.reconstructions.defined())
+      write_array(g, "reconstructions", summary.reconstructions,
+                  "uint8 [2, K, H, W]: the first K test images and their reconstructions (decoding the posterior mean)");
   });
 }
 
@@ -139,6 +157,37 @@ void write_run_config(const std::string& path, const std::string& yaml, int worl
     write_attr(g, "version", std::string(DDPM_VERSION));
     write_attr(g, "torch", std::string(TORCH_VERSION));
     write_attr(g, "world_size", std::int64_t{world_size});
+  });
+}
+
+void write_launch(const std::string& path, const Launch& l) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "launch");
+    write_attr(g, "description", std::string("where and how the latest training start of this run ran"));
+    write_attr(g, "command", l.command);
+    write_attr(g, "host", l.host);
+    write_attr(g, "cpu", l.cpu);
+    write_attr(g, "device", l.device);
+    write_attr(g, "backend", l.backend);
+    write_attr(g, "ranks_by_host", l.ranks_by_host);
+    write_attr(g, "ranks", l.ranks);
+    write_attr(g, "threads", l.threads);
+  });
+}
+
+void write_wall_time(const std::string& path, const std::vector<std::pair<std::string, double>>& stages) {
+  update_atomically(path, [&](H5::H5File& file) {
+    auto g = open_or_create(file, "wall_time");
+    std::string names;
+    std::vector<double> seconds;
+    for (const auto& [name, s] : stages) {
+      names += (names.empty() ? "" : ",") + name;
+      seconds.push_back(s);
+    }
+    write_array(g, "seconds", torch::tensor(seconds, torch::kFloat64),
+                "wall time of each stage of the latest command, in seconds");
+    auto ds = g.openDataSet("seconds");
+    write_attr(ds, "stages", names);
   });
 }
 
@@ -217,21 +266,6 @@ std::string join(const std::vector<std::uint64_t>& v) {
   return out;
 }
 
-void replace_group_member(H5::Group& g, const std::string& name) {
-  if (g.nameExists(name)) g.unlink(name);
-}
-void write_scalar(H5::Group& g, const std::string& name, double value, const std::string& description) {
-  replace_group_member(g, name);
-  write_tensor(g, name, torch::tensor({value}, torch::kFloat64).reshape({}));
-  auto ds = g.openDataSet(name);
-  write_attr(ds, "description", description);
-}
-void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, const std::string& description) {
-  replace_group_member(g, name);
-  write_tensor(g, name, t);
-  auto ds = g.openDataSet(name);
-  write_attr(ds, "description", description);
-}
 void write_figures(H5::Group& g, const FeatureFigures& f, const std::string& value_note, const std::string& se_note) {
   for (const auto& field : kFigureFields) {
     const std::string name = field.name;
@@ -296,6 +330,8 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_scalar(g, "classes_present", r.classes_present, "fraction of the 10 classes predicted at least once");
     write_array(g, "class_histogram", torch::tensor(r.class_histogram, torch::kInt64), "predicted-class counts, 0..9");
     write_array(g, "gen_features", r.gen_features, "classifier features of the generated samples [N, D]");
+    if (r.images_u8.defined())
+      write_array(g, "images", r.images_u8, "the samples measured (of the first sample seed), uint8 [N, H, W], 0 = black");
     write_array(g, "labels_pred", r.labels_pred, "predicted class of each generated sample");
     write_attr(g, "n_samples", r.n_samples);
     write_attr(g, "weights", r.weights);

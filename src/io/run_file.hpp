@@ -47,6 +47,8 @@ struct AutoencoderSummary {
   std::int64_t images = 0;  // training images encoded
   double latent_mean = 0, latent_std = 0;
   double test_mse = 0;  // per pixel, images in [-1, 1], decoding the posterior mean
+  // uint8 [2, K, H, W]: the first K test images and their reconstructions (written, not read back).
+  torch::Tensor reconstructions{};
 };
 void write_autoencoder_summary(const std::string& path, const AutoencoderSummary& summary);
 // Nothing when the file has no summary (the stage has not finished).
@@ -54,6 +56,19 @@ std::optional<AutoencoderSummary> read_autoencoder_summary(const std::string& pa
 
 // /config with attributes yaml, created, version, torch, world_size.
 void write_run_config(const std::string& path, const std::string& yaml, int world_size);
+
+// Where and how the latest training start ran, for the report: attributes of /launch.
+struct Launch {
+  std::string command;        // as typed, with `mpirun -np W` in front when W > 1
+  std::string host, cpu;      // rank 0's host name and CPU model
+  std::string device, backend;
+  std::string ranks_by_host;  // dist::Context::placement()
+  std::int64_t ranks = 1, threads = 1;
+};
+void write_launch(const std::string& path, const Launch& launch);
+// /wall_time/seconds float64 [S], the stage names in its attribute `stages` (comma-separated, in
+// the order of the log's "wall time:" line).
+void write_wall_time(const std::string& path, const std::vector<std::pair<std::string, double>>& stages);
 void append_train_metrics(const std::string& path, const std::vector<MetricsRow>& rows);
 std::vector<MetricsRow> read_train_metrics(const std::string& path);
 // Drops the rows after `step`, so that a resumed run continues the history without duplicates.
@@ -88,6 +103,7 @@ struct EvalRecord {
   std::string classifier_fingerprint;  // io::weights_fingerprint of the classifier measured with
   std::vector<std::int64_t> class_histogram;
   torch::Tensor gen_features;  // float32 [N, D]
+  torch::Tensor images_u8;     // uint8 [N, H, W]: the samples of the first seed (rank 0)
   torch::Tensor labels_pred;   // int64 [N]
   std::int64_t n_samples = 0;
   std::string sampler;
@@ -109,7 +125,7 @@ struct EvalRecord {
 // /eval/ref_mu, /eval/ref_sigma (float64) and eval_group(record)/{fid, fid_se, kid, kid_se,
 // fid_inf, fid_inf_se, precision, recall, memorised (the mean over the sample seeds), per_seed/<the
 // same> [S], floor/<the same>, fid_floor (floor/fid), mean_confidence, classes_present, class_histogram,
-// gen_features, labels_pred} (the last four of the first seed) with the settings as attributes;
+// gen_features, labels_pred, images} (the last five of the first seed) with the settings as attributes;
 // conditional records add {labels_asked, cond_accuracy, class_accuracy}.
 std::string eval_group(const EvalRecord& record);
 // "guidance_<w>", w printed shortest ("guidance_0.5", "guidance_2").

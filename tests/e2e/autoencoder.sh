@@ -74,6 +74,8 @@ assert run["eval/ema"].attrs["flops_per_sample"] > 0
 assert run["samples/images"].shape == (40, 28, 28), run["samples/images"].shape
 PY
 ls "$out_dir/samples.png" "$out_dir/forward.png" "$out_dir/reverse.png" > /dev/null
+"$(dirname "$0")/check_report.py" "$out_dir/report.html" --expect "The autoencoder (first stage)" \
+  --expect "test images (top) and the autoencoder's reconstructions (bottom)" --expect "autoencoder reconstruction FID"
 "$BIN" inspect "$out_dir/run.h5" | grep -q "latent space: the latents of the autoencoder with weights" ||
   { "$BIN" inspect "$out_dir/run.h5"; exit 1; }
 # Ten more autoencoder steps make another autoencoder and a new cache: the diffusion run, trained

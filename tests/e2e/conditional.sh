@@ -30,6 +30,10 @@ done
   { echo "FAIL: /samples/labels is not balanced"; exit 1; }
 "$BIN" inspect "$out_dir/run.h5" | grep -q "ema guidance 2: FID .*conditional accuracy" ||
   { echo "FAIL: inspect shows no conditional evaluation"; exit 1; }
+# The page: a row and a grid (a class per row) per guidance weight, its figures equal to run.h5's.
+"$(dirname "$0")/check_report.py" "$out_dir/report.html" --expect "cond. acc." \
+  --expect "ema, guidance 0 weights: the first 100 samples (a row per class asked for)" \
+  --expect "ema, guidance 2 weights: the first 100 samples (a row per class asked for)"
 # Sevens only.
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" sample "$CONFIG" "${cond[@]}" --set 'sample.labels=[7]' \
   --set sample.num_samples=8 --set sample.batch_size=4 > "$out_dir/sample.log" 2>&1 || { cat "$out_dir/sample.log"; exit 1; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole pipeline of a config under mpirun -np 2: both ranks train, then sample and evaluate;
-# rank 0 writes run.h5 (/train, /samples, /eval, /trajectory), the checkpoints and the pictures.
+# rank 0 writes run.h5 (/train, /samples, /eval, /trajectory), the checkpoints, the pictures and
+# report.html (checked in headless Chromium against run.h5, also rebuilt while the run trains).
 # The model must have learned: the loss falls by more than half, and the FID of 100 samples is
 # clearly below that of the same model after one step (a model that learned nothing).
 #   two_ranks_train.sh MPIEXEC BINARY CONFIG
@@ -9,9 +10,24 @@ MPIEXEC="$1" BIN="$2" CONFIG="$3"
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
 common=(--set run.threads=1 --set train.steps=200 --set sample.num_samples=100 --set sample.batch_size=50)
-# Evaluations during training at steps 100 and 200, of 50 samples each.
+CHECK="$(dirname "$0")/check_report.py"
+# Evaluations during training at steps 100 and 200, of 50 samples each. While it trains, its page
+# is rebuilt from run.h5 three times (what a user does to watch a run), which must not disturb it.
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set eval.every=100 --set eval.during_samples=50 \
-  --set run.out_dir="$out_dir" 2>&1 | tee "$out_dir/log"
+  --set run.out_dir="$out_dir" > "$out_dir/log" 2>&1 &
+job=$!
+during=0
+while kill -0 "$job" 2>/dev/null && [ "$during" -lt 3 ]; do
+  if [ -f "$out_dir/run.h5" ] && "$BIN" report "$out_dir" --out "$out_dir/during.html" > /dev/null 2>> "$out_dir/during.err" &&
+     grep -q "training: step" "$out_dir/during.html"; then during=$((during + 1)); fi
+  sleep 2
+done
+status=0
+wait "$job" || status=$?
+cat "$out_dir/log"
+[ "$status" -eq 0 ] || { echo "FAIL: the run exited with status $status"; exit 1; }
+echo "pages of the run in progress: $during"
+[ "$during" -gt 0 ] || { cat "$out_dir/during.err"; echo "FAIL: no page of the run was built while it trained"; exit 1; }
 grep -q "2 rank(s) x 1 intra-op thread(s)" "$out_dir/log"
 grep -q "global batch .* per rank x 2 ranks" "$out_dir/log"
 ls "$out_dir"/checkpoints/step_*.h5 "$out_dir/run.h5" "$out_dir"/{samples,forward,reverse}.png
@@ -53,6 +69,16 @@ awk -v a="$fid" -v b="$fid0" 'BEGIN { exit !(a < 0.9 * b) }' || { echo "FAIL: FI
 [ "$(values "$out_dir/run.h5" /eval_history/step | xargs)" = "100.0 200.0" ] ||
   { echo "FAIL: /eval_history/step is '$(values "$out_dir/run.h5" /eval_history/step | xargs)'"; exit 1; }
 grep -q "evaluations during training: 2" "$out_dir/inspect.txt" || { echo "FAIL: inspect shows no evaluation history"; exit 1; }
-"$(dirname "$0")/../../tools/plot_run.py" "$out_dir/run.h5"
-ls "$out_dir/loss.png" "$out_dir/samples_grid.png"
+# The page a person opens: written at the end of the run, as a browser shows it, equal to run.h5.
+grep -q "report: $out_dir/report.html" "$out_dir/log" || { echo "FAIL: the run wrote no report.html"; exit 1; }
+"$CHECK" "$out_dir/report.html" --expect "Final evaluation" --expect "Evaluations during training" \
+  --expect "as it was started mpirun -np 2 ddpm_dist" --expect "The forward and reverse processes"
+# Two runs side by side: one classifier, one N: no warning. A run measured with another classifier: said.
+"$BIN" report "$out_dir" "$out_dir/untrained" --out "$out_dir/both.html"
+"$CHECK" "$out_dir/both.html" --absent WARNING --expect "What differs between the configurations"
+cp -r "$out_dir/untrained" "$out_dir/other"
+/usr/bin/python3 -c 'import sys, h5py; h5py.File(sys.argv[1], "r+")["eval"].attrs["classifier_fingerprint"] = "0123456789abcdef"' \
+  "$out_dir/other/run.h5"
+"$BIN" report "$out_dir" "$out_dir/other" --out "$out_dir/other.html"
+"$CHECK" "$out_dir/other.html" --expect "WARNING: measured with different evaluation classifiers"
 echo "PASS"

@@ -10,6 +10,7 @@
 #include "eval/metrics.hpp"
 #include "eval/sample_grid.hpp"
 #include "io/checkpoint.hpp"
+#include "io/png.hpp"
 #include "model/guidance.hpp"
 #include "model/precision.hpp"
 #include "model/sampler.hpp"
@@ -207,14 +208,14 @@ TEST(SampleGrid, OneRowPerClassAskedFor) {
   const auto labels = model::sample_labels(config::LabelChoice{}, 10, 0, 0, 200);
   const auto images = (labels * 20).to(torch::kUInt8).view({-1, 1, 1}).expand({200, 28, 28}).contiguous();
   const auto grid = eval::sample_grid(images, labels);
-  const std::int64_t cell = 28 + 2;  // make_grid's 2-pixel border
-  ASSERT_EQ(grid.size(0), 2 + 10 * cell);
+  const std::int64_t cell = 28 * io::kPictureScale + 1;  // enlarged, with a one-pixel border
+  ASSERT_EQ(grid.size(0), 1 + 10 * cell);
   for (std::int64_t row = 0; row < 10; ++row)
     for (std::int64_t col = 0; col < 10; ++col)
-      EXPECT_EQ(grid[2 + row * cell + 14][2 + col * cell + 14].item<int>(), 20 * row) << row << "," << col;
+      EXPECT_EQ(grid[1 + row * cell + 40][1 + col * cell + 40].item<int>(), 20 * row) << row << "," << col;
   // One class: the images in order, rows of ten.
   const auto sevens = torch::full({30}, 7, torch::kLong);
-  EXPECT_EQ(eval::sample_grid(images.slice(0, 0, 30), sevens).size(0), 2 + 3 * cell);
+  EXPECT_EQ(eval::sample_grid(images.slice(0, 0, 30), sevens).size(0), 1 + 3 * cell);
 }
 
 // A checkpoint is refused by a model of the other kind, with the key to set and its value there.

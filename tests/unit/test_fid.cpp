@@ -86,10 +86,23 @@ TEST(Frechet, IsSymmetricAndFiniteForSingularCovariances) {
 
 TEST(Png, GridHasTheExpectedSizeAndDecodes) {
   auto images = torch::full({23, 28, 28}, 200, torch::kUInt8);
-  auto grid = io::make_grid(images, 10, 2);
+  images[22][27][27] = 7;  // the last pixel of the last image
+  auto grid = io::make_grid(images, 10, /*scale=*/1, /*pad=*/2);
   EXPECT_EQ(grid.sizes(), (std::vector<int64_t>{3 * 30 + 2, 10 * 30 + 2}));
   EXPECT_EQ(grid[2][2].item<int>(), 200);
-  EXPECT_EQ(grid[0][0].item<int>(), 0);
+  EXPECT_EQ(grid[0][0].item<int>(), io::kBorderGrey);
+  // Enlarged 3x (nearest neighbour) with a one-pixel border: 10 x 85 + 1 wide, each source pixel a
+  // 3 x 3 block.
+  const auto big = io::make_grid(images, 10);
+  EXPECT_EQ(big.sizes(), (std::vector<int64_t>{3 * 85 + 1, 10 * 85 + 1}));
+  const std::int64_t r0 = 1 + 2 * 85, c0 = 1 + 2 * 85;  // image 22: row 2, column 2
+  for (std::int64_t dy = 0; dy < 3; ++dy)
+    for (std::int64_t dx = 0; dx < 3; ++dx) {
+      EXPECT_EQ(big[r0 + 81 + dy][c0 + 81 + dx].item<int>(), 7);
+      EXPECT_EQ(big[r0 + 78 + dy][c0 + 81 + dx].item<int>(), 200);
+    }
+  EXPECT_EQ(big[r0 - 1][c0].item<int>(), io::kBorderGrey);
+  EXPECT_EQ(big[r0 + 84][c0].item<int>(), io::kBorderGrey);
   const std::string path = "/tmp/ddpm_grid_test.png";
   io::write_png(path, grid);
   // The PNG header says 302 x 92, 8-bit grayscale.
