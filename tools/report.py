@@ -473,11 +473,12 @@ def history_grids(run):
     grids = run.history.get("grids")
     if grids is None or not len(grids):
         return ""
-    # Each stored grid holds 4 x 4 digits of 28 pixels with 2-pixel borders (src/eval/during_training.cpp):
-    # cut out again, so that the page draws them like every other picture.
-    cells = [[g[2 + r * 30:2 + r * 30 + 28, 2 + c * 30:2 + c * 30 + 28] for r in range(4) for c in range(4)]
+    # Each stored grid holds up to 4 x 4 digits of 28 pixels with 2-pixel borders
+    # (src/eval/during_training.cpp): cut out again, so that the page draws them like every other picture.
+    rows, columns = (grids.shape[1] - 2) // 30, (grids.shape[2] - 2) // 30
+    cells = [[g[2 + r * 30:2 + r * 30 + 28, 2 + c * 30:2 + c * 30 + 28] for r in range(rows) for c in range(columns)]
              for g in grids]
-    shown = [img(png_uri(grid(np.stack(c), 4)), f"step {int(s)}", f"step {int(s):,}")
+    shown = [img(png_uri(grid(np.stack(c), columns)), f"step {int(s)}", f"step {int(s):,}")
              for c, s in zip(cells, run.history["step"])]
     return "<p class=note>The first 16 samples of each evaluation during training (EMA weights):</p>" + "".join(shown)
 
