@@ -46,8 +46,6 @@ def fmt(value, how):
         return "-"
     if how == "3f":
         return f"{value:.3f}"
-    if how == "2f":
-        return f"{value:.2f}"
     if how == "pct1":
         return f"{100 * value:.1f}%"
     if how == "pct2":
@@ -96,7 +94,6 @@ class EvalGroup:
         self.confidence = scalar(g, "mean_confidence")
         self.classes_present = scalar(g, "classes_present")
         self.cond_accuracy = scalar(g, "cond_accuracy")
-        self.class_accuracy = g["class_accuracy"][:] if "class_accuracy" in g else None
         self.reconstruction_fid = scalar(g, "reconstruction_fid")
         self.images = g["images"][:100] if "images" in g else None
         self.labels = g["labels_asked"][:100] if "labels_asked" in g else None
@@ -192,10 +189,10 @@ def png_uri(image_u8):
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def grid(images, columns, rows=None):
+def grid(images, columns):
     """Tiles uint8 [N, H, W] into a grid at SCALE x with a BORDER-grey line between images."""
     n, h, w = images.shape
-    rows = rows or (n + columns - 1) // columns
+    rows = (n + columns - 1) // columns
     out = np.full((rows * (h * SCALE + 1) + 1, columns * (w * SCALE + 1) + 1), BORDER, dtype=np.uint8)
     big = images.repeat(SCALE, axis=1).repeat(SCALE, axis=2)
     for i in range(min(n, rows * columns)):

@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """Checks a report page as a person sees it: opened in headless Chromium from the file.
 
-    check_report.py PAGE [--expect TEXT]... [--screenshot PNG]
+    check_report.py PAGE [--expect TEXT]... [--absent TEXT]... [--screenshot PNG]
 
 - the page fetches nothing (no http(s) address, no script) and Chromium logs no error for it;
 - its screenshot is not blank (many grey levels, a good share of pixels not white);
 - every figure in a table (a <td data-h5=...>) shows the value of that dataset in the row's run.h5
   (data-file), rounded as the log's table rounds it, and keeps the exact value (data-value);
 - every embedded picture decodes, and the sample grids are drawn at 3x or more;
-- each --expect TEXT is in the page's text (e.g. a warning).
+- each --expect TEXT is in the page's text (e.g. a warning), each --absent TEXT is not.
 Exits 1 with every failure listed.
 """
 import argparse

@@ -54,6 +54,9 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' || { echo "FAIL: 
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${common[@]}" --set train.steps=1 --set run.out_dir="$out_dir/untrained" \
   --set 'eval.seeds=[0, 1]' > "$out_dir/untrained.log" 2>&1 || { cat "$out_dir/untrained.log"; echo "FAIL: the one-step run failed"; exit 1; }
 grep -q "over 2 sample seeds: the mean" "$out_dir/untrained.log" || { echo "FAIL: no mean over the sample seeds"; exit 1; }
+# The command as typed, each argument a shell would split quoted (the page's "as it was started").
+launch="$(/usr/bin/python3 -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["launch"].attrs["command"])' "$out_dir/untrained/run.h5")"
+case "$launch" in *" --set 'eval.seeds=[0, 1]'"*) ;; *) echo "FAIL: /launch command not quoted for a shell: $launch"; exit 1 ;; esac
 per_seed="$(values "$out_dir/untrained/run.h5" /eval/ema/per_seed/fid | xargs)"
 mean="$(values "$out_dir/untrained/run.h5" /eval/ema/fid)"
 echo "FID per seed: $per_seed, mean $mean"
