@@ -13,6 +13,7 @@
 #include "io/run_file.hpp"
 #include "train/autoencoder_task.hpp"
 #include "train/trainer.hpp"
+#include "util/share.hpp"
 
 namespace ddpm::app {
 namespace {
@@ -30,7 +31,7 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const std::string& 
   torch::Tensor shown;  // the report's picture: the first test images and their reconstructions
   {
     c10::InferenceMode guard;
-    const auto [first, count] = eval::sample_range(test_set.size(), batch, s.comm->rank(), s.comm->size());
+    const auto [first, count] = batch_share(test_set.size(), batch, s.comm->rank(), s.comm->size());
     for (auto i = first; i < first + count; i += batch) {
       const auto x = data::to_model_range(test_set.images.slice(0, i, std::min(first + count, i + batch)).to(device));
       sse += (ae->decode(ae->encode(x).mean) - x).square().sum().item<double>();

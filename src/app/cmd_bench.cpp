@@ -121,9 +121,8 @@ void bench_training(Session& s, const data::Dataset& synthetic, const io::Latent
 }
 
 // The update after backward, over whole buffers as the trainer does it (one clipping norm and
-// multiply, train::Adam, the EMA in two operations), against the same per parameter tensor
-// (clip_grad_norm_, torch::optim::Adam, a mul_ and add_ per tensor), on the configured network's
-// parameters with random gradients; the per-tensor form is what the trainer did before.
+// multiply, train::Adam, the EMA in two operations), on the configured network's parameters with
+// random gradients.
 void bench_update(Session& s) {
   const auto device = s.ctx.device();
   auto build = [&] {
@@ -131,30 +130,18 @@ void bench_update(Session& s) {
     net->to(device);
     return net;
   };
-  auto live = build(), shadow = build(), flat_live = build(), flat_shadow = build();
-  auto params = live->parameters(), shadow_params = shadow->parameters();
-  for (auto& p : params) p.mutable_grad() = torch::randn_like(p);
-  torch::optim::Adam per_tensor(params, torch::optim::AdamOptions(1e-4));
-  const double per_tensor_s = median_seconds(device, 3, 21, [&] {
-    torch::NoGradGuard no_grad;
-    torch::nn::utils::clip_grad_norm_(params, 1.0);
-    per_tensor.step();
-    for (std::size_t i = 0; i < params.size(); ++i) shadow_params[i].mul_(0.999).add_(params[i], 1e-3);
-  });
-  const auto values = util::flat_buffer(flat_live->parameters());
+  auto live = build(), shadow = build();
+  const auto values = util::flat_buffer(live->parameters());
   auto grads = torch::randn_like(values);
   train::Adam adam(values, grads, {1e-4});
-  model::Ema ema(*flat_live, *flat_shadow, 0.999);
+  model::Ema ema(*live, *shadow, 0.999);
   const double flat_s = median_seconds(device, 3, 21, [&] {
     train::clip_grad_norm(grads, 1.0);
     adam.step();
-    ema.update(*flat_live);
+    ema.update(*live);
   });
-  const std::string what = std::to_string(params.size()) + " tensors, " + std::to_string(values.numel()) + " values";
-  report("update_ms_per_tensor", per_tensor_s * 1e3,
-         "ms (clip_grad_norm_, torch::optim::Adam, EMA per tensor; " + what + ")");
-  report("update_ms_flat", flat_s * 1e3, "ms (the same over whole buffers, as the trainer does it)");
-  report("update_flat_speedup", per_tensor_s / flat_s, "x");
+  report("update_ms_flat", flat_s * 1e3,
+         "ms (clipping, Adam and EMA over whole buffers, " + std::to_string(values.numel()) + " values)");
 }
 
 // The all-reduce itself, apart from the waiting for a slower rank that comm_wait_fraction also
@@ -176,9 +163,9 @@ void bench_sampling(Session& s, model::UNet& net, const model::SampleSpace& spac
   sample_cfg.sample.sampler = "ddim";
   sample_cfg.sample.steps = std::min(5, cfg.diffusion.timesteps);
   sample_cfg.sample.num_samples = cfg.sample.batch_size * s.comm->size();
-  const auto network = model::network(net, s.ctx.device(), bf16, graphs);
+  const auto denoise = diffusion.denoiser(model::network(net, s.ctx.device(), bf16, graphs));
   const double sec = median_seconds(s.ctx.device(), 1, 3, [&] {
-    eval::sample_distributed(*s.comm, network, diffusion, sample_cfg, s.ctx.device(), nullptr, &space);
+    eval::sample_distributed(*s.comm, denoise, diffusion, sample_cfg, s.ctx.device(), nullptr, &space);
     s.comm->barrier();
   });
   report("sample_img_steps_per_s_" + tag, sample_cfg.sample.num_samples * sample_cfg.sample.steps / sec,
@@ -190,13 +177,13 @@ void bench_sampling(Session& s, model::UNet& net, const model::SampleSpace& spac
 void bench_sampling_as_configured(Session& s, model::UNet& net, const model::SampleSpace& space) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
-  const auto network = model::sampling_network(net, cfg.sample, s.ctx.device());
+  const auto denoise = model::sampling_denoiser(net, diffusion, cfg.sample, s.ctx.device());
   const auto start = clock::now();
-  eval::sample_distributed(*s.comm, network, diffusion, cfg, s.ctx.device(), nullptr, &space);
+  eval::sample_distributed(*s.comm, denoise, diffusion, cfg, s.ctx.device(), nullptr, &space);
   s.comm->barrier();
   report("sample_configured_s", seconds_since(start),
          "s for " + std::to_string(cfg.sample.num_samples) + " images, " + cfg.sample.sampler + " x" +
-             std::to_string(model::network_evaluations(cfg.sample, cfg.diffusion.timesteps)) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
+             std::to_string(model::network_evaluations(cfg.sample, cfg.diffusion)) + ", " + cfg.sample.precision + (cfg.sample.cuda_graphs ? " with graphs" : "") +
              ", batch " + std::to_string(cfg.sample.batch_size) + " per rank, " + std::to_string(s.comm->size()) +
              " rank(s)");
 }

@@ -22,8 +22,12 @@ void cmd_sample(Session& s) {
   const auto& cfg = s.cfg;
   auto trained = eval::load_trained(cfg, s.ctx.device(), s.comm->rank());
   const auto& info = trained.info;
-  auto& net = cfg.sample.use_ema ? trained.ema : trained.live;
-  const int steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
+  if (cfg.eval.weights == "both")
+    throw Error("ddpm_dist sample draws from one set of weights, but eval.weights is `both`: set it to `ema` or `raw` "
+                "(--set eval.weights=raw)");
+  const bool use_ema = cfg.eval.weights == "ema";
+  auto& net = use_ema ? trained.ema : trained.live;
+  const int steps = model::network_evaluations(cfg.sample, cfg.diffusion);
   const bool conditional = cfg.model.num_classes > 0;
   spdlog::info("sampling {} images on {} rank(s) with {} ({} network evaluations per image, eta {}{}) from {} ({} "
                "weights, step {})",
@@ -31,7 +35,7 @@ void cmd_sample(Session& s) {
                conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels),
                                          cfg.sample.guidance)
                            : "",
-               trained.path, cfg.sample.use_ema ? "EMA" : "raw", info.step);
+               trained.path, use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
   const auto start = std::chrono::steady_clock::now();
@@ -44,7 +48,7 @@ void cmd_sample(Session& s) {
     spdlog::info("sampling {}/{} batch-steps, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                  elapsed / done * (total - done));
   };
-  auto images = eval::sample_distributed(*s.comm, model::sampling_network(net, cfg.sample, s.ctx.device()), diffusion,
+  auto images = eval::sample_distributed(*s.comm, model::sampling_denoiser(net, diffusion, cfg.sample, s.ctx.device()), diffusion,
                                          cfg, s.ctx.device(), progress, &trained.space);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -56,7 +60,7 @@ void cmd_sample(Session& s) {
   const auto labels =
       model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
   io::write_samples(path, u8,
-                    {cfg.sample.sampler, steps, cfg.sample.eta, cfg.sample.use_ema, info.step, cfg.run.seed, labels,
+                    {cfg.sample.sampler, steps, cfg.sample.eta, use_ema, info.step, cfg.run.seed, labels,
                      cfg.sample.guidance});
   io::write_png(cfg.out_dir() + "/samples.png", eval::sample_grid(u8, labels));
   spdlog::info("samples written: {} (/samples/images{}) and {}/samples.png", path, conditional ? ", /samples/labels" : "",

@@ -70,6 +70,7 @@ void visit(Config& c, V& v) {
   v.section("train");
   v.field("steps", c.train.steps);
   v.field("batch_size", c.train.batch_size);
+  v.field("micro_batch", c.train.micro_batch);
   v.field("lr", c.train.lr);
   v.field("warmup_steps", c.train.warmup_steps);
   v.field("lr_schedule", c.train.lr_schedule);
@@ -100,7 +101,6 @@ void visit(Config& c, V& v) {
   v.field("variance", c.sample.variance);
   v.field("batch_size", c.sample.batch_size);
   v.field("clip_x0", c.sample.clip_x0);
-  v.field("use_ema", c.sample.use_ema);
   v.field("precision", c.sample.precision);
   v.field("cuda_graphs", c.sample.cuda_graphs);
   v.field("labels", c.sample.labels);
@@ -273,6 +273,13 @@ class Writer {
   YAML::Node node_;
 };
 
+// Keys that were removed, with what took their place.
+const std::map<std::string, std::string>& retired_keys() {
+  static const std::map<std::string, std::string> retired = {
+      {"sample.use_ema", "eval.weights (ema or raw) chooses the weights `ddpm_dist sample` draws from"}};
+  return retired;
+}
+
 void reject_unknown_keys(const YAML::Node& root, const std::string& source,
                          const std::set<std::string>& overridden) {
   KeyLister lister;
@@ -291,6 +298,9 @@ void reject_unknown_keys(const YAML::Node& root, const std::string& source,
       const auto full = name + "." + kv.first.as<std::string>();
       if (std::find(lister.keys.begin(), lister.keys.end(), full) != lister.keys.end()) continue;
       const std::string origin = overridden.count(full) ? "--set " + full : where(source, kv.first);
+      const auto retired = retired_keys().find(full);
+      if (retired != retired_keys().end())
+        throw Error(origin + ": '" + full + "' is no longer a key: " + retired->second + "; remove it");
       throw Error(origin + ": unknown key '" + full + "'; did you mean '" +
                   nearest(full, lister.keys) + "'?");
     }
@@ -387,6 +397,8 @@ void validate(const Config& c) {
   const auto& t = c.train;
   require(t.steps >= 1, s, "train.steps", "must be >= 1, got " + str(t.steps));
   require(t.batch_size >= 1, s, "train.batch_size", "must be >= 1, got " + str(t.batch_size));
+  require(t.micro_batch >= 0, s, "train.micro_batch",
+          "must be >= 0 (0: each rank's whole share in one pass), got " + str(t.micro_batch));
   require(t.lr > 0.0 && std::isfinite(t.lr), s, "train.lr", "must be > 0, got " + str(t.lr));
   require(t.warmup_steps >= 0, s, "train.warmup_steps", "must be >= 0");
   require_one_of(s, "train.lr_schedule", t.lr_schedule, {"constant", "cosine"});

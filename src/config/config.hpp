@@ -82,6 +82,8 @@ struct DiffusionConfig {
 struct TrainConfig {
   std::int64_t steps = 1000;
   std::int64_t batch_size = 128;  // global, over all ranks
+  // Rows per forward pass on a rank (gradient accumulation); 0: the rank's whole share at once.
+  std::int64_t micro_batch = 0;
   double lr = 2e-4;
   std::int64_t warmup_steps = 100;
   std::string lr_schedule = "constant";  // after warm-up: constant | cosine (from lr down to lr_min at the last step)
@@ -125,7 +127,6 @@ struct SampleConfig {
   std::string variance = "posterior";  // ddpm sigma^2: beta | posterior
   std::int64_t batch_size = 250;       // per rank
   bool clip_x0 = true;
-  bool use_ema = true;
   std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision) | auto
   bool cuda_graphs = false;        // replay each batch size's forward pass as a CUDA graph (CUDA only)
   LabelChoice labels;              // conditional models: balanced | random | none | [class, ...]

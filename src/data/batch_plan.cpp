@@ -4,13 +4,9 @@
 
 #include "util/error.hpp"
 #include "util/rng.hpp"
+#include "util/share.hpp"
 
 namespace ddpm::data {
-
-std::pair<std::int64_t, std::int64_t> rank_slice(std::int64_t global, int rank, int world) {
-  const std::int64_t per = global / world;
-  return {rank * per, (rank + 1) * per};
-}
 
 BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::uint64_t seed, torch::Device device)
     : size_(dataset_size), batch_(global_batch), steps_per_epoch_(dataset_size / global_batch), seed_(seed),
@@ -21,14 +17,14 @@ BatchPlan::BatchPlan(std::int64_t dataset_size, std::int64_t global_batch, std::
 }
 
 torch::Tensor BatchPlan::indices(std::int64_t step, int rank, int world) {
-  const auto [begin, end] = rank_slice(batch_, rank, world);
+  const auto [begin, end] = rank_share(batch_, rank, world);
   return rows(step, begin, end);
 }
 
 torch::Tensor BatchPlan::rows(std::int64_t step, std::int64_t begin, std::int64_t end) {
   const std::int64_t epoch = epoch_of(step);
   if (epoch != cached_epoch_) {
-    auto gen = make_generator(seed_, Stream::EpochPermutation, static_cast<std::uint64_t>(epoch));
+    auto gen = Stream(seed_, Purpose::EpochPermutation).generator({static_cast<std::uint64_t>(epoch)});
     permutation_ = torch::randperm(size_, gen, torch::kLong).to(device_);
     cached_epoch_ = epoch;
   }

@@ -22,7 +22,7 @@ class BatchPlan {
   // int64 indices into the data set for rows [begin, end) of the global batch of step `step`
   // (0-based), on the plan's device.
   torch::Tensor rows(std::int64_t step, std::int64_t begin, std::int64_t end);
-  // The rows of rank `rank`'s equal slice (rank_slice).
+  // The rows of rank `rank`'s share of the global batch (rank_share, util/share.hpp).
   torch::Tensor indices(std::int64_t step, int rank, int world);
 
  private:
@@ -32,8 +32,5 @@ class BatchPlan {
   std::int64_t cached_epoch_ = -1;
   torch::Tensor permutation_;
 };
-
-// The [begin, end) rows of a global batch of `global` rows that rank `rank` of `world` owns.
-std::pair<std::int64_t, std::int64_t> rank_slice(std::int64_t global, int rank, int world);
 
 }  // namespace ddpm::data

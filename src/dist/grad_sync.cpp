@@ -79,7 +79,7 @@ GradSync::GradSync(Communicator& comm, std::vector<torch::Tensor> params, GradSy
 
 GradSync::~GradSync() = default;
 
-void GradSync::prepare() {
+void GradSync::prepare(bool armed) {
   for (std::size_t k = 0; k < params_.size(); ++k) {
     const auto& g = params_[k].grad();
     if (!g.defined() || !g.is_same(grad_views_[k])) params_[k].mutable_grad() = grad_views_[k];
@@ -91,7 +91,7 @@ void GradSync::prepare() {
   }
   std::fill(arrived_.begin(), arrived_.end(), 0);
   next_launch_ = 0;
-  armed_ = true;
+  armed_ = armed;
 }
 
 void GradSync::on_gradient(std::size_t param) {

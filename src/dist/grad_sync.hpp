@@ -33,9 +33,12 @@ class GradSync {
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;
 
-  // Call before each backward: zeroes the gradients (the buffer), and makes any gradient that
-  // something else replaced (an optimizer's zero_grad that sets them to none) a view again.
-  void prepare();
+  // Call before each step's first backward: zeroes the gradients (the buffer), and makes any
+  // gradient that something else replaced (an optimizer's zero_grad that sets them to none) a view
+  // again. `armed` false: the backwards that follow only accumulate (gradient accumulation), until
+  // arm() before the last.
+  void prepare(bool armed = true);
+  void arm() { armed_ = true; }
   // Call after backward: the parameters' gradients are then the averages over ranks.
   void finish();
 

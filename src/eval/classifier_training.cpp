@@ -8,6 +8,7 @@
 #include "io/latent_cache.hpp"
 #include "io/named_tensors.hpp"
 #include "util/error.hpp"
+#include "util/share.hpp"
 
 namespace ddpm::eval {
 namespace {
@@ -18,8 +19,7 @@ double accuracy(dist::Communicator& comm, model::Classifier& net, const data::Da
                 const torch::Device& device) {
   c10::InferenceMode guard;
   net->eval();
-  const auto [begin, end] = std::pair<std::int64_t, std::int64_t>{set.size() * comm.rank() / comm.size(),
-                                                                  set.size() * (comm.rank() + 1) / comm.size()};
+  const auto [begin, end] = rank_share(set.size(), comm.rank(), comm.size());
   double correct = 0;
   for (std::int64_t i = begin; i < end; i += batch) {
     const auto n = std::min(batch, end - i);

@@ -2,22 +2,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/share.hpp"
+
 namespace ddpm::eval {
 
-std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world) {
-  const std::int64_t batches = (num_samples + batch - 1) / batch;
-  const std::int64_t first_batch = batches * rank / world, end_batch = batches * (rank + 1) / world;
-  const std::int64_t first = std::min(num_samples, first_batch * batch);
-  const std::int64_t end = std::min(num_samples, end_batch * batch);
-  return {first, end - first};
-}
-
-torch::Tensor sample_local(dist::Communicator& comm, const model::Network& network, const model::Diffusion& diffusion,
+torch::Tensor sample_local(dist::Communicator& comm, const model::Denoiser& denoise, const model::Diffusion& diffusion,
                            const config::Config& cfg, const torch::Device& device,
                            const model::StepCallback& on_step, const model::SampleSpace* space) {
-  const auto [first, count] = sample_range(cfg.sample.num_samples, cfg.sample.batch_size, comm.rank(), comm.size());
+  const auto [first, count] = batch_share(cfg.sample.num_samples, cfg.sample.batch_size, comm.rank(), comm.size());
   // Work is split in whole batches; fewer batches than ranks leaves ranks idle, which is allowed.
-  const std::int64_t batches = (cfg.sample.num_samples + cfg.sample.batch_size - 1) / cfg.sample.batch_size;
+  const std::int64_t batches = batch_count(cfg.sample.num_samples, cfg.sample.batch_size);
   if (comm.rank() == 0 && batches < comm.size())
     spdlog::warn("sample.num_samples = {} in batches of sample.batch_size = {} makes {} batch(es) for {} ranks: {} "
                  "rank(s) wait idle; start fewer ranks or lower sample.batch_size to spread the work",
@@ -29,16 +23,16 @@ torch::Tensor sample_local(dist::Communicator& comm, const model::Network& netwo
   model::SampleRequest request{first, count, cfg.run.seed, labels};
   const bool latent = space && space->latent();
   request.clamp = !latent;
-  const auto x = model::sample_images(network, diffusion, cfg.sample, shape, request, device, on_step);
+  const auto x = model::sample_images(denoise, diffusion, cfg.sample, shape, request, device, on_step);
   return latent ? space->to_images(x.to(device), cfg.sample.batch_size).cpu() : x;
 }
 
-torch::Tensor sample_distributed(dist::Communicator& comm, const model::Network& network,
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::Denoiser& denoise,
                                  const model::Diffusion& diffusion, const config::Config& cfg,
                                  const torch::Device& device, const model::StepCallback& on_step,
                                  const model::SampleSpace* space) {
   // Gathered on the host, in rank order, which is index order.
-  return comm.gatherv(sample_local(comm, network, diffusion, cfg, device, on_step, space).cpu().contiguous(), 0);
+  return comm.gatherv(sample_local(comm, denoise, diffusion, cfg, device, on_step, space).cpu().contiguous(), 0);
 }
 
 }  // namespace ddpm::eval

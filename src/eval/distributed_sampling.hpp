@@ -13,19 +13,16 @@
 
 namespace ddpm::eval {
 
-// The [first, first + count) image range rank `rank` of `world` samples.
-std::pair<std::int64_t, std::int64_t> sample_range(std::int64_t num_samples, std::int64_t batch, int rank, int world);
-
-// This rank's images (float [count, C, H, W] in [-1, 1], on the CPU) of its sample_range, each of
+// This rank's images (float [count, C, H, W] in [-1, 1], on the CPU) of its batch_share (util/share.hpp), each of
 // the class sample.labels asks for (model::sample_labels) when the model is conditional. `space`:
 // where the network samples (latents are decoded to images, in batches of sample.batch_size);
 // nullptr: images of cfg.model's size and channels.
-torch::Tensor sample_local(dist::Communicator& comm, const model::Network& network, const model::Diffusion& diffusion,
+torch::Tensor sample_local(dist::Communicator& comm, const model::Denoiser& denoise, const model::Diffusion& diffusion,
                            const config::Config& cfg, const torch::Device& device,
                            const model::StepCallback& on_step = nullptr, const model::SampleSpace* space = nullptr);
 
 // Returns the float images [N, C, H, W] in [-1, 1] on rank 0 (in index order), undefined elsewhere.
-torch::Tensor sample_distributed(dist::Communicator& comm, const model::Network& network,
+torch::Tensor sample_distributed(dist::Communicator& comm, const model::Denoiser& denoise,
                                  const model::Diffusion& diffusion, const config::Config& cfg,
                                  const torch::Device& device, const model::StepCallback& on_step = nullptr,
                                  const model::SampleSpace* space = nullptr);

@@ -34,7 +34,7 @@ DuringTraining::DuringTraining(dist::Communicator& comm, const config::Config& c
                  "{} real training images score FID {:.3f} +- {:.3f}, KID {:.2f} +- {:.2f}, FID at N=inf {:.3f} "
                  "+- {:.3f}, precision {:.3f}, recall {:.3f}",
                  cfg_.eval.every, cfg_.sample.num_samples, cfg_.sample.sampler,
-                 model::network_evaluations(cfg_.sample, cfg_.diffusion.timesteps), info.path,
+                 model::network_evaluations(cfg_.sample, cfg_.diffusion), info.path,
                  100 * info.test_accuracy, info.fingerprint, cfg_.sample.num_samples, f.fid.value, f.fid.se,
                  f.kid.value, f.kid.se, f.fid_inf.value, f.fid_inf.se, f.precision, f.recall);
   }
@@ -45,7 +45,7 @@ io::EvalHistoryRow DuringTraining::evaluate(model::UNet& net, std::int64_t step,
   comm_.set_phase("the evaluation at step " + std::to_string(step), false);
   const auto start = std::chrono::steady_clock::now();
   net->eval();
-  const auto local = sample_local(comm_, model::sampling_network(net, cfg_.sample, device_), diffusion_, cfg_, device_,
+  const auto local = sample_local(comm_, model::sampling_denoiser(net, diffusion_, cfg_.sample, device_), diffusion_, cfg_, device_,
                                   nullptr, &space_);
   const auto m = eval::evaluate(comm_, classifier_, local, ref_, cfg_.sample.batch_size, device_);
   // The first 16 images (they lie on rank 0 whenever it samples at least one batch of 16).

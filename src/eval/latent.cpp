@@ -11,6 +11,7 @@
 #include "io/h5.hpp"
 #include "io/run_file.hpp"
 #include "util/error.hpp"
+#include "util/share.hpp"
 
 namespace ddpm::eval {
 namespace {
@@ -46,7 +47,7 @@ io::LatentCache encode_posteriors(dist::Communicator& comm, model::Autoencoder& 
                                   std::int64_t batch, const torch::Device& device) {
   c10::InferenceMode guard;
   std::vector<torch::Tensor> means, stds;
-  const auto [first, count] = sample_range(images_u8.size(0), batch, comm.rank(), comm.size());
+  const auto [first, count] = batch_share(images_u8.size(0), batch, comm.rank(), comm.size());
   for (auto i = first; i < first + count; i += batch) {
     const auto x = data::to_model_range(images_u8.slice(0, i, std::min(first + count, i + batch)).to(device));
     const auto q = ae->encode(x);

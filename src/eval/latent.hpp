@@ -25,7 +25,7 @@ struct TrainedAutoencoder {
 TrainedAutoencoder load_autoencoder(const config::Config& cfg, const torch::Device& device, int rank);
 
 // The posteriors of `images_u8` under `ae` (in evaluation mode): each rank encodes a share in whole
-// batches of `batch` (eval::sample_range), so every image meets the same batch at any number of
+// batches of `batch` (batch_share, util/share.hpp), so every image meets the same batch at any number of
 // ranks, and rank 0 gathers them in order and measures the scale (model::latent_moments); the
 // other ranks' tensors are undefined. The caller names the autoencoder (fingerprint, step).
 io::LatentCache encode_posteriors(dist::Communicator& comm, model::Autoencoder& ae, const torch::Tensor& images_u8,

@@ -10,6 +10,7 @@
 #include "io/h5.hpp"
 #include "io/latent_cache.hpp"
 #include "util/rng.hpp"
+#include "util/share.hpp"
 
 namespace ddpm::eval {
 namespace {
@@ -30,12 +31,12 @@ std::pair<torch::Tensor, torch::Tensor> classify(model::Classifier& net, const t
   return {torch::cat(feats), torch::cat(probs)};
 }
 
-// The features of images_u8, each rank classifying its run of whole batches (sample_range), so
+// The features of images_u8, each rank classifying its run of whole batches (batch_share), so
 // that every image meets the same batch whatever the number of ranks; the local share is
 // passed through `transform` first, when given.
 torch::Tensor local_features(dist::Communicator& comm, model::Classifier& net, const torch::Tensor& images_u8,
                              std::int64_t batch, const torch::Device& device, const ImageTransform& transform = nullptr) {
-  const auto [begin, count] = sample_range(images_u8.size(0), batch, comm.rank(), comm.size());
+  const auto [begin, count] = batch_share(images_u8.size(0), batch, comm.rank(), comm.size());
   auto x = data::to_model_range(images_u8.slice(0, begin, begin + count));
   if (transform && count > 0) x = transform(x);
   return classify(net, x, batch, device).first;
@@ -43,7 +44,7 @@ torch::Tensor local_features(dist::Communicator& comm, model::Classifier& net, c
 
 // The floor's training images: as many as there are samples, chosen by a fixed seed.
 torch::Tensor floor_indices(const config::Config& cfg, std::int64_t train_size, std::int64_t n_samples) {
-  auto gen = make_generator(cfg.eval.classifier_seed, Stream::EpochPermutation, 0xF100);
+  auto gen = Stream(cfg.eval.classifier_seed, Purpose::FloorImages).generator();
   return torch::randperm(train_size, gen, torch::kLong).slice(0, 0, std::min(n_samples, train_size));
 }
 
@@ -66,7 +67,7 @@ FeatureFigures broadcast_figures(dist::Communicator& comm, const FeatureFigures&
 
 // Seeds of the measures' own random choices (bootstrap, subsets): fixed, so a measure is a
 // function of the features alone.
-std::uint64_t measure_seed(std::uint64_t index) { return derive_seed({static_cast<std::uint64_t>(Stream::Measures), index}); }
+std::uint64_t measure_seed(std::uint64_t index) { return Stream(0, Purpose::Measures).key({index}); }
 
 }  // namespace
 
@@ -127,7 +128,7 @@ Reference reference_stats(dist::Communicator& comm, const io::FeatureCache& feat
     r.memorisation_threshold = features.memorisation_threshold;
     r.classifier = features.classifier;
     const auto real_count = std::min(test.size(0), std::max<std::int64_t>(n_samples, 1000));
-    auto gen = make_generator(cfg.eval.classifier_seed, Stream::Measures, 0);
+    auto gen = Stream(cfg.eval.classifier_seed, Purpose::RealImages).generator();
     r.real = test.index_select(0, torch::randperm(test.size(0), gen, torch::kLong).slice(0, 0, real_count));
     r.floor = measure_features(features.train.index_select(0, floor_indices(cfg, features.train.size(0), n_samples)), r);
   }

@@ -67,7 +67,7 @@ double transformed_floor_fid(dist::Communicator& comm, model::Classifier& net, c
                              const ImageTransform& transform, const torch::Device& device);
 
 // `local_images`: this rank's generated images, float [n, 1, 28, 28] in [-1, 1], classified in
-// batches of `batch`. With local ranges that start at multiples of `batch` (as sample_range gives
+// batches of `batch`. With local ranges that start at multiples of `batch` (as batch_share gives
 // for batch = sample.batch_size) every image meets the same batch at any world size, and the
 // features are bitwise those of one rank; the measures are computed on rank 0 from them.
 Metrics evaluate(dist::Communicator& comm, model::Classifier& net, const torch::Tensor& local_images,

@@ -44,7 +44,7 @@ void forward_picture(const config::Config& cfg, const data::Dataset& train, cons
   const int k = cfg.eval.trajectory_images, T = diffusion.timesteps();
   const auto images = data::to_model_range(train.images.slice(0, 0, k));
   auto x0 = space.from_images(images.to(device)).cpu();
-  auto gen = make_generator(cfg.run.seed, Stream::SampleNoise, 0xF0F0);
+  auto gen = Stream(cfg.run.seed, Purpose::ForwardPicture).generator();
   auto eps = torch::randn(x0.sizes(), gen);
   std::vector<torch::Tensor> columns{data::to_uint8(images)};
   std::vector<std::int64_t> timesteps{0};
@@ -60,13 +60,13 @@ void forward_picture(const config::Config& cfg, const data::Dataset& train, cons
 }
 
 // The first few samples along the reverse process, from noise to digit.
-void reverse_picture(const config::Config& cfg, const model::Network& network, const model::Diffusion& diffusion,
+void reverse_picture(const config::Config& cfg, const model::Denoiser& denoise, const model::Diffusion& diffusion,
                      const model::SampleSpace& space, const torch::Device& device, const std::string& run_file) {
   const int k = cfg.eval.trajectory_images;
   std::vector<torch::Tensor> columns;
   std::vector<std::int64_t> timesteps;
-  // About 10 evenly spaced reverse steps, plus the noise and the final image.
-  const int stride = std::max(1, model::network_evaluations(cfg.sample, cfg.diffusion.timesteps) / 10);
+  // About 10 evenly spaced noise levels, plus the noise and the final image.
+  const int stride = std::max(1, static_cast<int>(model::sampling_levels(diffusion, cfg.sample).size()) / 10);
   int call = 0;
   auto keep = [&](std::int64_t t, const torch::Tensor& x) {
     if (call++ % stride == 0 || t == -1) {
@@ -79,7 +79,7 @@ void reverse_picture(const config::Config& cfg, const model::Network& network, c
   const auto labels = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, k);
   model::SampleRequest request{0, k, cfg.run.seed, labels};
   request.clamp = !space.latent();
-  model::sample_images(network, diffusion, sample_cfg, space.shape(), request, device, nullptr, keep);
+  model::sample_images(denoise, diffusion, sample_cfg, space.shape(), request, device, nullptr, keep);
   auto frames = torch::stack(columns, 1);
   io::write_trajectory(run_file, "reverse", frames, timesteps, "samples along the reverse process, a row per image");
   write_strip(cfg.out_dir() + "/reverse.png", frames);
@@ -174,7 +174,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.floor = ref.floor;
       r.seeds = seeds;
       r.sampler = cfg.sample.sampler;
-      r.steps = model::network_evaluations(cfg.sample, cfg.diffusion.timesteps);
+      r.steps = model::network_evaluations(cfg.sample, cfg.diffusion);
       r.eta = cfg.sample.eta;
       r.checkpoint_step = info.step;
       r.classifier_test_accuracy = cls.test_accuracy;
@@ -184,8 +184,8 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.flops_per_sample = double(r.steps) * (g != 0.0 ? 2.0 : 1.0) * net->forward_flops() + space.decode_flops();
       auto sample_cfg = cfg.sample;
       sample_cfg.guidance = g;
-      // One network for every seed: the seed changes the noise only (with CUDA graphs, no capture again).
-      const auto network = model::sampling_network(net, sample_cfg, device);
+      // One denoiser for every seed: the seed changes the noise only (with CUDA graphs, no capture again).
+      const auto denoise = model::sampling_denoiser(net, diffusion, sample_cfg, device);
       for (std::size_t i = 0; i < seeds.size(); ++i) {
         auto seed_cfg = cfg;
         seed_cfg.run.seed = seeds[i];
@@ -209,7 +209,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
           spdlog::info("sampling: {}/{} batch-steps on rank 0, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                        elapsed / done * (total - done));
         };
-        const auto local = sample_local(comm, network, diffusion, seed_cfg, device, progress, &trained.space);
+        const auto local = sample_local(comm, denoise, diffusion, seed_cfg, device, progress, &trained.space);
         const bool first = i == 0;
         const auto images = first ? comm.gatherv(local.cpu().contiguous(), 0) : torch::Tensor();
         summary.sample_seconds += since(sample_start);
@@ -250,7 +250,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
                             {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, seeds[i],
                              labels_asked, g});
           io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
-          reverse_picture(seed_cfg, network, diffusion, trained.space, device, run_file);
+          reverse_picture(seed_cfg, denoise, diffusion, trained.space, device, run_file);
         }
         if (w == weight_sets.front() && guidances.size() > 1)
           io::write_png(cfg.out_dir() + "/samples_" + io::guidance_group(g) + ".png", sample_grid(u8, labels_asked));

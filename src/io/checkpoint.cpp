@@ -27,12 +27,10 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
     write_named(root, "ema", named_tensors(ema), "exponential moving average of the parameters (used for sampling)");
     if (adam) {
       auto optim = root.createGroup("optim");
-      write_attr(optim, "description", "Adam state per parameter: first and second moments, step count");
-      Named steps;
-      for (const auto& [name, t] : adam->exp_avg) steps.emplace_back(name, torch::tensor({adam->steps}, torch::kInt64));
+      write_attr(optim, "description", "Adam state: first and second moments per parameter, one step count");
       write_named(optim, "exp_avg", adam->exp_avg, "Adam first moment");
       write_named(optim, "exp_avg_sq", adam->exp_avg_sq, "Adam second moment");
-      write_named(optim, "step", steps, "Adam step count");
+      write_tensor(optim, "step", torch::tensor({adam->steps}, torch::kInt64));
     }
     // Only rank 0 writes checkpoints.
     fault::at(fault::Point::CheckpointWrite, info.step, 0);
@@ -102,8 +100,8 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
     std::vector<torch::Tensor> m1, m2;
     std::int64_t adam_steps = 0;
     if (file.nameExists("optim")) {
-      const auto g1 = file.openGroup("optim/exp_avg"), g2 = file.openGroup("optim/exp_avg_sq"),
-                 gs = file.openGroup("optim/step");
+      const auto optim = file.openGroup("optim");
+      const auto g1 = file.openGroup("optim/exp_avg"), g2 = file.openGroup("optim/exp_avg_sq");
       // Shaped as the parameters when the caller has no optimizer: the names and shapes are checked all the same.
       Named like;
       for (const auto& p : model.named_parameters()) like.emplace_back(p.key(), p.value());
@@ -113,14 +111,15 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
       check_named(path, g2, "optim/exp_avg_sq", e2);
       m1 = read_named(g1, e1);
       m2 = read_named(g2, e2);
-      for (std::size_t i = 0; i < like.size(); ++i) {
-        const auto& name = like[i].first;
-        if (!gs.nameExists(name)) throw DamagedFile("optim/step/" + name + " is missing");
-        const auto n = read_tensor(gs, name).item<std::int64_t>();
-        if (i > 0 && n != adam_steps)
-          throw DamagedFile("optim/step/" + name + " is " + std::to_string(n) + ", other parameters' " +
-                            std::to_string(adam_steps) + ": Adam's step count differs between parameters");
-        adam_steps = n;
+      if (!optim.nameExists("step")) throw DamagedFile("optim/step is missing");
+      if (optim.childObjType("step") == H5O_TYPE_DATASET) {
+        adam_steps = read_tensor(optim, "step").item<std::int64_t>();
+      } else {
+        // Checkpoints before 2026-12-06 hold the one count once per parameter; the first stands for all.
+        const auto gs = file.openGroup("optim/step");
+        const auto& first = like.front().first;
+        if (!gs.nameExists(first)) throw DamagedFile("optim/step/" + first + " is missing");
+        adam_steps = read_tensor(gs, first).item<std::int64_t>();
       }
     }
     CheckpointInfo info;

@@ -1,5 +1,6 @@
 #include "model/diffusion.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ddpm::model {
@@ -22,20 +23,14 @@ Schedule make_schedule(const config::DiffusionConfig& cfg) {
   s.alphas.resize(T);
   s.abar.resize(T);
   s.abar_prev.resize(T);
-  s.posterior_variance.resize(T);
   double prod = 1.0;
   for (int t = 0; t < T; ++t) {
     s.alphas[t] = 1.0 - s.betas[t];
     s.abar_prev[t] = prod;
     prod *= s.alphas[t];
     s.abar[t] = prod;
-    s.posterior_variance[t] = s.betas[t] * (1.0 - s.abar_prev[t]) / (1.0 - s.abar[t]);
   }
   return s;
-}
-
-double ddim_sigma(double abar_t, double abar_prev, double eta) {
-  return eta * std::sqrt((1.0 - abar_prev) / (1.0 - abar_t) * (1.0 - abar_t / abar_prev));
 }
 
 std::vector<std::int64_t> respaced_timesteps(int T, int steps) {
@@ -61,12 +56,9 @@ Diffusion::Diffusion(const config::DiffusionConfig& cfg)
       p_std_(cfg.p_std) {
   for (std::size_t i = 0; i < s_.betas.size(); ++i) {
     sigma_.push_back(std::sqrt((1.0 - s_.abar[i]) / s_.abar[i]));
+    log_sigma_.push_back(std::log(sigma_.back()));
     sqrt_abar_.push_back(std::sqrt(s_.abar[i]));
     sqrt_1m_abar_.push_back(std::sqrt(1.0 - s_.abar[i]));
-    post_c0_.push_back(std::sqrt(s_.abar_prev[i]) * s_.betas[i] / (1.0 - s_.abar[i]));
-    post_ct_.push_back(std::sqrt(s_.alphas[i]) * (1.0 - s_.abar_prev[i]) / (1.0 - s_.abar[i]));
-    inv_sqrt_alpha_.push_back(1.0 / std::sqrt(s_.alphas[i]));
-    eps_coef_.push_back(s_.betas[i] / sqrt_1m_abar_[i]);
   }
 }
 
@@ -93,11 +85,36 @@ torch::Tensor Diffusion::target(const torch::Tensor& x0, const torch::Tensor& t,
   return eps;
 }
 
-torch::Tensor Diffusion::eps_from_output(const torch::Tensor& output, const torch::Tensor& x_t,
-                                         const torch::Tensor& t) const {
-  if (prediction_ == "x0") return (x_t - gather(sqrt_abar_, t, x_t) * output) / gather(sqrt_1m_abar_, t, x_t);
-  if (prediction_ == "v") return gather(sqrt_abar_, t, x_t) * output + gather(sqrt_1m_abar_, t, x_t) * x_t;
-  return output;
+torch::Tensor Diffusion::x0_from_output(const torch::Tensor& output, const torch::Tensor& x_t, std::int64_t t) const {
+  if (prediction_ == "x0") return output;
+  if (prediction_ == "v") return x_t * sqrt_abar_[t] - output * sqrt_1m_abar_[t];
+  return (x_t - output * sqrt_1m_abar_[t]) * (1.0 / sqrt_abar_[t]);
+}
+
+std::int64_t Diffusion::timestep_at(double sigma) const {
+  const double target = std::log(sigma);
+  // sigma grows with t.
+  const auto it = std::lower_bound(log_sigma_.begin(), log_sigma_.end(), target);
+  std::int64_t t = std::min<std::int64_t>(it - log_sigma_.begin(), timesteps() - 1);
+  if (t > 0 && target - log_sigma_[t - 1] < log_sigma_[t] - target) --t;
+  return t;
+}
+
+Denoiser Diffusion::denoiser(Network network) const {
+  if (edm()) {
+    return [this, network = std::move(network)](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
+      const auto at = [&](const torch::Tensor& in, const torch::Tensor& c_noise) { return network(in, c_noise, labels); };
+      std::vector<std::int64_t> shape(x.dim(), 1);
+      shape[0] = x.size(0);
+      return edm_denoise(at, x, torch::full(shape, sigma, x.options().dtype(torch::kFloat32)));
+    };
+  }
+  return [this, network = std::move(network)](const torch::Tensor& x, double sigma, const torch::Tensor& labels) {
+    const auto t = timestep_at(sigma);
+    const auto x_t = x * sqrt_abar_[t];
+    const auto t_batch = torch::full({x.size(0)}, t, x.options().dtype(torch::kLong));
+    return x0_from_output(network(x_t, t_batch, labels).to(torch::kFloat32), x_t, t);
+  };
 }
 
 torch::Tensor Diffusion::draw_levels(std::int64_t n, c10::optional<at::Generator> gen,
@@ -106,24 +123,10 @@ torch::Tensor Diffusion::draw_levels(std::int64_t n, c10::optional<at::Generator
   return (torch::randn({n}, std::move(gen), options.dtype(torch::kFloat32)) * p_std_ + p_mean_).exp();
 }
 
-torch::Tensor Diffusion::edm_denoise(const EpsModel& network, const torch::Tensor& x, const torch::Tensor& sigma) const {
+torch::Tensor Diffusion::edm_denoise(const NetworkAt& network, const torch::Tensor& x, const torch::Tensor& sigma) const {
   const auto p = edm_preconditioning(sigma.to(torch::kFloat32), sigma_data_);
   const auto out = network(p.c_in * x, p.c_noise.flatten()).to(torch::kFloat32);
   return p.c_skip * x + p.c_out * out;
-}
-
-EpsModel Diffusion::eps_model(EpsModel network) const {
-  if (edm()) {
-    return [this, network = std::move(network)](const torch::Tensor& x_t, const torch::Tensor& t) {
-      const auto sigma = gather(sigma_, t, x_t);
-      const auto x = x_t / gather(sqrt_abar_, t, x_t);
-      return (x - edm_denoise(network, x, sigma)) / sigma;
-    };
-  }
-  if (prediction_ == "eps") return network;
-  return [this, network = std::move(network)](const torch::Tensor& x, const torch::Tensor& t) {
-    return eps_from_output(network(x, t), x, t);
-  };
 }
 
 double Diffusion::min_snr_weight(std::int64_t t, double gamma) const {
@@ -140,7 +143,7 @@ torch::Tensor Diffusion::min_snr_weights(double gamma, const torch::Device& devi
   return torch::tensor(w).to(device);
 }
 
-torch::Tensor Diffusion::loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t,
+torch::Tensor Diffusion::loss(const NetworkAt& network, const torch::Tensor& x0, const torch::Tensor& t,
                               const torch::Tensor& eps, const torch::Tensor& weights) const {
   if (edm()) {
     std::vector<std::int64_t> shape(x0.dim(), 1);
@@ -153,51 +156,6 @@ torch::Tensor Diffusion::loss(const EpsModel& network, const torch::Tensor& x0, 
   const auto goal = target(x0, t, eps);
   if (!weights.defined()) return torch::mse_loss(out, goal);
   return ((out - goal).pow(2).flatten(1).mean(1) * weights.index_select(0, t.to(torch::kLong))).mean();
-}
-
-torch::Tensor Diffusion::predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const {
-  return (x_t - gather(sqrt_1m_abar_, t, x_t) * eps) / gather(sqrt_abar_, t, x_t);
-}
-
-torch::Tensor Diffusion::posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const {
-  return gather(post_c0_, t, x0) * x0 + gather(post_ct_, t, x_t) * x_t;
-}
-
-torch::Tensor Diffusion::posterior_mean_eps(const torch::Tensor& x_t, const torch::Tensor& t,
-                                            const torch::Tensor& eps) const {
-  return gather(inv_sqrt_alpha_, t, x_t) * (x_t - gather(eps_coef_, t, x_t) * eps);
-}
-
-torch::Tensor Diffusion::ddpm_step(const torch::Tensor& x_t, std::int64_t t, const torch::Tensor& eps,
-                                   const torch::Tensor& z, bool posterior_var, bool clip_x0) const {
-  // Scalar coefficients in float64, applied once per step; no per-step table uploads.
-  const double c0 = std::sqrt(s_.abar_prev[t]) * s_.betas[t] / (1.0 - s_.abar[t]);
-  const double ct = std::sqrt(s_.alphas[t]) * (1.0 - s_.abar_prev[t]) / (1.0 - s_.abar[t]);
-  auto x0 = (x_t - sqrt_1m_abar_[t] * eps) * (1.0 / sqrt_abar_[t]);
-  if (clip_x0) x0 = x0.clamp(-1.0, 1.0);
-  auto mean = x0 * c0 + x_t * ct;
-  if (t == 0) return mean;
-  const double var = posterior_var ? s_.posterior_variance[t] : s_.betas[t];
-  return mean + std::sqrt(var) * z;
-}
-
-torch::Tensor Diffusion::ddim_step(const torch::Tensor& x_t, std::int64_t t, std::int64_t t_prev,
-                                   const torch::Tensor& eps, const torch::Tensor& z, double eta,
-                                   bool clip_x0) const {
-  const double abar_t = s_.abar[t];
-  const double abar_prev = t_prev >= 0 ? s_.abar[t_prev] : 1.0;
-  auto x0 = (x_t - std::sqrt(1.0 - abar_t) * eps) * (1.0 / std::sqrt(abar_t));
-  // With clipping, eps is re-derived from the clipped x0 so that the step stays consistent.
-  auto e = eps;
-  if (clip_x0) {
-    x0 = x0.clamp(-1.0, 1.0);
-    e = (x_t - std::sqrt(abar_t) * x0) * (1.0 / std::sqrt(1.0 - abar_t));
-  }
-  if (t_prev < 0) return x0;
-  const double sigma = ddim_sigma(abar_t, abar_prev, eta);
-  auto out = x0 * std::sqrt(abar_prev) + e * std::sqrt(std::max(1.0 - abar_prev - sigma * sigma, 0.0));
-  if (sigma > 0.0) out = out + sigma * z;
-  return out;
 }
 
 }  // namespace ddpm::model

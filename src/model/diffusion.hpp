@@ -16,25 +16,23 @@ namespace ddpm::model {
 
 struct Schedule {
   std::vector<double> betas, alphas, abar, abar_prev;
-  std::vector<double> posterior_variance;  // beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)
 };
 
 Schedule make_schedule(const config::DiffusionConfig& cfg);
 
-// sigma_t of DDIM for a step from abar_t to abar_prev (Song et al. eq. 16).
-double ddim_sigma(double abar_t, double abar_prev, double eta);
-
 // `steps` timesteps out of T, evenly spaced, descending, ending at 0.
 std::vector<std::int64_t> respaced_timesteps(int T, int steps);
 
-// A function of (x_t, t): the network's output (what diffusion.prediction names), or, after
-// Diffusion::eps_model, the noise estimate that every sampler takes.
-using EpsModel = std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t)>;
+// A network as the loss and the denoiser call it: (input, level) -> output, labels bound.
+using NetworkAt = std::function<torch::Tensor(const torch::Tensor& input, const torch::Tensor& level)>;
 // The network's output for (x_t, t, labels), labels [B] long: a conditional model's classes (its
-// num_classes meaning "no class"), or undefined for an unconditional model. The samplers bind each
-// batch's labels and turn it into an EpsModel with Diffusion::eps_model.
+// num_classes meaning "no class"), or undefined for an unconditional model.
 using Network =
     std::function<torch::Tensor(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& labels)>;
+// The one interface every sampler and every guidance works on (k-diffusion's): D(x, sigma,
+// labels), the estimate of x0 from x = x0 + sigma n, n ~ N(0, I), all rows at noise level sigma.
+// x is the variance-exploding form of x_t: x = x_t / sqrt(abar_t), sigma_t^2 = (1 - abar_t) / abar_t.
+using Denoiser = std::function<torch::Tensor(const torch::Tensor& x, double sigma, const torch::Tensor& labels)>;
 
 // EDM's preconditioning (Karras et al. 2022, table 1) at noise levels sigma (any shape):
 // D(x, sigma) = c_skip x + c_out F(c_in x, c_noise), with c_skip = sd^2 / (sigma^2 + sd^2),
@@ -66,19 +64,22 @@ class Diffusion {
   // DDPM's simple loss); with `weights` (one per timestep, on the device, e.g. min_snr_weights) the
   // mean over the examples of weights[t] x the example's mean squared error. edm: EDM's loss, the
   // mean of (D(x0 + sigma eps, sigma) - x0)^2 / c_out^2, that is of F's error (no `weights`).
-  torch::Tensor loss(const EpsModel& network, const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
+  torch::Tensor loss(const NetworkAt& network, const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps,
                      const torch::Tensor& weights = {}) const;
 
   // What the network is trained to output: eps; x0; or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0.
   torch::Tensor target(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const;
-  // The noise estimate implied by the network's output at x_t (eps: itself; x0: from x_t and x0;
-  // v: sqrt(abar_t) v + sqrt(1 - abar_t) x_t).
-  torch::Tensor eps_from_output(const torch::Tensor& output, const torch::Tensor& x_t, const torch::Tensor& t) const;
-  // `network` as a noise estimator, for the samplers (the identity wrapper for eps prediction).
-  // edm: at timestep t, eps = (x - D(x, sigma_t)) / sigma_t with x = x_t / sqrt(abar_t), so that
-  // every sampler walks the schedule's noise levels sigma_t = sqrt((1 - abar_t) / abar_t).
-  // The returned function refers to this Diffusion, which must outlive it.
-  EpsModel eps_model(EpsModel network) const;
+  // x0 implied by the network's output at x_t, timestep t (eps: (x_t - sqrt(1 - abar) eps) /
+  // sqrt(abar); x0: itself; v: sqrt(abar) x_t - sqrt(1 - abar) v): the one place these are written.
+  torch::Tensor x0_from_output(const torch::Tensor& output, const torch::Tensor& x_t, std::int64_t t) const;
+  // The trained timestep whose sigma_t is nearest `sigma` in log sigma (exact for a trained sigma_t).
+  std::int64_t timestep_at(double sigma) const;
+  // `network` as the denoiser D(x, sigma, labels). edm: EDM's D at any sigma. ddpm (eps, v, x0): the
+  // network runs at timestep_at(sigma), on x_t = sqrt(abar_t) x; it was trained at integer
+  // timesteps only, whose embedding between them is untrained, so the samplers hand a discrete
+  // model its trained sigma_t exactly (sampling_levels). Refers to this Diffusion, which must
+  // outlive it.
+  Denoiser denoiser(Network network) const;
   // Min-SNR-gamma (Hang et al. 2023) in the prediction's form, SNR_t = abar_t / (1 - abar_t):
   // eps: min(SNR, gamma) / SNR; x0: min(SNR, gamma); v: min(SNR, gamma) / (SNR + 1). Each
   // equals min(SNR, gamma) on the x0 error, whatever the network predicts.
@@ -86,33 +87,16 @@ class Diffusion {
   // min_snr_weight of every timestep, float [T] on `device` (train.loss_weighting: min_snr).
   torch::Tensor min_snr_weights(double gamma, const torch::Device& device) const;
 
-  // EDM's denoiser D(x, sigma) of a network F, for x = x0 + sigma n; sigma broadcasts against x.
-  torch::Tensor edm_denoise(const EpsModel& network, const torch::Tensor& x, const torch::Tensor& sigma) const;
-
-  torch::Tensor predict_x0(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
-  // Mean of q(x_{t-1} | x_t, x0).
-  torch::Tensor posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const;
-  // The same mean written through eps: 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps).
-  torch::Tensor posterior_mean_eps(const torch::Tensor& x_t, const torch::Tensor& t, const torch::Tensor& eps) const;
-
-  // One ancestral step x_t -> x_{t-1} for a scalar t (all images at the same step).
-  // `posterior_var` picks sigma^2 = beta~_t, else beta_t; no noise is added at t = 0.
-  torch::Tensor ddpm_step(const torch::Tensor& x_t, std::int64_t t, const torch::Tensor& eps,
-                          const torch::Tensor& z, bool posterior_var, bool clip_x0) const;
-  // One DDIM step from t to t_prev (t_prev = -1 means the final step to x0).
-  torch::Tensor ddim_step(const torch::Tensor& x_t, std::int64_t t, std::int64_t t_prev,
-                          const torch::Tensor& eps, const torch::Tensor& z, double eta, bool clip_x0) const;
-
  private:
+  // EDM's denoiser D(x, sigma) of a network F, for x = x0 + sigma n; sigma broadcasts against x.
+  torch::Tensor edm_denoise(const NetworkAt& network, const torch::Tensor& x, const torch::Tensor& sigma) const;
   // v[t] for each t, shaped to broadcast against `like`. `v` must be one of the tables below: its
   // copy on each device is cached by its address.
   torch::Tensor gather(const std::vector<double>& v, const torch::Tensor& t, const torch::Tensor& like) const;
   Schedule s_;
   std::string prediction_, kind_;
   double sigma_data_, p_mean_, p_std_;
-  std::vector<double> sqrt_abar_, sqrt_1m_abar_, sigma_;
-  std::vector<double> post_c0_, post_ct_;            // posterior mean = c0 x0 + ct x_t
-  std::vector<double> inv_sqrt_alpha_, eps_coef_;    // ... = 1/sqrt(alpha) (x_t - eps_coef eps)
+  std::vector<double> sqrt_abar_, sqrt_1m_abar_, sigma_, log_sigma_;
   mutable std::map<std::pair<const std::vector<double>*, std::string>, torch::Tensor> tables_;
 };
 

@@ -33,11 +33,10 @@ torch::Tensor dropout_row_keys(std::uint64_t seed, std::int64_t step, std::int64
                                torch::Device device) {
   std::vector<std::int64_t> keys;
   keys.reserve(static_cast<std::size_t>(end - begin));
+  const Stream stream(seed, Purpose::Dropout);
   for (std::int64_t row = begin; row < end; ++row)
-    keys.push_back(static_cast<std::int64_t>(derive_seed({seed, static_cast<std::uint64_t>(Stream::Dropout),
-                                                           static_cast<std::uint64_t>(step),
-                                                           static_cast<std::uint64_t>(row)}) &
-                                             kMask32));
+    keys.push_back(static_cast<std::int64_t>(
+        stream.key({static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(row)}) & kMask32));
   auto host = torch::tensor(keys, torch::kInt64);
   // From pinned memory the upload is queued behind the step's work; from pageable memory it would
   // first wait for the device to finish everything queued.

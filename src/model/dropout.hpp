@@ -1,7 +1,7 @@
 // Dropout whose mask is a pure function of (row key, layer, element): a counter-based hash
 // computed with tensor ops on the input's device, not a draw from a generator.
 //
-// The trainer gives each row of the global batch the key derive_seed(seed, Dropout, step, row), so
+// The trainer gives each row of the global batch the key Stream(seed, Dropout).key({step, row}), so
 // a row's masks are the same whichever rank computes it, however the batch is split, on a resumed
 // run, and inside a captured CUDA graph (the keys are one more input tensor of the graph). No
 // generator state is read or advanced.

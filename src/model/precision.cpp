@@ -65,19 +65,19 @@ AutocastScope::~AutocastScope() {
   compat::set_autocast(type_, previous_, torch::kBFloat16);
 }
 
-Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs, double guidance) {
-  Network plain = guided(
-      [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
-        AutocastScope autocast(device, bf16);
-        return net->forward(x, t, labels);
-      },
-      guidance, net->num_classes());
+Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs) {
+  Network plain = [&net, device, bf16](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+    AutocastScope autocast(device, bf16);
+    return net->forward(x, t, labels);
+  };
   return cuda_graphs ? graphed_network(std::move(plain), device) : plain;
 }
 
-Network sampling_network(UNet& net, const config::SampleConfig& cfg, const torch::Device& device) {
-  return network(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
-                 resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"), cfg.guidance);
+Denoiser sampling_denoiser(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
+                           const torch::Device& device) {
+  const auto plain = network(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
+                             resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"));
+  return guided(diffusion.denoiser(plain), cfg.guidance, net->num_classes());
 }
 
 }  // namespace ddpm::model

@@ -42,11 +42,11 @@ class AutocastScope {
 };
 
 // The U-Net as a Network for sampling: in autocast when `bf16` (its output is fp32 either way),
-// guided with weight `guidance` (model/guidance.hpp), replayed as CUDA graphs, guidance inside
-// them, when `cuda_graphs` (resolve it with resolve_cuda_graphs first).
-Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs = false, double guidance = 0.0);
-// network() as the sample section asks: sample.precision and sample.cuda_graphs resolved for
-// `device`, guided with sample.guidance.
-Network sampling_network(UNet& net, const config::SampleConfig& cfg, const torch::Device& device);
+// replayed as CUDA graphs when `cuda_graphs` (resolve it with resolve_cuda_graphs first).
+Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs = false);
+// The denoiser the sample section asks for: network() with sample.precision and sample.cuda_graphs
+// resolved for `device`, as D of `diffusion` (which must outlive it), guided with sample.guidance.
+Denoiser sampling_denoiser(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
+                           const torch::Device& device);
 
 }  // namespace ddpm::model

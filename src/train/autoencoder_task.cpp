@@ -7,9 +7,10 @@ namespace ddpm::train {
 
 AutoencoderTask::AutoencoderTask(const config::Config& cfg, const data::Dataset& train_set, torch::Device device)
     : cfg_(cfg), device_(device), images_(train_set.images.to(device)) {
-  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::AutoencoderInit)}));
-  ae_ = model::Autoencoder(cfg.autoencoder, cfg.model.image_size, cfg.model.in_channels);
-  ema_ae_ = model::Autoencoder(cfg.autoencoder, cfg.model.image_size, cfg.model.in_channels);
+  Stream(cfg.run.seed, Purpose::AutoencoderInit).with_global_generator({}, [&] {
+    ae_ = model::Autoencoder(cfg.autoencoder, cfg.model.image_size, cfg.model.in_channels);
+    ema_ae_ = model::Autoencoder(cfg.autoencoder, cfg.model.image_size, cfg.model.in_channels);
+  });
   ae_->to(device_);
   ema_ae_->to(device_);
 }
@@ -18,7 +19,7 @@ std::vector<torch::Tensor> AutoencoderTask::inputs(std::int64_t step, const torc
                                                    std::int64_t end) {
   const auto shape = ae_->latent_shape();
   const std::vector<std::int64_t> global{cfg_.train.batch_size, shape[0], shape[1], shape[2]};
-  const auto noise = draw_for_step(cfg_.run.seed, Stream::AutoencoderNoise, step, device_,
+  const auto noise = Stream(cfg_.run.seed, Purpose::AutoencoderNoise).draw({std::uint64_t(step)}, device_,
                                    [&](c10::optional<at::Generator> gen, const torch::TensorOptions& opts) {
                                      return torch::randn(global, gen, opts);
                                    });

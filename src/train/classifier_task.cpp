@@ -12,9 +12,10 @@ ClassifierTask::ClassifierTask(const config::Config& stage, const data::Dataset&
       device_(device),
       images_(train_set.images.to(device)),
       labels_(train_set.labels.to(torch::kLong).to(device)) {
-  torch::manual_seed(derive_seed({stage.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
-  net_ = model::Classifier();
-  ema_net_ = model::Classifier();
+  Stream(stage.run.seed, Purpose::Init).with_global_generator({}, [&] {
+    net_ = model::Classifier();
+    ema_net_ = model::Classifier();
+  });
   net_->to(device_);
   ema_net_->to(device_);
 }

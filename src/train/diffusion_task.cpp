@@ -24,9 +24,10 @@ DiffusionTask::DiffusionTask(const config::Config& cfg, const data::Dataset& tra
   if (cfg.model.num_classes > 0) labels_ = train_set.labels.to(torch::kLong).to(device);
   if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
   // Initial weights depend only on the seed, so every rank builds the same model.
-  torch::manual_seed(derive_seed({cfg.run.seed, static_cast<std::uint64_t>(Stream::Init)}));
-  unet_ = model::UNet(config::unet_config(cfg));
-  ema_unet_ = model::UNet(config::unet_config(cfg));
+  Stream(cfg.run.seed, Purpose::Init).with_global_generator({}, [&] {
+    unet_ = model::UNet(config::unet_config(cfg));
+    ema_unet_ = model::UNet(config::unet_config(cfg));
+  });
   unet_->to(device_);
   ema_unet_->to(device_);
 }
@@ -49,7 +50,7 @@ torch::Tensor DiffusionTask::x0(std::int64_t step, const torch::Tensor& rows, st
   if (images_.defined()) return data::to_model_range(images_.index_select(0, rows));
   auto shape = latent_mean_.sizes().vec();
   shape[0] = cfg_.train.batch_size;
-  const auto noise = draw_for_step(cfg_.run.seed, Stream::LatentDraw, step, device_,
+  const auto noise = Stream(cfg_.run.seed, Purpose::LatentDraw).draw({std::uint64_t(step)}, device_,
                                    [&](c10::optional<at::Generator> gen, const torch::TensorOptions& opts) {
                                      return torch::randn(shape, gen, opts);
                                    }).slice(0, begin, end);

@@ -9,8 +9,8 @@ StepDraws draw_step(const model::Diffusion& diffusion, const config::Config& cfg
   auto shape = config::diffusion_shape(cfg);
   shape.insert(shape.begin(), B);
   const double p = cfg.model.num_classes > 0 ? cfg.train.label_dropout : 0.0;
-  return draw_for_step(cfg.run.seed, Stream::TrainNoise, step, device, [&](c10::optional<at::Generator> gen,
-                                                                            const torch::TensorOptions& opts) {
+  return Stream(cfg.run.seed, Purpose::TrainNoise).draw({std::uint64_t(step)}, device, [&](c10::optional<at::Generator> gen,
+                                                                                           const torch::TensorOptions& opts) {
     StepDraws d;
     d.t = diffusion.draw_levels(B, gen, opts).slice(0, begin, end);
     d.eps = torch::randn(shape, gen, opts).slice(0, begin, end);

@@ -11,13 +11,6 @@
 
 namespace ddpm::train {
 
-// Runs draw(generator, options) with step `step`'s generator of `stream` (draw_seeded).
-template <class Draw>
-auto draw_for_step(std::uint64_t seed, Stream stream, std::int64_t step, const torch::Device& device, Draw&& draw) {
-  return draw_seeded(derive_seed({seed, static_cast<std::uint64_t>(stream), static_cast<std::uint64_t>(step)}), device,
-                     std::forward<Draw>(draw));
-}
-
 struct StepDraws {
   torch::Tensor t;    // noise levels (model::Diffusion::draw_levels)
   torch::Tensor eps;  // noise [rows, config::diffusion_shape]
@@ -26,7 +19,7 @@ struct StepDraws {
   torch::Tensor no_label;
 };
 
-// Rows [begin, end) of step `step`'s draws (stream TrainNoise, draw_for_step), on `device`.
+// Rows [begin, end) of step `step`'s draws (Stream(run.seed, TrainNoise) at index step), on `device`.
 StepDraws draw_step(const model::Diffusion& diffusion, const config::Config& cfg, std::int64_t step, std::int64_t begin,
                     std::int64_t end, const torch::Device& device);
 

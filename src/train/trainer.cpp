@@ -49,6 +49,13 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
       balancer_(cfg.train.batch_size, world_, cfg.train.balance && !device.is_cuda()),
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
       graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")) {
+  if (graphs_ && balancer_.enabled())
+    throw Error("train.cuda_graphs replays one captured slice of the batch, but the balancer would move it: set "
+                "train.balance: false");
+  if (graphs_ && cfg.train.micro_batch > 0 && cfg.train.micro_batch < cfg.train.batch_size / world_)
+    throw Error(cfg.source + ": train.micro_batch = " + std::to_string(cfg.train.micro_batch) +
+                " splits a rank's share into passes, which train.cuda_graphs cannot replay; set train.micro_batch: 0 "
+                "or train.cuda_graphs: false");
   if (cfg.train.batch_size % world_ != 0)
     throw Error(cfg.source + ": train.batch_size = " + std::to_string(cfg.train.batch_size) +
                 " (the global batch) must be divisible by the number of ranks (" + std::to_string(world_) +
@@ -195,28 +202,35 @@ void Trainer::train_step() {
   model.train();
   const std::int64_t B = cfg_.train.batch_size;
   const auto [begin, end] = balancer_.slice(rank_);
-  const auto inputs = task_->inputs(step_, plan_.rows(step_, begin, end), begin, end);
+  const auto inputs_of = [&](std::int64_t first, std::int64_t last) {
+    return task_->inputs(step_, plan_.rows(step_, first, last), first, last);
+  };
   // Each rank's gradient is of its slice mean; weighted by the slice's share of the batch (times
   // the world size, which GradSync's average divides by), the average is the global batch mean.
   const double share = double(end - begin) / double(B);
+  // Passes of train.micro_batch rows, each weighted by its own share: their gradients add up to
+  // the slice's. Draws and dropout are keyed by global row, so they are those of one pass.
+  const std::int64_t micro = cfg_.train.micro_batch > 0 ? std::min(cfg_.train.micro_batch, end - begin) : end - begin;
 
   optimizer_->set_lr(lr_at(step_));
 
   comm_.set_phase("training step " + std::to_string(step_));
   fault::at(fault::Point::TrainStep, step_, rank_);
-  grad_sync_->prepare();
+  grad_sync_->prepare(/*armed=*/micro == end - begin);
   const auto compute_start = clock::now();
   torch::Tensor loss;
   if (graphs_) {
+    const auto inputs = inputs_of(begin, end);
     if (!step_graph_) {
       // Backward adds into the gradient buffer, which the graph zeroes first: every replay (and
       // every warm-up run before the capture) starts from zero.
       step_graph_ = std::make_unique<StepGraph>();
       auto& g = *step_graph_;
       for (const auto& in : inputs) g.inputs.push_back(in.defined() ? in.clone() : in);
-      g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g] {
+      // The slice is fixed with graphs (the balancer is off on CUDA, checked at construction).
+      g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g, scale = share * world_] {
         grad_sync_->grads().zero_();
-        g.loss = forward_backward(g.inputs, 1.0, false);
+        g.loss = forward_backward(g.inputs, scale, false);
       });
     }
     auto& g = *step_graph_;
@@ -226,7 +240,15 @@ void Trainer::train_step() {
     // The injected fault poisons the loss only: enough for every rank to skip the update.
     loss = fault::nan_loss(step_, rank_) ? g.loss * std::numeric_limits<double>::quiet_NaN() : g.loss;
   } else {
-    loss = forward_backward(inputs, share * world_, fault::nan_loss(step_, rank_));
+    const bool poison = fault::nan_loss(step_, rank_);
+    for (std::int64_t first = begin; first < end; first += micro) {
+      const std::int64_t last = std::min(end, first + micro);
+      if (last == end) grad_sync_->arm();
+      const auto part = forward_backward(inputs_of(first, last), double(last - first) / double(B) * world_, poison);
+      // The slice's mean loss: one pass's own, or the passes' weighted by their rows.
+      const auto weighted = part.detach() * (double(last - first) / double(end - begin));
+      loss = micro == end - begin ? part : first == begin ? weighted : loss + weighted;
+    }
   }
   fault::slow_down(step_, rank_, std::chrono::duration<double>(clock::now() - compute_start).count());
   grad_sync_->finish();

@@ -89,11 +89,12 @@ class Trainer {
   // Tests steer the split through it (observe() with chosen times).
   BatchBalancer& balancer() { return balancer_; }
 
- private:
-  void continue_from(const std::string& path, const io::CheckpointInfo& info);
   // Adam's state as views of its buffers, named as the model's parameters: what a checkpoint
   // writes, and what reading one fills in.
   io::AdamState adam_state() const;
+
+ private:
+  void continue_from(const std::string& path, const io::CheckpointInfo& info);
   // Clips the averaged gradients to train.grad_clip (global L2 norm); returns the norm before, as a
   // scalar tensor where the gradients are (nothing is read).
   torch::Tensor clip_gradients();

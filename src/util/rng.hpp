@@ -1,5 +1,6 @@
-// Seed derivation: every random stream is named by a tuple of integers (run seed, purpose, index),
-// so that what a rank draws never depends on how many ranks there are.
+// The one source of randomness: a Stream named by (seed, purpose), from which every draw is keyed
+// by integers (epoch, step, global batch, row, draw...). What a rank draws then depends on neither
+// the number of ranks, nor how work is split between them, nor any global state.
 #pragma once
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -8,6 +9,8 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <mutex>
+#include <utility>
 
 namespace ddpm {
 
@@ -18,31 +21,63 @@ constexpr std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-inline std::uint64_t derive_seed(std::initializer_list<std::uint64_t> parts) {
-  std::uint64_t h = 0x243F6A8885A308D3ull;
-  for (auto p : parts) h = splitmix64(h ^ splitmix64(p));
-  return h;
-}
+// Purposes, so that two streams with the same seed and indices stay independent.
+enum class Purpose : std::uint64_t {
+  EpochPermutation = 1, TrainNoise = 2, SampleNoise = 3, Init = 4, Dropout = 5, SampleLabels = 6,
+  AutoencoderNoise = 7, AutoencoderInit = 8, LatentDraw = 9, Measures = 10, FloorImages = 11, ForwardPicture = 12,
+  RealImages = 13
+};
 
-// Purposes, so that two streams with the same indices stay independent.
-enum class Stream : std::uint64_t { EpochPermutation = 1, TrainNoise = 2, SampleNoise = 3, Init = 4, Dropout = 5,
-                                   SampleLabels = 6, AutoencoderNoise = 7, AutoencoderInit = 8,
-                                   LatentDraw = 9, Measures = 10 };
+class Stream {
+ public:
+  using Indices = std::initializer_list<std::uint64_t>;
+  Stream(std::uint64_t seed, Purpose purpose) : seed_(seed), purpose_(purpose) {}
 
-inline at::Generator make_generator(std::uint64_t seed, Stream purpose, std::uint64_t index) {
-  return at::detail::createCPUGenerator(derive_seed({seed, static_cast<std::uint64_t>(purpose), index}));
-}
-
-// Runs draw(generator, options) with a generator seeded by `derived` (a derive_seed value): on the
-// CPU one made for it; on a GPU the device's own generator seeded with it, passed as nullopt, so a
-// draw needs no host work and no copy.
-template <class Draw>
-auto draw_seeded(std::uint64_t derived, const torch::Device& device, Draw&& draw) {
-  if (device.is_cuda()) {
-    torch::cuda::manual_seed_all(derived);
-    return draw(c10::optional<at::Generator>(), torch::TensorOptions().device(device));
+  // The 64-bit key of `indices`: splitmix64 folded over (seed, purpose, indices...).
+  std::uint64_t key(Indices indices = {}) const {
+    std::uint64_t h = mix(mix(0x243F6A8885A308D3ull, seed_), static_cast<std::uint64_t>(purpose_));
+    for (const auto i : indices) h = mix(h, i);
+    return h;
   }
-  return draw(c10::optional<at::Generator>(at::detail::createCPUGenerator(derived)), torch::TensorOptions());
-}
+  // A CPU generator for `indices`.
+  at::Generator generator(Indices indices = {}) const { return at::detail::createCPUGenerator(key(indices)); }
+  // Runs draw(generator, options) for `indices` on `device`: on the CPU with a generator made for
+  // it; on a GPU with the device's own generator seeded by the key, passed as nullopt, so that a
+  // draw needs no host work and no copy.
+  template <class Draw>
+  auto draw(Indices indices, const torch::Device& device, Draw&& draw) const {
+    if (device.is_cuda()) {
+      torch::cuda::manual_seed_all(key(indices));
+      return draw(c10::optional<at::Generator>(), torch::TensorOptions().device(device));
+    }
+    return draw(c10::optional<at::Generator>(generator(indices)), torch::TensorOptions());
+  }
+  // Runs make() with LibTorch's global CPU generator seeded by the key of `indices`, and puts its
+  // state back after: for what LibTorch draws only from global state (a module's initial weights).
+  template <class Make>
+  auto with_global_generator(Indices indices, Make&& make) const {
+    auto global = at::detail::getDefaultCPUGenerator();
+    at::Tensor saved;
+    {
+      std::lock_guard<std::mutex> lock(global.mutex());
+      saved = global.get_state();
+      global.set_current_seed(key(indices));
+    }
+    struct Restore {
+      at::Generator& g;
+      const at::Tensor& state;
+      ~Restore() {
+        std::lock_guard<std::mutex> lock(g.mutex());
+        g.set_state(state);
+      }
+    } restore{global, saved};
+    return make();
+  }
+
+ private:
+  static std::uint64_t mix(std::uint64_t h, std::uint64_t part) { return splitmix64(h ^ splitmix64(part)); }
+  std::uint64_t seed_;
+  Purpose purpose_;
+};
 
 }  // namespace ddpm

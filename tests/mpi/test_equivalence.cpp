@@ -14,6 +14,7 @@
 #include "train/classifier_task.hpp"
 #include "train/diffusion_task.hpp"
 #include "train/trainer.hpp"
+#include "util/share.hpp"
 
 using namespace ddpm;
 
@@ -295,9 +296,9 @@ TEST(DistributedSampling, TwoRanksGiveTheImagesOfOneRankBitwise) {
   model::UNet net(cfg.model);
   net->eval();
   model::Diffusion diffusion(cfg.diffusion);
-  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+  const auto eps = diffusion.denoiser([&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
     return net->forward(x, t, labels);
-  };
+  });
   const auto gathered = eval::sample_distributed(world, eps, diffusion, cfg, torch::kCPU);
   if (world.rank() != 0) {
     EXPECT_FALSE(gathered.defined());
@@ -317,7 +318,7 @@ TEST(DistributedSampling, ConditionalImagesWithGuidanceDoNotDependOnTheRanks) {
   model::UNet net(cfg.model);
   net->eval();
   model::Diffusion diffusion(cfg.diffusion);
-  const auto network = model::sampling_network(net, cfg.sample, torch::kCPU);
+  const auto network = model::sampling_denoiser(net, diffusion, cfg.sample, torch::kCPU);
   const auto gathered = eval::sample_distributed(world, network, diffusion, cfg, torch::kCPU);
   if (world.rank() != 0) return;
   const auto labels = model::sample_labels(cfg.sample.labels, 10, cfg.run.seed, 0, 10);
@@ -330,7 +331,7 @@ TEST(DistributedSampling, RangesStartOnBatchBoundariesAndCoverEveryImage) {
   for (int world : {1, 2, 3, 8}) {
     std::int64_t next = 0;
     for (int r = 0; r < world; ++r) {
-      const auto [first, count] = eval::sample_range(1000, 250, r, world);
+      const auto [first, count] = batch_share(1000, 250, r, world);
       EXPECT_EQ(first, next);
       EXPECT_EQ(first % 250, 0);
       next = first + count;

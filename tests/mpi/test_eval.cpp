@@ -32,7 +32,7 @@ TEST(Eval, TwoRanksGiveTheFidOfOneRank) {
   const auto real1 = eval::compute_real_features(self, net, cfg, train_part, test_part, torch::kCPU);
   const auto ref2 = eval::reference_stats(world, real2, cfg, n);
   const auto ref1 = eval::reference_stats(self, real1, cfg, n);
-  // Unequal shares that start on batch boundaries, as sample_range gives them.
+  // Unequal shares that start on batch boundaries, as batch_share gives them.
   const auto half = world.rank() == 0 ? images.slice(0, 0, 100) : images.slice(0, 100, n);
   const auto two = eval::evaluate(world, net, half, ref2, 50, torch::kCPU);
   const auto one = eval::evaluate(self, net, images, ref1, 50, torch::kCPU);

@@ -158,16 +158,19 @@ TEST(SampleLabels, RandomListAndNone) {
 TEST(Guidance, TheDoubledBatchEqualsTwoSeparateCalls) {
   auto net = conditional_net(3);
   torch::NoGradGuard no_grad;
-  const auto plain = model::network(net, torch::kCPU, false);
-  const auto x = torch::randn({4, 1, 28, 28});
-  const auto t = longs({0, 250, 600, 999});
+  const model::Diffusion d(conditional().diffusion);
+  const auto D = d.denoiser(model::network(net, torch::kCPU, false));
   const auto labels = longs({0, 3, 7, 9});
-  const auto cond = plain(x, t, labels), uncond = plain(x, t, torch::full({4}, 10, torch::kLong));
-  const double scale = std::max(cond.abs().max().item<double>(), uncond.abs().max().item<double>());
-  for (double w : {0.5, 1.0, 4.0}) {
-    const auto guided = model::guided(plain, w, 10)(x, t, labels);
-    const auto expected = (1 + w) * cond - w * uncond;
-    EXPECT_LT((guided - expected).abs().max().item<double>(), 1e-5 * (1 + 2 * w) * scale) << "w " << w;
+  for (int t : {0, 250, 600, 999}) {
+    // x = x_t / sqrt(abar_t) at sigma_t, from x_t of unit scale.
+    const auto x = torch::randn({4, 1, 28, 28}) * std::sqrt(1 + d.sigma(t) * d.sigma(t));
+    const auto cond = D(x, d.sigma(t), labels), uncond = D(x, d.sigma(t), torch::full({4}, 10, torch::kLong));
+    const double scale = std::max(cond.abs().max().item<double>(), uncond.abs().max().item<double>());
+    for (double w : {0.5, 1.0, 4.0}) {
+      const auto guided = model::guided(D, w, 10)(x, d.sigma(t), labels);
+      const auto expected = (1 + w) * cond - w * uncond;
+      EXPECT_LT((guided - expected).abs().max().item<double>(), 1e-5 * (1 + 2 * w) * scale) << "w " << w << " t " << t;
+    }
   }
 }
 
@@ -176,15 +179,15 @@ TEST(Guidance, WeightZeroSamplesTheConditionalModel) {
   auto net = conditional_net(4);
   model::Diffusion d(cfg.diffusion);
   const auto labels = model::sample_labels(cfg.sample.labels, 10, 0, 0, 6);
-  const auto conditional_model = model::network(net, torch::kCPU, false);
+  const auto conditional_model = d.denoiser(model::network(net, torch::kCPU, false));
   cfg.sample.guidance = 0.0;
-  const auto a = model::sample_images(model::sampling_network(net, cfg.sample, torch::kCPU), d, cfg.sample, {1, 28, 28},
+  const auto a = model::sample_images(model::sampling_denoiser(net, d, cfg.sample, torch::kCPU), d, cfg.sample, {1, 28, 28},
                                       {0, 6, 5, labels}, torch::kCPU);
   const auto b = model::sample_images(conditional_model, d, cfg.sample, {1, 28, 28}, {0, 6, 5, labels}, torch::kCPU);
   EXPECT_TRUE(torch::equal(a, b));
   // A weight above zero moves the samples, and so do the labels.
   cfg.sample.guidance = 2.0;
-  const auto c = model::sample_images(model::sampling_network(net, cfg.sample, torch::kCPU), d, cfg.sample, {1, 28, 28},
+  const auto c = model::sample_images(model::sampling_denoiser(net, d, cfg.sample, torch::kCPU), d, cfg.sample, {1, 28, 28},
                                       {0, 6, 5, labels}, torch::kCPU);
   EXPECT_GT((c - b).abs().max().item<double>(), 1e-3);
   const auto other = model::sample_images(conditional_model, d, cfg.sample, {1, 28, 28}, {0, 6, 5, (labels + 1) % 10},

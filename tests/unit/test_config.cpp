@@ -92,6 +92,15 @@ TEST(Config, UnknownKeyNamesFileKeyAndNearestKey) {
   EXPECT_CONTAINS(error_of("", {"train.stpes=3"}), "--set train.stpes: unknown key");
 }
 
+// A key that was removed says what took its place, from a file and from --set.
+TEST(Config, RetiredKeySaysWhatTookItsPlace) {
+  const auto msg = error_of("sample:\n  use_ema: false\n");
+  EXPECT_CONTAINS(msg, "test.yaml:2:3: 'sample.use_ema' is no longer a key: eval.weights (ema or raw) chooses");
+  EXPECT_CONTAINS(msg, "remove it");
+  EXPECT_CONTAINS(error_of("", {"sample.use_ema=true"}), "--set sample.use_ema: 'sample.use_ema' is no longer a key");
+  EXPECT_CONTAINS(error_of("train: {micro_batch: -2}"), "key 'train.micro_batch' must be >= 0");
+}
+
 TEST(Config, WrongTypesSayWhatIsExpected) {
   EXPECT_CONTAINS(error_of("train:\n  batch_size: abc\n"), "test.yaml:2:15: key 'train.batch_size' must be an integer, got 'abc'");
   EXPECT_CONTAINS(error_of("train:\n  batch_size: 1.5\n"), "must be an integer");

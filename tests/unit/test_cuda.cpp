@@ -158,9 +158,9 @@ TEST(Cuda, GraphedSamplingModelMatchesThePlainOneForEachBatchSize) {
   }
 }
 
-// Guidance inside the graph: the labels are an input copied into the graph's buffer like x and t,
-// so new labels at the same batch size must change what a replay computes.
-TEST(Cuda, GraphedGuidedNetworkMatchesThePlainOneWithEachCallsLabels) {
+// Guidance around the graph: the doubled batch's labels are an input copied into the graph's
+// buffer like x and t, so new labels at the same batch size must change what a replay computes.
+TEST(Cuda, GraphedGuidedDenoiserMatchesThePlainOneWithEachCallsLabels) {
   REQUIRE_CUDA();
   torch::manual_seed(5);
   auto m = tiny_model();
@@ -168,18 +168,18 @@ TEST(Cuda, GraphedGuidedNetworkMatchesThePlainOneWithEachCallsLabels) {
   model::UNet net(m);
   net->to(kCuda);
   net->eval();
+  const model::Diffusion d(config::DiffusionConfig{});
   config::SampleConfig cfg;
   cfg.guidance = 1.5;
-  const auto plain = model::sampling_network(net, cfg, kCuda);
+  const auto plain = model::sampling_denoiser(net, d, cfg, kCuda);
   cfg.cuda_graphs = true;
-  const auto graphed = model::sampling_network(net, cfg, kCuda);
+  const auto graphed = model::sampling_denoiser(net, d, cfg, kCuda);
   c10::InferenceMode guard;
   const auto opts = torch::TensorOptions().dtype(torch::kLong).device(kCuda);
   for (int64_t n : {6, 4, 6}) {
-    auto x = torch::randn({n, 1, 28, 28}, kCuda);
-    auto t = torch::randint(0, 1000, {n}, opts);
+    auto x = torch::randn({n, 1, 28, 28}, kCuda) * 5.0;
     auto labels = torch::randint(0, 10, {n}, opts);
-    EXPECT_LT(rel_diff(graphed(x, t, labels), plain(x, t, labels)), 1e-5) << "batch " << n;
+    EXPECT_LT(rel_diff(graphed(x, d.sigma(300), labels), plain(x, d.sigma(300), labels)), 1e-5) << "batch " << n;
   }
 }
 

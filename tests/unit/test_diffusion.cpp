@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "model/diffusion.hpp"
+#include "model/guidance.hpp"
 #include "model/sampler.hpp"
 
 using namespace ddpm;
@@ -59,48 +60,24 @@ TEST(Diffusion, QSampleHasClosedFormMeanAndVariance) {
   EXPECT_NEAR(var, 1 - abar, 5 * (1 - abar) * std::sqrt(2.0 / n));
 }
 
-TEST(Diffusion, PosteriorMeanFromX0EqualsFromEps) {
-  model::Diffusion d(linear_cfg());
-  torch::manual_seed(3);
-  auto x0 = torch::rand({64, 1, 8, 8}) * 2 - 1;
-  auto eps = torch::randn({64, 1, 8, 8});
-  auto t = torch::randint(1, 1000, {64}, torch::kLong);
-  auto xt = d.q_sample(x0, t, eps);
-  auto a = d.posterior_mean(x0, xt, t);
-  auto b = d.posterior_mean_eps(xt, t, eps);
-  EXPECT_LT((a - b).abs().max().item<double>(), 2e-4);
-  // The ancestral step without clipping and without noise is that mean.
-  auto x0_one = x0.slice(0, 0, 1), eps_one = eps.slice(0, 0, 1);
-  auto xt_one = d.q_sample(x0_one, torch::full({1}, 500, torch::kLong), eps_one);
-  auto step = d.ddpm_step(xt_one, 500, eps_one, torch::zeros_like(xt_one), true, false);
-  auto mean = d.posterior_mean(x0_one, xt_one, torch::full({1}, 500, torch::kLong));
-  EXPECT_LT((step - mean).abs().max().item<double>(), 1e-4);
+namespace {
+// x_t in the samplers' variance-exploding form: x = x_t / sqrt(abar_t), at noise level sigma_t.
+torch::Tensor ve(const model::Diffusion& d, const torch::Tensor& x_t, int t) {
+  return x_t * (1.0 / std::sqrt(d.schedule().abar[t]));
 }
+}  // namespace
 
-TEST(Diffusion, DdimWithEtaOneOverAllStepsHasPosteriorStd) {
-  model::Diffusion d(linear_cfg());
-  const auto& s = d.schedule();
-  for (int t = 1; t < 1000; ++t)
-    EXPECT_NEAR(model::ddim_sigma(s.abar[t], s.abar[t - 1], 1.0), std::sqrt(s.posterior_variance[t]), 1e-12);
-  // The step adds exactly sigma * z.
-  auto x = torch::randn({4, 1, 4, 4}), eps = torch::randn({4, 1, 4, 4}), z = torch::randn({4, 1, 4, 4});
-  auto with = d.ddim_step(x, 400, 399, eps, z, 1.0, false);
-  auto without = d.ddim_step(x, 400, 399, eps, torch::zeros_like(z), 1.0, false);
-  EXPECT_LT(((with - without) - std::sqrt(s.posterior_variance[400]) * z).abs().max().item<double>(), 1e-5);
-  // And its mean equals the DDPM posterior mean.
-  auto ddpm = d.ddpm_step(x, 400, eps, torch::zeros_like(z), true, false);
-  EXPECT_LT((without - ddpm).abs().max().item<double>(), 1e-4);
-}
-
+// With the true x0, a deterministic step (eta = 0) moves along the forward path: x_700 -> x_200
+// from the same noise, and to sigma = 0 gives x0 itself.
 TEST(Diffusion, DdimEtaZeroWithTrueNoiseMovesAlongTheForwardPath) {
   model::Diffusion d(linear_cfg());
+  torch::manual_seed(2);
   auto x0 = torch::rand({8, 1, 4, 4}) * 2 - 1, eps = torch::randn({8, 1, 4, 4});
-  auto xt = d.q_sample(x0, torch::full({8}, 700, torch::kLong), eps);
-  auto prev = d.ddim_step(xt, 700, 200, eps, torch::Tensor(), 0.0, false);
-  auto expected = d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps);
+  const auto x = ve(d, d.q_sample(x0, torch::full({8}, 700, torch::kLong), eps), 700);
+  const auto prev = model::ancestral_step(x, x0, d.sigma(700), d.sigma(200), 0.0, false, {});
+  const auto expected = ve(d, d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps), 200);
   EXPECT_LT((prev - expected).abs().max().item<double>(), 1e-4);
-  auto final_x0 = d.ddim_step(xt, 700, -1, eps, torch::Tensor(), 0.0, false);
-  EXPECT_LT((final_x0 - x0).abs().max().item<double>(), 1e-4);
+  EXPECT_TRUE(torch::equal(model::ancestral_step(x, x0, d.sigma(700), 0.0, 0.0, false, {}), x0));
 }
 
 TEST(Diffusion, RespacedTimestepsDescendFromTMinusOneToZero) {
@@ -141,6 +118,19 @@ TEST(Diffusion, DdpmStepMatchesTheFormulasWithClippingAndBothVariances) {
   const auto x_t = torch::randn({6, 1, 4, 4}, torch::kFloat64) * 3;
   const auto eps = torch::randn({6, 1, 4, 4}, torch::kFloat64);
   const auto z = torch::randn({6, 1, 4, 4}, torch::kFloat64);
+  // The step through the denoiser's interface: x = x_t / sqrt(abar_t), D = the x0 of the noise
+  // estimate (clipped or not), to sigma_{t-1} with eta 1, back to x_{t-1} = sqrt(abar_{t-1}) x'
+  // (the step's noise, in x's units, is the variance's divided by abar_{t-1}).
+  auto step = [&](int t, bool posterior, bool clip) {
+    auto x0 = (x_t - std::sqrt(1 - abar[t]) * eps) / std::sqrt(abar[t]);
+    if (clip) x0 = x0.clamp(-1, 1);
+    const double prev = t > 0 ? abar[t - 1] : 1.0;
+    const double next = t > 0 ? d.sigma(t - 1) : 0.0;
+    const auto x = (x_t / std::sqrt(abar[t])).to(torch::kFloat32);
+    return (model::ancestral_step(x, x0.to(torch::kFloat32), d.sigma(t), next, 1.0, !posterior, z.to(torch::kFloat32))
+                .to(torch::kFloat64) *
+            std::sqrt(prev));
+  };
   for (int t : {0, 1, 10, 500, 999}) {
     for (bool clip : {false, true}) {
       for (bool posterior : {false, true}) {
@@ -151,20 +141,14 @@ TEST(Diffusion, DdpmStepMatchesTheFormulasWithClippingAndBothVariances) {
                           std::sqrt(1 - beta[t]) * (1 - prev) / (1 - abar[t]) * x_t;
         const double var = posterior ? beta[t] * (1 - prev) / (1 - abar[t]) : beta[t];
         const auto expected = t > 0 ? mean + std::sqrt(var) * z : mean;
-        const auto got = d.ddpm_step(x_t.to(torch::kFloat32), t, eps.to(torch::kFloat32), z.to(torch::kFloat32),
-                                     posterior, clip)
-                             .to(torch::kFloat64);
-        // float32 arithmetic on values of a few units (x0 before clipping reaches ~500 at t = 999,
-        // times a coefficient below 1e-2): 1e-4 absolute is hundreds of units in the last place.
-        EXPECT_LT((got - expected).abs().max().item<double>(), 1e-4)
+        // float32 arithmetic on x = x_t / sqrt(abar_t) (up to ~500 at t = 999, a few 1e-5 of
+        // rounding) scaled back by sqrt(abar_{t-1}): 1e-4 absolute is hundreds of units in the last place.
+        EXPECT_LT((step(t, posterior, clip) - expected).abs().max().item<double>(), 1e-4)
             << "t " << t << " clip " << clip << " posterior " << posterior;
       }
     }
   }
   // The inputs tell the options apart: clipping and the variance each change the step.
-  auto step = [&](int t, bool posterior, bool clip) {
-    return d.ddpm_step(x_t.to(torch::kFloat32), t, eps.to(torch::kFloat32), z.to(torch::kFloat32), posterior, clip);
-  };
   EXPECT_GT((step(10, true, true) - step(10, true, false)).abs().max().item<double>(), 1e-2);
   EXPECT_GT((step(1, true, true) - step(1, false, true)).abs().max().item<double>(), 1e-3);
 }
@@ -177,9 +161,10 @@ model::Diffusion with_prediction(const std::string& prediction) {
 }
 }  // namespace
 
-// Each prediction's target, fed back as the network's output, gives back the true noise; v is
+// Each prediction's target, fed back as the network's output, gives back the clean image, by
+// x0_from_output and through the denoiser D(x, sigma_t) (whose x is x_t / sqrt(abar_t)); v is
 // checked against its definition evaluated here in float64.
-TEST(Prediction, EachTargetConvertsBackToTheTrueNoise) {
+TEST(Prediction, EachTargetConvertsBackToTheCleanImage) {
   torch::manual_seed(5);
   const auto x0 = torch::rand({16, 1, 4, 4}) * 2 - 1, eps = torch::randn({16, 1, 4, 4});
   const auto t = torch::tensor({0, 1, 10, 100, 250, 400, 500, 600, 700, 800, 900, 950, 990, 997, 998, 999});
@@ -187,11 +172,17 @@ TEST(Prediction, EachTargetConvertsBackToTheTrueNoise) {
     const auto d = with_prediction(p);
     const auto xt = d.q_sample(x0, t, eps);
     const auto out = d.target(x0, t, eps);
-    // Near t = 0 (x0 prediction) and t = T-1 the conversions divide by small square roots: error
-    // relative to the float32 inputs, amplified up to ~1/sqrt(1 - abar_0) = 100.
-    EXPECT_LT((d.eps_from_output(out, xt, t) - eps).abs().max().item<double>(), 2e-4) << p;
-    EXPECT_LT((d.eps_model([&](const torch::Tensor&, const torch::Tensor&) { return out; })(xt, t) - eps)
-                  .abs().max().item<double>(), 2e-4) << p;
+    for (int i = 0; i < 16; ++i) {
+      const auto ti = t[i].item<std::int64_t>();
+      const auto row = [&](const torch::Tensor& v) { return v.slice(0, i, i + 1); };
+      // Near t = T-1, eps's x0 divides by sqrt(abar) ~ 6e-3: float32 rounding of x_t amplified 160x.
+      EXPECT_LT((d.x0_from_output(row(out), row(xt), ti) - row(x0)).abs().max().item<double>(), 2e-4) << p << " " << ti;
+      const auto D = d.denoiser([&](const torch::Tensor&, const torch::Tensor& level, const torch::Tensor&) {
+        EXPECT_EQ(level.item<std::int64_t>(), ti);
+        return row(out);
+      });
+      EXPECT_LT((D(ve(d, row(xt), ti), d.sigma(ti), {}) - row(x0)).abs().max().item<double>(), 2e-4) << p << " " << ti;
+    }
   }
   const auto v = with_prediction("v");
   std::vector<double> abar(1000);
@@ -241,28 +232,29 @@ TEST(Prediction, WeightedLossIsTheWeightedMeanOfPerExampleErrors) {
   EXPECT_NEAR(d.loss(fake, x0, t, eps).item<double>(), (out - goal).pow(2).mean().item<double>(), 1e-7);
 }
 
-// A sampler run with a v-predicting network that knows the true noise moves along the forward
+// A sampler step with a v-predicting network that knows the true noise moves along the forward
 // path, as the eps version does (DdimEtaZeroWithTrueNoiseMovesAlongTheForwardPath).
 TEST(Prediction, DdimWithAPerfectVNetworkFollowsTheForwardPath) {
   const auto d = with_prediction("v");
   torch::manual_seed(7);
   auto x0 = torch::rand({8, 1, 4, 4}) * 2 - 1, eps = torch::randn({8, 1, 4, 4});
-  const auto t700 = torch::full({8}, 700, torch::kLong);
-  auto xt = d.q_sample(x0, t700, eps);
-  const auto net = d.eps_model([&](const torch::Tensor&, const torch::Tensor& t) { return d.target(x0, t, eps); });
-  auto prev = d.ddim_step(xt, 700, 200, net(xt, t700), torch::Tensor(), 0.0, false);
-  EXPECT_LT((prev - d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps)).abs().max().item<double>(), 1e-4);
+  const auto x = ve(d, d.q_sample(x0, torch::full({8}, 700, torch::kLong), eps), 700);
+  const auto D = d.denoiser(
+      [&](const torch::Tensor&, const torch::Tensor& t, const torch::Tensor&) { return d.target(x0, t, eps); });
+  const auto prev = model::ancestral_step(x, D(x, d.sigma(700), {}), d.sigma(700), d.sigma(200), 0.0, false, {});
+  EXPECT_LT((prev - ve(d, d.q_sample(x0, torch::full({8}, 200, torch::kLong), eps), 200)).abs().max().item<double>(),
+            1e-4);
 }
 
 namespace {
 // For x0 ~ N(0, s^2) per pixel the exact denoiser is known: E[x0 | x_t] = sqrt(abar) s^2 /
 // (abar s^2 + 1 - abar) x_t. As a noise estimator, it stands in for a perfectly trained network.
 // A function of (x, t) as a Network without labels, for the samplers.
-model::Network unlabeled(model::EpsModel f) {
+model::Network unlabeled(model::NetworkAt f) {
   return [f = std::move(f)](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor&) { return f(x, t); };
 }
 
-model::EpsModel exact_gaussian_eps(const model::Diffusion& d, double s) {
+model::NetworkAt exact_gaussian_eps(const model::Diffusion& d, double s) {
   const auto abar_table = torch::tensor(d.schedule().abar, torch::kFloat64);
   return [abar_table, s](const torch::Tensor& x, const torch::Tensor& t) {
     const auto abar = abar_table.index_select(0, t.cpu()).view({-1, 1, 1, 1});
@@ -270,6 +262,14 @@ model::EpsModel exact_gaussian_eps(const model::Diffusion& d, double s) {
     const auto x0 = abar.sqrt() * (s * s) / (abar * (s * s) + (1 - abar)) * xd;
     return ((xd - abar.sqrt() * x0) / (1 - abar).sqrt()).to(torch::kFloat32);
   };
+}
+
+model::NetworkAt exact_gaussian_f(double s, double sd);
+
+// The exact denoiser of N(0, s^2) data for `d`: through EDM's F for an EDM model, else through the
+// noise estimate.
+model::Denoiser exact_denoiser(const model::Diffusion& d, double s) {
+  return d.denoiser(unlabeled(d.edm() ? exact_gaussian_f(s, 0.5) : exact_gaussian_eps(d, s)));
 }
 
 struct Drawn {
@@ -285,7 +285,7 @@ Drawn draw(const model::Diffusion& d, double s, const std::string& sampler, int 
   cfg.clip_x0 = false;
   cfg.batch_size = n;
   torch::Tensor noise;
-  const auto images = model::sample_images(unlabeled(exact_gaussian_eps(d, s)), d, cfg, {1, 2, 2}, {0, n, 11}, torch::kCPU,
+  const auto images = model::sample_images(exact_denoiser(d, s), d, cfg, {1, 2, 2}, {0, n, 11}, torch::kCPU,
                                            nullptr, [&](std::int64_t, const torch::Tensor& x) {
                                              if (!noise.defined()) noise = x.to(torch::kFloat64);
                                            });
@@ -300,12 +300,15 @@ Drawn draw(const model::Diffusion& d, double s, const std::string& sampler, int 
 // the method's order when the evaluations double (DDIM first order: about 2x; Heun and
 // DPM-Solver++(2M) second order: about 4x). The second-order samplers are also run at five times
 // the levels, where the error must be below a sixteenth of the coarse one (order 2 gives a 25th)
+// (a DDPM-trained model on trained timesteps, an EDM one at EDM's levels themselves)
 // plus the floor that no step count removes: the last step's jump from sigma_min = sigma_0 to 0,
 // whose exact factor s / sqrt(s^2 + sigma_0^2) the denoiser's s^2 / (s^2 + sigma_0^2) misses by
 // sigma_0^2 / 2s^2 (6e-4 here).
 TEST(Samplers, DeterministicSamplersConvergeAtTheirOrderToTheExactFlow) {
   const double s = 0.3;
-  model::Diffusion d(linear_cfg());
+  auto edm_cfg = linear_cfg();
+  edm_cfg.kind = "edm";
+  for (const auto& d : {model::Diffusion(linear_cfg()), model::Diffusion(edm_cfg)}) {
   const double sigma_max2 = (1 - d.schedule().abar.back()) / d.schedule().abar.back();
   const double c = s * std::sqrt(1 + sigma_max2) / std::sqrt(s * s + sigma_max2);
   auto error = [&](const std::string& sampler, int steps) {
@@ -327,12 +330,13 @@ TEST(Samplers, DeterministicSamplersConvergeAtTheirOrderToTheExactFlow) {
   for (const auto& k : {Case{"ddim", 50, 1.6}, Case{"heun", 19, 3.0}, Case{"dpmpp_2m", 20, 3.0}}) {
     const bool heun = k.sampler == std::string("heun");
     const double coarse = error(k.sampler, k.steps), fine = error(k.sampler, 2 * k.steps + heun);
-    std::cout << k.sampler << ": error " << coarse << " at " << k.steps << " evaluations, " << fine << " at about twice\n";
+    std::cout << (d.edm() ? "edm " : "") << k.sampler << ": error " << coarse << " at " << k.steps << " evaluations, " << fine << " at about twice\n";
     EXPECT_GT(coarse / fine, k.min_ratio) << k.sampler;
     if (k.sampler == std::string("ddim")) continue;
     const double finest = error(k.sampler, 10 * k.steps + heun);
-    std::cout << k.sampler << ": error " << finest << " at " << 10 * k.steps + heun << " evaluations\n";
+    std::cout << (d.edm() ? "edm " : "") << k.sampler << ": error " << finest << " at " << 10 * k.steps + heun << " evaluations\n";
     EXPECT_LT(finest, fine / 16 + floor) << k.sampler;
+  }
   }
 }
 
@@ -371,7 +375,7 @@ model::Diffusion edm(double sigma_data = 0.5) {
 // The network F that makes EDM's denoiser exact for x0 ~ N(0, s^2) per pixel: D* = s^2 / (s^2 +
 // sigma^2) x and F = (D* - c_skip x) / c_out, written from its inputs (c_in x, 250 ln sigma) in
 // float64 with EDM's coefficients spelt out here.
-model::EpsModel exact_gaussian_f(double s, double sd) {
+model::NetworkAt exact_gaussian_f(double s, double sd) {
   return [s, sd](const torch::Tensor& input, const torch::Tensor& c_noise) {
     const auto sigma = (c_noise.to(torch::kFloat64) / 250.0).exp().view({-1, 1, 1, 1});
     const auto norm = (sigma * sigma + sd * sd).sqrt();
@@ -432,34 +436,115 @@ TEST(Edm, TrainingLevelsAreLogNormal) {
   EXPECT_EQ(t.max().item<std::int64_t>(), 999);
 }
 
-// The exact F, seen by the samplers through eps_model, is the exact noise estimator of the
-// discrete schedule at every timestep; so every sampler draws from it what it draws from that one
-// (DeterministicSamplersConvergeAtTheirOrderToTheExactFlow and
-// StochasticSamplersWithAllStepsDrawTheDataDistribution). eps = (x - D) / sigma divides float32
-// rounding of x (a few 1e-7 |x|) by sigma_0 = 0.01: allowed 1e-4 max(1, |x|).
-TEST(Edm, EveryTimestepGivesTheExactNoiseEstimate) {
+// EDM's D of the exact F is the exact denoiser s^2 / (s^2 + sigma^2) x at any level, trained or
+// not, and at the trained levels it is what the discrete model's exact noise estimate gives; so
+// the samplers on trained levels (ddim, ddpm) draw from one what they draw from the other (each
+// step a contraction towards the data's scale: the difference stays at the per-step level, ddpm
+// 1000 steps of it). float32 rounding of x (a few 1e-7 |x|), amplified up to 1 / sqrt(abar_T)
+// = 160 by the discrete conversion: allowed 1e-4 max(1, |x|).
+TEST(Edm, TheDenoiserIsExactAtAnyLevel) {
   const double s = 0.3;
   const auto d = edm();
-  const auto eps = d.eps_model(exact_gaussian_f(s, 0.5));
-  const auto reference = exact_gaussian_eps(model::Diffusion(linear_cfg()), s);
+  const model::Diffusion discrete(linear_cfg());
+  const auto D = exact_denoiser(d, s), reference = exact_denoiser(discrete, s);
   torch::manual_seed(10);
-  const auto t = torch::tensor({0, 1, 10, 100, 300, 500, 700, 900, 990, 999});
-  const auto x0 = torch::randn({10, 1, 4, 4}) * s;
-  const auto xt = d.q_sample(x0, t, torch::randn({10, 1, 4, 4}));
-  const auto bound = 1e-4 * xt.abs().clamp_min(1.0);
-  EXPECT_TRUE(((eps(xt, t) - reference(xt, t)).abs() <= bound).all().item<bool>());
-  for (const char* sampler : {"ddim", "heun", "dpmpp_2m", "ddpm"}) {
+  for (double sigma : {0.002, 0.01, 0.137, 1.0, 7.3, 80.0, 157.0}) {
+    const auto x = torch::randn({10, 1, 4, 4}) * std::sqrt(s * s + sigma * sigma);
+    const auto exact = x.to(torch::kFloat64) * (s * s / (s * s + sigma * sigma));
+    EXPECT_LT((D(x, sigma, {}) - exact).abs().max().item<double>(), 1e-5 * std::max(1.0, sigma)) << sigma;
+  }
+  for (int t : {0, 1, 10, 100, 300, 500, 700, 900, 990, 999}) {
+    const double sigma = d.sigma(t);
+    const auto x = torch::randn({10, 1, 4, 4}) * std::sqrt(s * s + sigma * sigma);
+    const auto bound = 1e-4 * x.abs().clamp_min(1.0);
+    EXPECT_TRUE(((D(x, sigma, {}) - reference(x, sigma, {})).abs() <= bound).all().item<bool>()) << t;
+  }
+  for (const char* sampler : {"ddim", "ddpm"}) {
     config::SampleConfig cfg;
     cfg.sampler = sampler;
     cfg.steps = 20;
     cfg.clip_x0 = false;
     cfg.batch_size = 64;
-    // The samplers turn F into noise estimates through d (edm); the reference is one already.
-    const auto a = model::sample_images(unlabeled(exact_gaussian_f(s, 0.5)), d, cfg, {1, 2, 2}, {0, 64, 12}, torch::kCPU);
-    const auto b = model::sample_images(unlabeled(reference), model::Diffusion(linear_cfg()), cfg, {1, 2, 2},
-                                        {0, 64, 12}, torch::kCPU);
-    // Each step is a contraction towards the data's scale; the difference stays at the per-step
-    // level (ddpm: 1000 steps of it).
+    const auto a = model::sample_images(D, d, cfg, {1, 2, 2}, {0, 64, 12}, torch::kCPU);
+    const auto b = model::sample_images(reference, discrete, cfg, {1, 2, 2}, {0, 64, 12}, torch::kCPU);
     EXPECT_LT((a - b).abs().max().item<double>(), 1e-3) << sampler;
+  }
+}
+
+// EDM runs the second-order samplers at EDM's noise levels themselves (against their closed form);
+// a DDPM-trained model at its trained levels, the nearest in log sigma, without repeats: at T = 100
+// and 75 levels asked, fewer. Every sampler makes as many network evaluations per image as
+// network_evaluations reports (counted through a network that counts its calls, over one batch).
+TEST(Samplers, LevelsAndTheEvaluationsMadeAreTheOnesReported) {
+  auto discrete_cfg = linear_cfg(100), edm_cfg = linear_cfg(100);
+  edm_cfg.kind = "edm";
+  const model::Diffusion discrete(discrete_cfg), continuous(edm_cfg);
+  config::SampleConfig cfg;
+  cfg.sampler = "heun";
+  cfg.steps = 149;
+  cfg.clip_x0 = false;
+  cfg.batch_size = 4;
+  const auto levels = model::sampling_levels(continuous, cfg);
+  ASSERT_EQ(levels.size(), 75u);
+  const double hi = std::pow(continuous.sigma(99), 1 / 7.0), lo = std::pow(continuous.sigma(0), 1 / 7.0);
+  for (int i = 0; i < 75; ++i) EXPECT_NEAR(levels[i], std::pow(hi + i / 74.0 * (lo - hi), 7.0), 1e-13 * levels[i]) << i;
+  const auto snapped = model::sampling_levels(discrete, cfg);
+  EXPECT_LT(snapped.size(), 75u);
+  for (std::size_t i = 0; i < snapped.size(); ++i) {
+    EXPECT_EQ(snapped[i], discrete.sigma(discrete.timestep_at(snapped[i]))) << i;
+    if (i > 0) EXPECT_LT(snapped[i], snapped[i - 1]) << i;
+  }
+  EXPECT_EQ(model::network_evaluations(cfg, edm_cfg), 149);
+  EXPECT_EQ(model::network_evaluations(cfg, discrete_cfg), 2 * int(snapped.size()) - 1);
+  struct Case {
+    const char* sampler;
+    int steps;
+  };
+  for (const auto& model_cfg : {discrete_cfg, edm_cfg}) {
+    const model::Diffusion d(model_cfg);
+    for (const auto& k : {Case{"ddpm", 100}, Case{"ddim", 20}, Case{"ddim", 150}, Case{"heun", 19}, Case{"heun", 149},
+                          Case{"dpmpp_2m", 20}, Case{"dpmpp_2m", 150}}) {
+      cfg.sampler = k.sampler;
+      cfg.steps = k.steps;
+      int calls = 0;
+      const auto counting = d.denoiser([&](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) {
+        ++calls;
+        return torch::zeros_like(x);
+      });
+      model::sample_images(counting, d, cfg, {1, 2, 2}, {0, 4, 1}, torch::kCPU);
+      EXPECT_EQ(calls, model::network_evaluations(cfg, model_cfg)) << model_cfg.kind << " " << k.sampler << " x" << k.steps;
+    }
+  }
+}
+
+// Guidance on D equals guidance on the network's output, for every prediction and for EDM's F:
+// each one's x0 is affine in the output at fixed x, with weights that sum to one. The network
+// applies another affine map of x to each class. Values of a few units in float32, through up to
+// 1 / sqrt(abar_t) = 10 at t = 500: allowed 1e-5 of (1 + 2w) times the scale.
+TEST(Guidance, OnTheDenoiserEqualsOnTheNetworkForEveryPrediction) {
+  const model::Network net = [](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+    const auto c = labels.to(torch::kFloat32).view({-1, 1, 1, 1});
+    return x * (0.5 + 0.1 * c) + 0.3 * c - t.to(torch::kFloat32).view({-1, 1, 1, 1}) * 2e-4;
+  };
+  torch::manual_seed(13);
+  const auto labels = torch::tensor({0, 3, 7, 9});
+  const auto x = torch::randn({4, 1, 4, 4}) * 2;
+  for (const char* p : {"eps", "v", "x0", "edm"}) {
+    auto c = linear_cfg();
+    if (p == std::string("edm")) c.kind = "edm";
+    else c.prediction = p;
+    const model::Diffusion d(c);
+    for (double w : {0.5, 4.0}) {
+      const model::Network guided_output = [&](const torch::Tensor& x_t, const torch::Tensor& t,
+                                               const torch::Tensor& l) {
+        return (1 + w) * net(x_t, t, l) - w * net(x_t, t, torch::full_like(l, 10));
+      };
+      for (int t : {10, 500}) {
+        const auto a = model::guided(d.denoiser(net), w, 10)(x, d.sigma(t), labels);
+        const auto b = d.denoiser(guided_output)(x, d.sigma(t), labels);
+        const double scale = std::max(1.0, b.abs().max().item<double>());
+        EXPECT_LT((a - b).abs().max().item<double>(), 1e-5 * (1 + 2 * w) * scale) << p << " w " << w << " t " << t;
+      }
+    }
   }
 }

@@ -10,6 +10,7 @@
 #include "data/mnist.hpp"
 #include "dist/communicator.hpp"
 #include "io/checkpoint.hpp"
+#include "io/h5.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "train/trainer.hpp"
@@ -63,6 +64,32 @@ TEST(Trainer, TinyModelOnMnistLowersTheLossClearly) {
   EXPECT_EQ(trainer.step(), 200);
 }
 
+// Gradient accumulation: passes of train.micro_batch rows (5 into 32: six of 5 and one of 2) give
+// the gradient and loss of one pass. The same float32 terms summed in another order: each
+// gradient differs by rounding, a few 1e-7 of the sum of the terms' magnitudes; allowed 1e-5 of
+// the norm.
+TEST(Trainer, MicroBatchesGiveTheGradientOfOnePass) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  auto first_step = [&](const config::Config& c) {
+    dist::SelfCommunicator self;
+    train::Trainer t(c, mnist(), torch::kCPU, self);
+    t.train_step();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : t.model().parameters()) grads.push_back(p.grad().flatten().clone());
+    return std::make_pair(torch::cat(grads), t.read_agreements().at(0).loss);
+  };
+  const auto [whole, whole_loss] = first_step(cfg);
+  cfg.train.micro_batch = 5;
+  const auto [parts, parts_loss] = first_step(cfg);
+  EXPECT_GT(whole.norm().item<double>(), 0.0);
+  EXPECT_LT((parts - whole).norm().item<double>(), 1e-5 * whole.norm().item<double>());
+  EXPECT_NEAR(parts_loss, whole_loss, 1e-6 * whole_loss);
+  // Another batch's gradient is far from it: the comparison can tell.
+  cfg.run.seed = 6;
+  EXPECT_GT((first_step(cfg).first - whole).norm().item<double>(), 1e-2 * whole.norm().item<double>());
+}
+
 TEST(Trainer, SameSeedGivesSameWeightsAndAnotherSeedDoesNot) {
   TempDir tmp;
   auto cfg = tiny_config(tmp.path.string());
@@ -84,9 +111,9 @@ TEST(Sampler, ImagesDoNotDependOnHowTheyAreSplit) {
   model::UNet net(cfg.model);
   net->eval();
   model::Diffusion d(cfg.diffusion);
-  auto eps = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
+  auto eps = d.denoiser([&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& labels) {
     return net->forward(x, t, labels);
-  };
+  });
   auto whole = model::sample_images(eps, d, cfg.sample, {1, 28, 28}, {0, 6, 9}, torch::kCPU);
   EXPECT_EQ(whole.sizes(), (std::vector<int64_t>{6, 1, 28, 28}));
   EXPECT_LE(whole.abs().max().item<double>(), 1.0);
@@ -127,7 +154,19 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
   ASSERT_TRUE(path.has_value());
   EXPECT_EQ(*path, io::checkpoint_path(cfg.out_dir(), 2));
   model::UNet live(cfg.model), ema(cfg.model);
-  const auto info = io::read_checkpoint(*path, *live, *ema);
+  // Adam's state read into zeros shaped as the trainer's: both moments and the step count come back.
+  const auto written = trainer.adam_state();
+  io::AdamState adam;
+  for (const auto& [name, t] : written.exp_avg) adam.exp_avg.emplace_back(name, torch::zeros_like(t));
+  for (const auto& [name, t] : written.exp_avg_sq) adam.exp_avg_sq.emplace_back(name, torch::zeros_like(t));
+  const auto info = io::read_checkpoint(*path, *live, *ema, &adam);
+  EXPECT_EQ(adam.steps, 2);
+  ASSERT_EQ(adam.exp_avg.size(), written.exp_avg.size());
+  for (std::size_t i = 0; i < adam.exp_avg.size(); ++i) {
+    EXPECT_TRUE(torch::equal(adam.exp_avg[i].second, written.exp_avg[i].second)) << adam.exp_avg[i].first;
+    EXPECT_TRUE(torch::equal(adam.exp_avg_sq[i].second, written.exp_avg_sq[i].second)) << adam.exp_avg_sq[i].first;
+  }
+  EXPECT_GT(written.exp_avg_sq.front().second.abs().sum().item<double>(), 0.0);
   EXPECT_EQ(info.ema_updates, 2);
   EXPECT_EQ(info.world_size, 1);
   EXPECT_EQ(info.step, 2);
@@ -152,6 +191,17 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorBitwise) {
     EXPECT_NE(msg.find("model/conv_in.weight: file has [8, 1, 3, 3], model has [16, 1, 3, 3]"), std::string::npos)
         << msg;
   }
+  // A checkpoint written before 2026-12-06 holds the step count once per parameter, in a group.
+  {
+    H5::H5File file(*path, H5F_ACC_RDWR);
+    auto optim = file.openGroup("optim");
+    optim.unlink("step");
+    auto steps = optim.createGroup("step");
+    for (const auto& [name, t] : written.exp_avg) io::write_tensor(steps, name, torch::tensor({7}, torch::kInt64));
+  }
+  io::AdamState old = adam;
+  io::read_checkpoint(*path, *live, *ema, &old);
+  EXPECT_EQ(old.steps, 7);
 }
 
 namespace {
