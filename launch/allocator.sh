@@ -2,7 +2,7 @@
 #
 # Under glibc's malloc a fresh tensor of a few MB is slow to fill; tcmalloc (Debian's
 # libtcmalloc-minimal4, installed by launch/setup.sh) samples faster and trains as fast as a tuned
-# glibc, jemalloc was slower (the measurements: docs/performance.md). So: tcmalloc, preloaded,
+# glibc, jemalloc was slower (the measurements: docs/journal/performance.md). So: tcmalloc, preloaded,
 # where the library is found; otherwise, or with
 # DDPM_MALLOC=glibc, glibc with a fixed mmap threshold, a high trim threshold and a top pad (the
 # variable is harmless under tcmalloc).

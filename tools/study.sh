@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the quality study's variants one after another (docs/quality.md): each is launch/local.sh
+# Runs the quality study's variants one after another (docs/journal/quality.md): each is launch/local.sh
 # on configs/mnist_cpu_pixel.yaml (the pixel recipe the study chose) with 2 ranks and its
 # overrides, logged to results/NAME/log.txt, and its row (tools/study_row.py) is appended to ROWS as soon as it finishes.
 #   tools/study.sh ROWS VARIANTS   VARIANTS: one run a line, "NAME key=value ..."; # comments

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""One markdown row of the quality study (docs/quality.md) from a run's run.h5 and its log.
+"""One markdown row of the quality study (docs/journal/quality.md) from a run's run.h5 and its log.
 
     tools/study_row.py NAME "OVERRIDES"   reads results/NAME/run.h5 and results/NAME/log.txt
 

@@ -24,7 +24,7 @@ void warn_unavailable_once(const std::string& key, const std::string& what, cons
 // Resolves a `precision` key (fp32 | bf16 | auto) for `device`: true for bf16. Where bf16 is asked
 // for but the device lacks it, warns once with the key and runs fp32. `auto` is bf16 on a CPU with
 // bf16 arithmetic and fp32 elsewhere without a word: where it did not pay (CUDA at this model's
-// size, CPUs that only emulate bf16) and where it did, docs/performance.md.
+// size, CPUs that only emulate bf16) and where it did, docs/journal/performance.md.
 bool resolve_bf16(const std::string& precision, const torch::Device& device, const std::string& key);
 
 // Autocast to bf16 on `device` while alive (nothing when `enabled` is false); leaving the

@@ -1,7 +1,7 @@
 // How many rows of each global batch every rank computes: in proportion to the ranks' measured
 // speed, so that a synchronous all-reduce does not wait for a rank on a slower core.
 //
-// On shared hosts one vCPU can run slower than another for minutes at a time (docs/performance.md);
+// On shared hosts one vCPU can run slower than another for minutes at a time (docs/journal/performance.md);
 // with equal slices the faster rank idles for the difference in every all-reduce. Each rank times its work in each step, every
 // rank receives every rank's time (train::Trainer sends them in the all-reduce each step already
 // makes), and all ranks derive the same split from the same figures, with no collective of its

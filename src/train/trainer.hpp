@@ -69,7 +69,10 @@ class Trainer {
   void set_evaluation(std::int64_t every, Evaluation evaluate);
 
   double lr_at(std::int64_t step) const;
+  // Steps done (what logs, checkpoints, Adam's count and the EMA's updates count), and the epoch of
+  // the last of them (0 before any).
   std::int64_t step() const { return step_; }
+  std::int64_t epoch() const { return step_ > 0 ? plan_.epoch_of(step_ - 1) : 0; }
   Task& task() { return *task_; }
   torch::nn::Module& model() { return task_->model(); }
   torch::nn::Module& ema_model() { return task_->ema_model(); }

@@ -6,7 +6,7 @@
 # latent space (`ddpm_dist CONFIG` with diffusion.space: latent): the cache kept, the report with
 # the reconstruction FID, /latent and /eval in run.h5; and the refusals of a cache and of a run made
 # with another autoencoder. The plumbing only: runs this short reconstruct and sample poorly (what
-# latent diffusion reaches is measured in docs/quality.md and docs/latent.md).
+# latent diffusion reaches is measured in docs/journal/quality.md and docs/journal/latent.md).
 #   autoencoder.sh MPIEXEC BINARY CONFIG
 set -euo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"

@@ -3,7 +3,7 @@
 # dropout, the evaluation at two guidance weights (a row each in the report, /eval/ema/guidance_<w>
 # in run.h5, a picture each), samples of one asked-for class, and a refusal, naming the key, to
 # sample the run with an unconditional configuration. The plumbing only: a run this short does not
-# learn the classes (what the conditioning reaches is measured in docs/quality.md).
+# learn the classes (what the conditioning reaches is measured in docs/journal/quality.md).
 #   conditional.sh MPIEXEC BINARY CONFIG
 set -euo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"

@@ -109,7 +109,7 @@ TEST(Precision, Fp32KeyNeverAsksForBf16AndAutoFollowsTheCpusBf16Flags) {
   EXPECT_FALSE(model::resolve_bf16("fp32", cpu, "train.precision"));
   EXPECT_EQ(model::resolve_bf16("bf16", cpu, "train.precision"), has_bf16);
   EXPECT_EQ(model::resolve_bf16("auto", cpu, "train.precision"), has_bf16);
-  // On CUDA, auto stays fp32 (docs/performance.md) and bf16 is honoured.
+  // On CUDA, auto stays fp32 (docs/journal/performance.md) and bf16 is honoured.
   EXPECT_FALSE(model::resolve_bf16("auto", torch::Device(torch::kCUDA, 0), "train.precision"));
   EXPECT_TRUE(model::resolve_bf16("bf16", torch::Device(torch::kCUDA, 0), "train.precision"));
 }
