@@ -51,11 +51,21 @@ auto read_verified(const std::string& path, const std::string& what_to_do, Read&
   }
 }
 
+// Turns HDF5's own error printing off (its stack dumps to stderr): its errors become exceptions
+// with this project's messages. Idempotent; every opening of a file calls it.
+void quiet_hdf5();
+
 // Writes a contiguous CPU tensor (float32, float64, int64, int32 or uint8) as a dataset.
 void write_tensor(H5::Group& group, const std::string& name, const torch::Tensor& t);
 // Throws DamagedFile naming the dataset when it fails its checksum or cannot be read.
 torch::Tensor read_tensor(const H5::Group& group, const std::string& name);
 std::vector<std::int64_t> dataset_shape(const H5::Group& group, const std::string& name);
+
+// The group `name` of `file`, created with the groups on its way (`name` may be a path) where missing.
+H5::Group open_or_create(H5::H5File& file, const std::string& name);
+// A float64 scalar, or a tensor, written as `name` of `g` (replacing one there) with a "description".
+void write_scalar(H5::Group& g, const std::string& name, double value, const std::string& description);
+void write_array(H5::Group& g, const std::string& name, const torch::Tensor& t, const std::string& description);
 
 void write_attr(H5::H5Object& obj, const std::string& name, const std::string& value);
 void write_attr(H5::H5Object& obj, const std::string& name, std::int64_t value);
