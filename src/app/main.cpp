@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "app/commands.hpp"
+#include "config/key_docs.hpp"
 #include "dist/context.hpp"
 #include "io/compare.hpp"
 #include "util/error.hpp"
@@ -108,6 +109,9 @@ int main(int argc, char** argv) {
   report->add_option("runs", report_paths, "run folders or their run.h5")->required();
   report->add_option("--out", report_out, "the page to write (required with several runs)");
 
+  auto* keys = app.add_subcommand("keys", "print the configuration reference (every key, its default and meaning) "
+                                          "as a markdown table");
+
   // `ddpm_dist CONFIG ...` means `ddpm_dist run CONFIG ...`.
   std::vector<std::string> args(argv + 1, argv + argc);
   opt.command = command_line(args, ctx.world_size(), false);
@@ -136,6 +140,10 @@ int main(int argc, char** argv) {
   };
   // A failure on any rank ends the whole job: no rank is left waiting in a collective.
   try {
+    if (keys->parsed()) {
+      if (ctx.rank() == 0) std::fputs(config::reference_table().c_str(), stdout);
+      return 0;
+    }
     if (inspect->parsed()) return ctx.rank() == 0 ? app::cmd_inspect(inspect_path, inspect_verify) : 0;
     if (compare->parsed()) {
       if (ctx.rank() == 0) std::fputs(io::compare_runs(compare_paths).c_str(), stdout);

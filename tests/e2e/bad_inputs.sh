@@ -73,6 +73,12 @@ check "sampling under another prediction" fail "use the checkpoint's values \\(-
   run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set diffusion.prediction=v
 check "evaluating under another dropout (same shapes)" fail "model.dropout: [0-9.]+ in the checkpoint, 0.2 in" \
   run1 eval "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set model.dropout=0.2
+check "sampling from both weight sets" fail "draws from one set of weights, but eval.weights is .both.: set it to .ema. or .raw." \
+  run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set eval.weights=both
+check "the retired key sample.use_ema" fail "'sample.use_ema' is no longer a key: eval.weights" \
+  run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set sample.use_ema=false
+check "sampling the raw weights (allowed)" ok "raw weights, step 20" \
+  run1 sample "$CONFIG" --set run.out_dir="$work/small" --set sample.num_samples=4 --set eval.weights=raw
 head -c 20000 "$ckpt" >"$work/truncated.h5"
 check "truncated checkpoint" fail "truncated.h5: cannot open as HDF5|truncated.h5: not an HDF5 file" run1 train "$CONFIG" --set run.out_dir="$work/t" --resume "$work/truncated.h5"
 check "file that is not HDF5" fail "README.md: not an HDF5 file" "$BIN" inspect README.md

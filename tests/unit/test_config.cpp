@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "config/config.hpp"
+#include "config/key_docs.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
@@ -203,4 +205,21 @@ TEST(Config, ChangedKeysListsWhatDiffersAndSkipsKeysOnlyOneSideHas) {
   std::vector<std::string> keys;
   for (const auto& c : changes) keys.push_back(c.key + ": " + c.before + " -> " + c.now);
   EXPECT_EQ(keys, (std::vector<std::string>{"diffusion.timesteps: 1000 -> 100", "train.steps: 10 -> 20"}));
+}
+
+// The README's configuration reference is what `ddpm_dist keys` prints from the key table: every
+// key documented once, no key that is not one, and the same text.
+TEST(Config, TheReadmeReferenceIsTheKeyTable) {
+  std::ifstream in(std::string(DDPM_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in) << "README.md not found";
+  std::string line, table;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line == "| key | default | meaning |") inside = true;
+    if (inside && line.empty()) break;
+    if (inside) table += line + "\n";
+  }
+  const auto reference = config::reference_table();
+  EXPECT_EQ(table, reference) << "regenerate the README's table with: build/ddpm_dist keys";
+  EXPECT_NE(reference.find("| `train.micro_batch` | 0 |"), std::string::npos);
 }
