@@ -18,8 +18,7 @@ DiffusionTask::DiffusionTask(const config::Config& cfg, const data::Dataset& tra
                   " training images");
     latent_mean_ = latents.mean.to(device);
     latent_std_ = latents.std.to(device);
-    shift_ = latents.latent_mean;
-    scale_ = latents.latent_std;
+    scale_ = {latents.latent_mean, latents.latent_std};
   }
   if (cfg.model.num_classes > 0) labels_ = train_set.labels.to(torch::kLong).to(device);
   if (cfg.train.loss_weighting == "min_snr") loss_weights_ = diffusion_.min_snr_weights(cfg.train.min_snr_gamma, device);
@@ -55,7 +54,7 @@ torch::Tensor DiffusionTask::x0(std::int64_t step, const torch::Tensor& rows, st
                                      return torch::randn(shape, gen, opts);
                                    }).slice(0, begin, end);
   const auto z = latent_mean_.index_select(0, rows) + latent_std_.index_select(0, rows) * noise;
-  return (z - shift_) / scale_;
+  return scale_.standardise(z);
 }
 
 torch::Tensor DiffusionTask::loss(const std::vector<torch::Tensor>& in) {

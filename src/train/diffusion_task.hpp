@@ -9,6 +9,7 @@
 #include "data/mnist.hpp"
 #include "io/latent_cache.hpp"
 #include "model/diffusion.hpp"
+#include "model/latent_space.hpp"
 #include "model/unet.hpp"
 #include "train/task.hpp"
 
@@ -44,7 +45,7 @@ class DiffusionTask : public Task {
   std::int64_t examples_ = 0;
   torch::Tensor images_;        // pixel space: the training images (uint8) on the device, gathered there each step
   torch::Tensor latent_mean_, latent_std_;  // latent space: the posteriors (float32) on the device
-  double shift_ = 0.0, scale_ = 1.0;        // latent space: x0 = (z - shift) / scale
+  model::LatentScale scale_;               // latent space: x0 = scale_.standardise(z)
   torch::Tensor labels_;        // conditional models: their classes (long) on the device; else undefined
   torch::Tensor loss_weights_;  // per timestep, on the device (train.loss_weighting); undefined: none
 };
