@@ -41,9 +41,6 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
       balancer_(cfg.train.batch_size, world_, cfg.train.balance && !device.is_cuda()),
       bf16_(model::resolve_bf16(cfg.train.precision, device, "train.precision")),
       graphs_(model::resolve_cuda_graphs(cfg.train.cuda_graphs, device, "train.cuda_graphs")) {
-  if (graphs_ && balancer_.enabled())
-    throw Error("train.cuda_graphs replays one captured slice of the batch, but the balancer would move it: set "
-                "train.balance: false");
   if (graphs_ && cfg.train.micro_batch > 0 && cfg.train.micro_batch < cfg.train.batch_size / world_)
     throw Error(cfg.source + ": train.micro_batch = " + std::to_string(cfg.train.micro_batch) +
                 " splits a rank's share into passes, which train.cuda_graphs cannot replay; set train.micro_batch: 0 "

@@ -54,7 +54,8 @@ void Trainer::train_step() {
       step_graph_ = std::make_unique<StepGraph>();
       auto& g = *step_graph_;
       for (const auto& in : inputs) g.inputs.push_back(in.defined() ? in.clone() : in);
-      // The slice is fixed with graphs (the balancer is off on CUDA, checked at construction).
+      // The slice is fixed with graphs: they run only on CUDA, where the balancer is never on
+      // (the constructor's balancer_ takes !device.is_cuda()).
       g.graph = std::make_unique<model::CapturedGraph>(device_, [this, &g, scale = share * world_] {
         grad_sync_->grads().zero_();
         g.loss = forward_backward(g.inputs, scale, false);
