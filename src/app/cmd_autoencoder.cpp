@@ -7,7 +7,7 @@
 #include "app/resume.hpp"
 #include "data/mnist.hpp"
 #include "eval/distributed_sampling.hpp"
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "io/h5.hpp"
 #include "io/latent_cache.hpp"
 #include "io/run_file.hpp"
@@ -26,7 +26,7 @@ void encode_training_set(Session& s, model::Autoencoder& ae, const std::string& 
   ae->eval();
   const auto device = s.ctx.device();
   const auto batch = s.cfg.eval.batch_size;
-  auto cache = eval::encode_posteriors(*s.comm, ae, train_set.images, batch, device);
+  auto cache = latent::encode_posteriors(*s.comm, ae, train_set.images, batch, device);
   double sse = 0;
   torch::Tensor shown;  // the report's picture: the first test images and their reconstructions
   {

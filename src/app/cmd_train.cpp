@@ -7,7 +7,7 @@
 #include "app/resume.hpp"
 #include "data/mnist.hpp"
 #include "eval/during_training.hpp"
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "io/latent_cache.hpp"
 #include "io/run_file.hpp"
 #include "train/diffusion_task.hpp"
@@ -38,18 +38,18 @@ bool cmd_train(Session& s) {
   const auto train_set = data::load_dataset(s.cfg.data_dir(), data::Split::Train);
   spdlog::info("{}: {} training images", s.cfg.data_dir(), train_set.size());
   const auto device = s.ctx.device();
-  std::optional<eval::LatentTraining> latent;
+  std::optional<latent::LatentTraining> first_stage;
   if (s.cfg.latent()) {
-    latent = eval::load_latent_training(s.cfg, device, s.comm->rank());
-    const auto& c = latent->cache;
-    const auto shape = latent->space.shape();
+    first_stage = latent::load_latent_training(s.cfg, device, s.comm->rank());
+    const auto& c = first_stage->cache;
+    const auto shape = first_stage->space.shape();
     spdlog::info("latent space: the posteriors of {} training images (autoencoder weights {} of step {}), a fresh "
                  "draw each step, standardised as (z - {:.4f}) / {:.4f}; the U-Net works on {}x{}x{}",
                  c.images, c.autoencoder, c.autoencoder_step, c.latent_mean, c.latent_std, shape[0], shape[1],
                  shape[2]);
   }
   auto task = std::make_unique<train::DiffusionTask>(s.cfg, train_set, device,
-                                                     latent ? latent->cache : io::LatentCache{});
+                                                     first_stage ? first_stage->cache : io::LatentCache{});
   auto& diffusion = *task;
   train::Trainer trainer(s.cfg, std::move(task), device, *s.comm);
   spdlog::info("U-Net: {} parameters, {:.1f} MFLOPs per image", diffusion.unet()->parameter_count(),
@@ -59,17 +59,17 @@ bool cmd_train(Session& s) {
   if (s.cfg.eval.every > 0) {
     during = std::make_unique<eval::DuringTraining>(
         *s.comm, s.cfg, train_set, device,
-        latent ? latent->space : model::SampleSpace(config::diffusion_shape(s.cfg)), classifier_training(s));
+        first_stage ? first_stage->space : model::SampleSpace(config::diffusion_shape(s.cfg)), classifier_training(s));
     trainer.set_evaluation(s.cfg.eval.every, [&](std::int64_t step, double train_wall_s) {
       during->evaluate(diffusion.ema_unet(), step, train_wall_s);
     });
   }
   const bool resumed = resume_or_start(s, trainer, s.cfg.out_dir());
   if (s.comm->rank() == 0) io::write_launch(io::run_file_path(s.cfg.out_dir()), describe_launch(s));
-  if (latent) {
-    record_latent_origin(s, latent->cache, resumed);
+  if (first_stage) {
+    record_latent_origin(s, first_stage->cache, resumed);
     // The task holds the posteriors on the device; the host copy is no longer needed.
-    latent->cache.mean = latent->cache.std = torch::Tensor();
+    first_stage->cache.mean = first_stage->cache.std = torch::Tensor();
   }
   return trainer.run() == train::Trainer::Outcome::Finished;
 }

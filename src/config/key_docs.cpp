@@ -142,7 +142,7 @@ const std::vector<KeyDoc>& key_docs() {
       {{"train.on_write_error"}, R"doc()doc",
        R"doc(a checkpoint or run.h5 write that fails: `stop` the run (the previous files are intact), or `continue` (a missed checkpoint is skipped, missed metrics are written with the next ones))doc"},
       {{"train.max_bad_steps"}, R"doc()doc",
-       R"doc(steps in a row with a non-finite loss or gradient norm that are skipped (on every rank alike, decided on the device) before training stops with a checkpoint of the last good weights, written at the next step that logs or checkpoints; 0: stop at the first)doc"},
+       R"doc(steps in a row with a non-finite loss or gradient norm that are skipped (on every rank alike, decided on the device) before training stops with the checkpoint of the step that passed the limit (the last good weights, which the skipped steps left unchanged), written at the next step that logs or checkpoints; 0: stop at the first)doc"},
       {{"train.cuda_graphs"}, R"doc()doc",
        R"doc(on CUDA: capture forward and backward of a training step once and replay it each step (inputs copied into fixed buffers; gradient averaging, clipping and Adam run outside the graph); ignored with a warning on CPU)doc"},
       {{"train.precision"}, R"doc()doc",

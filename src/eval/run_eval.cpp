@@ -12,7 +12,6 @@
 #include "eval/classifier_training.hpp"
 #include "eval/distributed_sampling.hpp"
 #include "eval/feature_metrics.hpp"
-#include "eval/latent.hpp"
 #include "eval/metrics.hpp"
 #include "eval/sample_grid.hpp"
 #include "eval/trained_model.hpp"

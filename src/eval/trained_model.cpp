@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "io/h5.hpp"
 #include "util/error.hpp"
 
@@ -14,7 +14,7 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
     throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
                 cfg.source + "` first");
   const auto unet = config::unet_config(cfg);
-  TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, load_sample_space(cfg, device, rank)};
+  TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, latent::load_sample_space(cfg, device, rank)};
   m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg,
                                [&cfg](const std::string& key) { return config::defines_diffusion(cfg, key); });
   if (rank == 0 && !m.info.checksummed)

@@ -1,5 +1,5 @@
 // The raw and EMA U-Nets of a run's newest complete checkpoint, ready for sampling, and the space
-// their samples live in (eval::load_sample_space: images, or an autoencoder's latents).
+// their samples live in (latent::load_sample_space: images, or an autoencoder's latents).
 #pragma once
 
 #include <string>

@@ -17,7 +17,7 @@ namespace ddpm::train {
 
 class DiffusionTask : public Task {
  public:
-  // `latents` (latent space): the training set's cache, checked (eval::load_latent_training); its
+  // `latents` (latent space): the training set's cache, checked (latent::load_latent_training); its
   // rows are train_set's images in order, whose labels a conditional model takes.
   DiffusionTask(const config::Config& cfg, const data::Dataset& train_set, torch::Device device,
                 const io::LatentCache& latents = {});

@@ -58,8 +58,9 @@ class Trainer {
   // Every rank must call it after the same step (run(): at the steps that log, checkpoint or
   // evaluate, so a stop lags its signal by at most the least of those periods). Counts
   // and warns of skipped steps; the balancer sees the busy times averaged over the steps. When
-  // more than train.max_bad_steps steps in a row were skipped, the device has applied no update
-  // since the last good step: writes a checkpoint of the current step and throws.
+  // more than train.max_bad_steps steps in a row were non-finite, the device has applied no update
+  // since the last good step: writes the checkpoint of the step that passed the limit (the state
+  // after it, which later steps have not changed) and throws.
   std::vector<StepStats> read_agreements();
 
   // Called by run() on every rank after each step that is a multiple of `every` (and not stopping),
@@ -72,7 +73,8 @@ class Trainer {
   // Steps done (what logs, checkpoints, Adam's count and the EMA's updates count), and the epoch of
   // the last of them (0 before any).
   std::int64_t step() const { return step_; }
-  std::int64_t epoch() const { return step_ > 0 ? plan_.epoch_of(step_ - 1) : 0; }
+  std::int64_t epoch() const { return epoch_after(step_); }
+  std::int64_t epoch_after(std::int64_t steps) const { return steps > 0 ? plan_.epoch_of(steps - 1) : 0; }
   Task& task() { return *task_; }
   torch::nn::Module& model() { return task_->model(); }
   torch::nn::Module& ema_model() { return task_->ema_model(); }
@@ -129,33 +131,38 @@ class Trainer {
   std::vector<io::MetricsRow> unwritten_rows_;  // rank 0: metrics not yet in run.h5
   std::int64_t eval_every_ = 0;
   Evaluation evaluate_;
-  int bad_in_row_ = 0;
-  std::int64_t bad_total_ = 0;
+  std::int64_t bad_total_ = 0;  // rank 0's count of non-finite steps, for the warnings
 
   // What the ranks agree on after each step, in one all-reduce: a float64 vector where the model
   // is, the same on every rank, laid out as `Slot` in trainer.cpp. `my_loss` and
   // `my_grad_norm` are scalar tensors where the model is; nothing is read.
   torch::Tensor agree(const torch::Tensor& my_loss, const torch::Tensor& my_grad_norm, double share,
                       double busy_seconds);
-  // Whether to apply this step's update (a bool scalar on the device), from its agreement and the
-  // run of non-finite steps so far, which it advances.
-  torch::Tensor take_update(const torch::Tensor& agreement);
-  struct Pending {  // a step whose agreement the host has not read yet
+  // The one skip decision, made on the device from the step's agreement and the run of
+  // non-finite steps so far (which it advances): `take`, a bool scalar, says whether the update is
+  // applied; `record` ([taken, non-finite steps in a row, halted], float64) is what the host reads
+  // of it later, instead of deciding again.
+  struct Verdict {
+    torch::Tensor take, record;
+  };
+  Verdict take_update(const torch::Tensor& agreement);
+  struct Pending {  // a step whose agreement and verdict the host has not read yet
     std::int64_t step;
-    torch::Tensor agreement;
+    torch::Tensor agreement, verdict;
   };
   std::vector<Pending> pending_;
   // On the device: non-finite steps in a row, and whether more than train.max_bad_steps were.
   torch::Tensor bad_in_row_device_, halted_device_;
-  std::int64_t halted_at_ = 0;  // the step whose run passed train.max_bad_steps (0: none)
   // Forward and backward of this rank's slice; the gradients, of the loss times `grad_scale`, are
   // left in the parameters. Returns the unscaled loss. `poison` makes it NaN (fault injection).
   torch::Tensor forward_backward(const std::vector<torch::Tensor>& inputs, double grad_scale, bool poison);
   // A checkpoint or run.h5 write failed (rank 0): throws with `e` and what is on disk, or with
   // train.on_write_error: continue, warns and says what happens instead (`if_continuing`).
   void on_write_error(const Error& e, const std::string& if_continuing);
-  // Counts and warns of a step with a non-finite loss or gradient norm, as the device did.
-  void count_bad_step(const StepStats& stats);
+  // Counts and warns of a step with a non-finite loss or gradient norm, the `in_row`th in a row.
+  void count_bad_step(const StepStats& stats, std::int64_t in_row);
+  // The checkpoint of `step`, which the model, the EMA and Adam's state must be (rank 0 writes).
+  void write_checkpoint_of(std::int64_t step);
 };
 
 }  // namespace ddpm::train

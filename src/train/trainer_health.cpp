@@ -40,22 +40,26 @@ torch::Tensor Trainer::agree(const torch::Tensor& my_loss, const torch::Tensor& 
   return reduced;
 }
 
-torch::Tensor Trainer::take_update(const torch::Tensor& agreement) {
+Trainer::Verdict Trainer::take_update(const torch::Tensor& agreement) {
   const auto bad = agreement[kNonFinite] > 0.0;
   bad_in_row_device_.add_(1.0).mul_(bad);
   halted_device_.logical_or_(bad_in_row_device_ > double(cfg_.train.max_bad_steps));
-  return bad.logical_not().logical_and_(halted_device_.logical_not());
+  auto take = bad.logical_not().logical_and_(halted_device_.logical_not());
+  auto record = torch::stack({take.to(torch::kFloat64), bad_in_row_device_, halted_device_.to(torch::kFloat64)});
+  return {std::move(take), std::move(record)};
 }
 
 std::vector<StepStats> Trainer::read_agreements() {
   if (pending_.empty()) return {};
   std::vector<torch::Tensor> rows;
-  for (const auto& p : pending_) rows.push_back(p.agreement);
+  for (const auto& p : pending_) rows.push_back(torch::cat({p.agreement, p.verdict}));
   const auto read = torch::stack(rows).cpu();
   const auto* v = read.data_ptr<double>();
   const auto width = read.size(1);
+  const auto verdict = width - 3;  // [taken, non-finite steps in a row, halted]: take_update's record
   std::vector<StepStats> steps;
   std::vector<double> busy(static_cast<std::size_t>(world_), 0.0);
+  std::int64_t halted_at = 0;  // the step whose run of non-finite steps passed train.max_bad_steps
   for (std::size_t i = 0; i < pending_.size(); ++i, v += width) {
     StepStats s;
     s.step = pending_[i].step;
@@ -63,42 +67,37 @@ std::vector<StepStats> Trainer::read_agreements() {
     s.loss = v[kWeightedLoss];
     s.grad_norm = v[kGradNorm];
     s.stop_requested = v[kStop] > 0.0;
-    // The device's decision (take_update), replayed from the same figures.
-    if (v[kNonFinite] > 0.0) {
-      count_bad_step(s);
-      if (bad_in_row_ > cfg_.train.max_bad_steps && halted_at_ == 0) halted_at_ = s.step;
-    } else {
-      bad_in_row_ = 0;
-    }
-    s.skipped = v[kNonFinite] > 0.0 || halted_at_ != 0;
+    s.skipped = v[verdict] == 0.0;
+    const auto in_row = static_cast<std::int64_t>(v[verdict + 1]);
+    if (in_row > 0) count_bad_step(s, in_row);
+    if (v[verdict + 2] > 0.0 && halted_at == 0) halted_at = s.step;
     for (int r = 0; r < world_; ++r) busy[static_cast<std::size_t>(r)] += v[kBusy + r] / double(pending_.size());
     steps.push_back(s);
   }
   pending_.clear();
   balancer_.observe(busy);
-  if (halted_at_ != 0) {
+  if (halted_at != 0) {
+    // No update was applied after the last good step: the state is that of step `halted_at` (its
+    // run of non-finite steps skipped), whatever steps the device ran on before the host read this.
     const int max_bad = cfg_.train.max_bad_steps;
-    write_checkpoint();
+    const auto last_good = halted_at - max_bad - 1;
+    write_checkpoint_of(halted_at);
     throw Error("train.max_bad_steps = " + std::to_string(max_bad) + ": " + std::to_string(max_bad + 1) +
-                " steps in a row (up to step " + std::to_string(halted_at_) +
+                " steps in a row (up to step " + std::to_string(halted_at) +
                 ") had a non-finite loss or gradient norm, so training stops. The checkpoint of step " +
-                std::to_string(step_) + " holds the weights of the last good step (" +
-                std::to_string(halted_at_ - max_bad - 1) + ")" +
-                (step_ > halted_at_ ? ", as no update was applied after it; it was written at the next reading of the "
-                                      "steps' agreements (at the steps that log, checkpoint or evaluate)"
-                                    : "") +
-                "; lower train.lr or train.grad_clip, or check the data, then continue with --resume auto");
+                std::to_string(halted_at) + " holds the weights of step " + std::to_string(last_good) +
+                ", the last good one, as those steps' updates were skipped; lower train.lr or train.grad_clip, or "
+                "check the data, then continue with --resume auto");
   }
   return steps;
 }
 
-void Trainer::count_bad_step(const StepStats& stats) {
-  ++bad_in_row_;
+void Trainer::count_bad_step(const StepStats& stats, std::int64_t in_row) {
   ++bad_total_;
   if (rank_ == 0)
     spdlog::warn("step {}: non-finite loss or gradient norm (loss {}, gradient norm {}); update skipped on "
                  "every rank ({} in a row, {} in all; train.max_bad_steps = {})",
-                 stats.step, stats.loss, stats.grad_norm, bad_in_row_, bad_total_, cfg_.train.max_bad_steps);
+                 stats.step, stats.loss, stats.grad_norm, in_row, bad_total_, cfg_.train.max_bad_steps);
 }
 
 }  // namespace ddpm::train

@@ -69,13 +69,15 @@ void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& i
   }
 }
 
-void Trainer::write_checkpoint() {
+void Trainer::write_checkpoint() { write_checkpoint_of(step_); }
+
+void Trainer::write_checkpoint_of(std::int64_t step) {
   // Rank 0 writes while the others wait in the barrier.
   if (rank_ == 0) {
-    const auto path = io::checkpoint_path(cfg_.out_dir(), step_);
+    const auto path = io::checkpoint_path(cfg_.out_dir(), step);
     io::CheckpointInfo info;
-    info.step = step_;
-    info.epoch = epoch();
+    info.step = step;
+    info.epoch = epoch_after(step);
     info.ema_updates = ema_->updates();
     info.world_size = world_;
     info.config_yaml = cfg_.yaml;
@@ -89,7 +91,7 @@ void Trainer::write_checkpoint() {
     }
   }
   // Untimed: a slow disk on rank 0 is not a hung rank.
-  comm_.set_phase("the checkpoint of step " + std::to_string(step_), false);
+  comm_.set_phase("the checkpoint of step " + std::to_string(step), false);
   comm_.barrier();
 }
 

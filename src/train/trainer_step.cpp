@@ -91,12 +91,12 @@ void Trainer::train_step() {
                       (grad_sync_->wait_seconds() - wait_before) + update_seconds_;
   const auto agreement = agree(loss, grad_norm, share, busy);
   const auto update_start = clock::now();
-  const auto take = take_update(agreement);
-  optimizer_->step(take);
-  ema_->update(model, take);
+  const auto verdict = take_update(agreement);
+  optimizer_->step(verdict.take);
+  ema_->update(model, verdict.take);
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
-  pending_.push_back({step_, agreement});
+  pending_.push_back({step_, agreement, verdict.record});
 }
 
 torch::Tensor Trainer::clip_gradients() {

@@ -25,9 +25,13 @@ void say(const char* text) {
 void on_signal(int sig) {
   int none = 0;
   if (g_deferred && g_requested.compare_exchange_strong(none, sig)) return;
-  if (g_deferred && sig != SIGINT) return;  // already stopping; a checkpoint is being made
-  say(g_deferred ? "ddpm_dist: second SIGINT, exiting now without a checkpoint\n"
-                 : "ddpm_dist: signal received outside training, exiting now (checkpoints on disk are kept)\n");
+  // Already stopping: the checkpoint is being made, or is made and the process is ending. A
+  // repeat (SLURM's job script resends the warning until the ranks end) changes nothing.
+  const bool stopping = g_requested != 0;
+  if (stopping && sig != SIGINT) return;
+  say(!stopping ? "ddpm_dist: signal received outside training, exiting now (checkpoints on disk are kept)\n"
+      : g_deferred ? "ddpm_dist: second SIGINT, exiting now without a checkpoint\n"
+                   : "ddpm_dist: second SIGINT, exiting now (the stop's checkpoint is written)\n");
   ::_exit(128 + sig);
 }
 

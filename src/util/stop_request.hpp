@@ -3,9 +3,10 @@
 //
 // While training, the first of these signals only records a request: the training loop finishes
 // its step, the ranks agree through a collective (a signal may reach only some ranks, or reach
-// them at different steps), write a checkpoint and exit 0. A second SIGINT exits at once.
-// Outside training (set-up, sampling, evaluation) nothing is lost by stopping at once, so any of
-// them exits at once with a line saying so.
+// them at different steps), write a checkpoint and exit 75 (EX_TEMPFAIL). From then on, until it ends,
+// a second SIGINT exits at once and the others are ignored. Outside training (set-up, sampling,
+// evaluation) nothing is lost by stopping at once, so any of them exits at once with a line saying
+// so.
 #pragma once
 
 namespace ddpm::stop {

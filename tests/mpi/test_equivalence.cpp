@@ -6,7 +6,7 @@
 #include "data/mnist.hpp"
 #include "dist/mpi_communicator.hpp"
 #include "eval/distributed_sampling.hpp"
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "model/diffusion.hpp"
 #include "model/precision.hpp"
 #include "model/unet.hpp"
@@ -148,8 +148,8 @@ TEST(LatentEquivalence, TheCacheAndLatentTrainingDoNotDependOnTheRanks) {
   ae->eval();
   // 1,000 images in batches of 300: the last batch is short, and 2 ranks split them 2 + 2 batches.
   const data::Dataset train{mnist().images.slice(0, 0, 1000), mnist().labels.slice(0, 0, 1000)};
-  const auto one = eval::encode_posteriors(self, ae, train.images, 300, torch::kCPU);
-  const auto two = eval::encode_posteriors(world, ae, train.images, 300, torch::kCPU);
+  const auto one = latent::encode_posteriors(self, ae, train.images, 300, torch::kCPU);
+  const auto two = latent::encode_posteriors(world, ae, train.images, 300, torch::kCPU);
   if (world.rank() == 0) {
     EXPECT_TRUE(torch::equal(two.mean, one.mean));
     EXPECT_TRUE(torch::equal(two.std, one.std));

@@ -127,7 +127,8 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=$n1_port CPUs=$cpus State=UNKNOWN
 NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=$n2_port CPUs=$cpus State=UNKNOWN
-PartitionName=test Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+# Up to 4 jobs share a CPU, so that the tests' jobs, which mostly wait, run side by side.
+PartitionName=test Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
   cat >"$dir/env" <<EOF
 export SLURM_CONF=$dir/etc/slurm.conf

@@ -1,6 +1,6 @@
 // Latent diffusion's second stage: the scale (model/latent_space.hpp) against closed forms, the
 // sample space's decode and encode, the latent cache's round trip and the fingerprint that ties it
-// to one autoencoder (io/latent_cache.hpp), the refusal of a wrong scale (eval/latent.hpp), and the
+// to one autoencoder (io/latent_cache.hpp), the refusal of a wrong scale (latent/first_stage.hpp), and the
 // diffusion task's latent draws, which no split of the batch changes.
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "config/config.hpp"
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "io/latent_cache.hpp"
 #include "model/latent_space.hpp"
 #include "train/diffusion_task.hpp"
@@ -134,7 +134,7 @@ TEST(LatentCache, AWrongScaleIsCaught) {
   // The stated scale and the one recomputed from the posteriors are float64 sums of the same
   // float32 values: they agree to ~n x 1e-16 relative, so 1e-6 refuses any real error.
   auto c = random_cache(200);
-  const auto scale = eval::checked_scale(c, "cache.h5");
+  const auto scale = latent::checked_scale(c, "cache.h5");
   EXPECT_EQ(scale.mean, c.latent_mean);
   EXPECT_EQ(scale.std, c.latent_std);
   // The classic failure: no scale (1), or the std of the means without the posteriors' own spread.
@@ -142,7 +142,7 @@ TEST(LatentCache, AWrongScaleIsCaught) {
   for (const double wrong : {1.0, c.mean.to(torch::kFloat64).std().item<double>(), measured * (1 + 1e-4)}) {
     c.latent_std = wrong;
     try {
-      eval::checked_scale(c, "cache.h5");
+      latent::checked_scale(c, "cache.h5");
       FAIL() << "the scale " << wrong << " passed for posteriors of std " << measured;
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("cache.h5: the latent scale it states"), std::string::npos) << e.what();

@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "config/config.hpp"
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 #include "eval/trained_model.hpp"
 #include "io/checkpoint.hpp"
 #include "model/autoencoder.hpp"
@@ -95,13 +95,13 @@ TEST(Provenance, TheAutoencoderIsReadOnlyUnderItsOwnKeys) {
   fs::create_directories(ae_dir + "/checkpoints");
   io::write_checkpoint(io::checkpoint_path(ae_dir, 1), *ae, *ema, nullptr, info);
   const auto msg = refusal([&] {
-    eval::load_autoencoder(config_at(run.dir.string(), {"diffusion.space=latent", "sample.clip_x0=false", "autoencoder.kl_weight=0.01"}), torch::kCPU, 0);
+    latent::load_autoencoder(config_at(run.dir.string(), {"diffusion.space=latent", "sample.clip_x0=false", "autoencoder.kl_weight=0.01"}), torch::kCPU, 0);
   });
   EXPECT_NE(msg.find("autoencoder.kl_weight: "), std::string::npos) << msg;
   EXPECT_NE(msg.find(" in the checkpoint, 0.01 in now.yaml"), std::string::npos) << msg;
   // Its training keys may change.
   EXPECT_EQ(refusal([&] {
-              eval::load_autoencoder(config_at(run.dir.string(), {"diffusion.space=latent", "sample.clip_x0=false", "autoencoder.lr=0.5"}),
+              latent::load_autoencoder(config_at(run.dir.string(), {"diffusion.space=latent", "sample.clip_x0=false", "autoencoder.lr=0.5"}),
                                      torch::kCPU, 0);
             }),
             "");

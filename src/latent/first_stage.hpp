@@ -12,7 +12,7 @@
 #include "model/autoencoder.hpp"
 #include "model/latent_space.hpp"
 
-namespace ddpm::eval {
+namespace ddpm::latent {
 
 struct TrainedAutoencoder {
   model::Autoencoder ema{nullptr};  // in evaluation mode, on the device
@@ -48,4 +48,4 @@ LatentTraining load_latent_training(const config::Config& cfg, const torch::Devi
 // that the run's run.h5 names (/latent), decoded at the scale recorded there.
 model::SampleSpace load_sample_space(const config::Config& cfg, const torch::Device& device, int rank);
 
-}  // namespace ddpm::eval
+}  // namespace ddpm::latent

@@ -1,4 +1,4 @@
-#include "eval/latent.hpp"
+#include "latent/first_stage.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -6,14 +6,13 @@
 #include <cmath>
 
 #include "data/mnist.hpp"
-#include "eval/distributed_sampling.hpp"
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "io/run_file.hpp"
 #include "util/error.hpp"
 #include "util/share.hpp"
 
-namespace ddpm::eval {
+namespace ddpm::latent {
 namespace {
 
 std::string autoencoder_dir(const config::Config& cfg) { return config::autoencoder_stage(cfg).out_dir(); }
@@ -114,4 +113,4 @@ model::SampleSpace load_sample_space(const config::Config& cfg, const torch::Dev
   return model::SampleSpace(ae.ema, {origin->latent_mean, origin->latent_std});
 }
 
-}  // namespace ddpm::eval
+}  // namespace ddpm::latent
