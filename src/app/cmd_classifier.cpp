@@ -5,6 +5,7 @@
 #include "app/commands.hpp"
 #include "data/mnist.hpp"
 #include "eval/classifier_training.hpp"
+#include "eval/metrics.hpp"
 #include "train/classifier_task.hpp"
 
 namespace ddpm::app {
@@ -26,6 +27,9 @@ void cmd_classifier(Session& s) {
   s.comm->barrier();
   model::Classifier net;
   eval::ensure_classifier(*s.comm, s.cfg, net, train_set, test_set, s.ctx.device(), classifier_training(s));
+  // Its features of the real images too (<stem>_features.h5), which every evaluation reads: made
+  // here on all the ranks, not by the first evaluation.
+  eval::real_features(*s.comm, net, s.cfg, train_set, test_set, s.ctx.device());
 }
 
 }  // namespace ddpm::app

@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
                     "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
   auto* sample = add("sample", "sample images with the newest checkpoint");
   auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
-  auto* classifier = add("classifier", "train the evaluation classifier and store it in eval.classifier");
+  auto* classifier = add("classifier", "train the evaluation classifier, store it in eval.classifier, and compute its features of the real images");
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
                              "(fp32, bf16, without the batch balancer, channels-last, CUDA graphs) and sampling img-steps/s");
   std::vector<std::string> bench_parts;

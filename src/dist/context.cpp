@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -20,6 +21,11 @@
 namespace ddpm::dist {
 
 Context::Context(int* argc, char*** argv) {
+  // Started without a launcher (no PMIx or Open MPI rank in the environment), the process is an
+  // MPI singleton, for which Open MPI starts a helper daemon (~0.2 s) that a world of one never
+  // needs: inspect, report, a single-rank run. A setting the user made is kept.
+  if (!std::getenv("PMIX_RANK") && !std::getenv("OMPI_COMM_WORLD_RANK") && !std::getenv("PMI_RANK"))
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
   int provided = 0;
   // Only the main thread calls MPI (CPU autograd runs hooks on the thread that calls backward).
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)

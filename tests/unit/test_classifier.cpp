@@ -44,6 +44,9 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
     GTEST_SKIP() << shared << " is missing: ctest trains it first (fixture.classifier), or run ddpm_dist classifier";
   TempClassifier file;
   std::filesystem::copy_file(shared, file.path);
+  // Its feature cache, which `ddpm_dist classifier` makes with it (computed below where missing).
+  const std::string shared_features = std::string(DDPM_SOURCE_DIR) + "/results/classifier_mnist_features.h5";
+  if (std::filesystem::exists(shared_features)) std::filesystem::copy_file(shared_features, file.stem + "_features.h5");
   const auto cfg = repo_config(file.path);
   dist::SelfCommunicator self;
   model::Classifier net;
@@ -73,6 +76,13 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   EXPECT_TRUE(torch::equal(cached.test, features.test));
   EXPECT_EQ(cached.memorisation_threshold, features.memorisation_threshold);
   const auto ref = eval::reference_stats(self, features, cfg, n);
+  // The cached features are those of these weights: the first 1000 test images classified again
+  // here (in the same batches of 500; another thread count may round differently, ~1e-6).
+  const auto again =
+      eval::evaluate(self, net, data::to_model_range(test.images.slice(0, 0, 1000)), ref, 500, torch::kCPU);
+  const auto cached_test = features.test.slice(0, 0, 1000);
+  EXPECT_LT((again.gen_features - cached_test).abs().max().item<double>(),
+            1e-4 * cached_test.abs().max().item<double>());
   torch::manual_seed(0);
   const auto noise = torch::rand({n, 1, 28, 28}) * 2 - 1;
   const auto m = eval::evaluate(self, net, noise, ref, 500, torch::kCPU);
