@@ -45,24 +45,27 @@ struct TempDir {
 
 }  // namespace
 
+// 80 steps take the loss from ~0.6 to ~0.1 (0.17 of it when this was written); a model that
+// does not learn (a broken gradient path, an update that is never taken) stays near 1.
 TEST(Trainer, TinyModelOnMnistLowersTheLossClearly) {
   TempDir tmp;
   const auto cfg = tiny_config(tmp.path.string());
   dist::SelfCommunicator self;
   train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
+  constexpr int kSteps = 80, kWindow = 10;
   std::vector<double> losses;
-  for (int i = 0; i < 200; ++i) trainer.train_step();
+  for (int i = 0; i < kSteps; ++i) trainer.train_step();
   for (const auto& s : trainer.read_agreements()) losses.push_back(s.loss);
-  ASSERT_EQ(losses.size(), 200u);
+  ASSERT_EQ(losses.size(), std::size_t{kSteps});
   auto mean = [&](int a, int b) {
     double s = 0;
     for (int i = a; i < b; ++i) s += losses[i];
     return s / (b - a);
   };
-  const double first = mean(0, 20), last = mean(180, 200);
-  std::cout << "mean loss, first 20 steps " << first << ", last 20 steps " << last << "\n";
-  EXPECT_LT(last, 0.7 * first);
-  EXPECT_EQ(trainer.step(), 200);
+  const double first = mean(0, kWindow), last = mean(kSteps - kWindow, kSteps);
+  std::cout << "mean loss, first " << kWindow << " steps " << first << ", last " << kWindow << " steps " << last << "\n";
+  EXPECT_LT(last, 0.5 * first);
+  EXPECT_EQ(trainer.step(), kSteps);
 }
 
 // Gradient accumulation: passes of train.micro_batch rows (5 into 32: six of 5 and one of 2) give
