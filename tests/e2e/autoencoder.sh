@@ -12,11 +12,31 @@ set -euo pipefail
 MPIEXEC="$1" BIN="$2" CONFIG="$3"
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
-ae=(--set run.threads=1 --set run.out_dir="$out_dir" --set autoencoder.base_channels=8 --set autoencoder.groups=4
-    --set train.log_every=10 --set train.checkpoint_every=10)
+# A small MNIST (the first 4096 training and 1000 test images, in IDX files of their own), so that
+# each encoding of the training set takes a fraction of a second, and a copy of the evaluation
+# classifier beside it, whose feature cache is then that of this small set.
+/usr/bin/python3 - data/mnist "$out_dir/mnist" <<'PY'
+import os, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst)
+for name, n in (("train-images-idx3-ubyte", 4096), ("train-labels-idx1-ubyte", 4096),
+                ("t10k-images-idx3-ubyte", 1000), ("t10k-labels-idx1-ubyte", 1000)):
+    with open(os.path.join(src, name), "rb") as f:
+        magic, = struct.unpack(">I", f.read(4))
+        dims = struct.unpack(">" + "I" * (magic & 0xFF), f.read(4 * (magic & 0xFF)))
+        row = 1
+        for d in dims[1:]:
+            row *= d
+        body = f.read(n * row)
+    with open(os.path.join(dst, name), "wb") as f:
+        f.write(struct.pack(">I", magic) + struct.pack(">" + "I" * len(dims), n, *dims[1:]) + body)
+PY
+cp results/classifier_mnist.h5 "$out_dir/classifier.h5"
+ae=(--set run.threads=1 --set run.out_dir="$out_dir" --set data.dir="$out_dir/mnist" --set eval.classifier="$out_dir/classifier.h5"
+    --set autoencoder.base_channels=8 --set autoencoder.groups=4 --set train.log_every=10 --set train.checkpoint_every=10)
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" autoencoder "$CONFIG" "${ae[@]}" --set autoencoder.steps=20 2>&1 | tee "$out_dir/log"
 stage="$out_dir/autoencoder"
-grep -Eq "latents have mean -?[0-9.]+ and standard deviation [0-9.]+ over 60000 training images" "$out_dir/log" ||
+grep -Eq "latents have mean -?[0-9.]+ and standard deviation [0-9.]+ over 4096 training images" "$out_dir/log" ||
   { echo "FAIL: no latent statistics in the log"; exit 1; }
 "$BIN" inspect --verify "$stage/checkpoints/step_00000020.h5"
 attr() { /usr/bin/python3 -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["autoencoder"].attrs[sys.argv[2]])' "$stage/run.h5" "$1"; }
@@ -43,7 +63,7 @@ cache="$stage/latents.h5"
 import sys, h5py, numpy as np
 g = h5py.File(sys.argv[1], "r")["latents"]
 m, s = g["mean"][()].astype(np.float64), g["std"][()].astype(np.float64)
-assert m.shape == (60000, 4, 7, 7) and s.shape == m.shape, m.shape
+assert m.shape == (4096, 4, 7, 7) and s.shape == m.shape, m.shape
 assert (s > 0).all()
 mu = m.mean()
 sd = np.sqrt((m ** 2 + s ** 2).mean() - mu ** 2)
@@ -51,7 +71,7 @@ assert abs(mu - g.attrs["latent_mean"]) < 1e-6 * sd and abs(sd - g.attrs["latent
 assert g.attrs["autoencoder_step"] == 30, g.attrs["autoencoder_step"]
 PY
 "$BIN" inspect --verify "$cache"
-"$BIN" inspect "$cache" | grep -q "60000 posteriors (mean and std) of 4x7x7" || { "$BIN" inspect "$cache"; exit 1; }
+"$BIN" inspect "$cache" | grep -q "4096 posteriors (mean and std) of 4x7x7" || { "$BIN" inspect "$cache"; exit 1; }
 # The whole pipeline in latent space: the autoencoder is complete and its cache current, so the run
 # goes on to the diffusion model on 4 x 7 x 7 latents (one U-Net level).
 lat=("${ae[@]}" --set autoencoder.steps=30 --set diffusion.space=latent --set model.channel_mult=[1]
@@ -59,7 +79,7 @@ lat=("${ae[@]}" --set autoencoder.steps=30 --set diffusion.space=latent --set mo
      --set eval.trajectory_images=4)
 "$MPIEXEC" -n 2 --oversubscribe "$BIN" "$CONFIG" "${lat[@]}" --resume auto > "$out_dir/latent.log" 2>&1 ||
   { cat "$out_dir/latent.log"; exit 1; }
-for expected in "the latent cache is that of these weights; kept" "latent space: the posteriors of 60000 training images" \
+for expected in "the latent cache is that of these weights; kept" "latent space: the posteriors of 4096 training images" \
                 "the U-Net works on 4x7x7" "autoencoder reconstruction FID [0-9.]+ \(floor [0-9.]+, [0-9.]+x\)" \
                 "network GFLOPs per sample \(ema weights\): [0-9.]+"; do
   grep -Eq "$expected" "$out_dir/latent.log" || { cat "$out_dir/latent.log"; echo "FAIL: no '$expected'"; exit 1; }
