@@ -6,61 +6,45 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <vector>
 
 #include "util/stop_request.hpp"
 
 using namespace ddpm;
 
+namespace {
+
+// In the child: installs the handlers, raises `in_training` with deferred stopping on, then
+// `after` with it off (the loop has stopped and the process is ending), and exits with the signal
+// recorded (0: none), unless a handler ended it first.
+[[noreturn]] void signal_sequence(const std::vector<int>& in_training, const std::vector<int>& after) {
+  stop::install();
+  stop::set_deferred(true);
+  for (int s : in_training) std::raise(s);
+  stop::set_deferred(false);
+  for (int s : after) std::raise(s);
+  std::exit(stop::requested());
+}
+
+}  // namespace
+
 TEST(StopRequestDeathTest, InTrainingTheFirstSignalIsOnlyRecorded) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        stop::install();
-        stop::set_deferred(true);
-        std::raise(SIGUSR1);
-        std::raise(SIGTERM);  // a second one while the checkpoint is made
-        std::exit(stop::requested() == SIGUSR1 ? 0 : 1);
-      },
-      testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(signal_sequence({SIGUSR1, SIGTERM}, {}), testing::ExitedWithCode(SIGUSR1), "");
 }
 
 TEST(StopRequestDeathTest, OutsideTrainingASignalExitsAtOnce) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        stop::install();
-        std::raise(SIGUSR1);
-        std::exit(0);
-      },
-      testing::ExitedWithCode(128 + SIGUSR1), "signal received outside training, exiting now");
+  EXPECT_EXIT(signal_sequence({}, {SIGUSR1}), testing::ExitedWithCode(128 + SIGUSR1),
+              "signal received outside training, exiting now");
 }
 
-// The loop has stopped with its checkpoint and left training; the process is on its way out.
 TEST(StopRequestDeathTest, ARepeatedWarningAfterTheStopIsIgnored) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        stop::install();
-        stop::set_deferred(true);
-        std::raise(SIGUSR1);
-        stop::set_deferred(false);
-        std::raise(SIGUSR1);
-        std::raise(SIGTERM);
-        std::exit(stop::requested() == SIGUSR1 ? 0 : 1);
-      },
-      testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(signal_sequence({SIGUSR1}, {SIGUSR1, SIGTERM}), testing::ExitedWithCode(SIGUSR1), "");
 }
 
 TEST(StopRequestDeathTest, ASecondSigintExitsAtOnceEvenAfterTheStop) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        stop::install();
-        stop::set_deferred(true);
-        std::raise(SIGINT);
-        stop::set_deferred(false);
-        std::raise(SIGINT);
-        std::exit(0);
-      },
-      testing::ExitedWithCode(128 + SIGINT), "second SIGINT, exiting now");
+  EXPECT_EXIT(signal_sequence({SIGINT}, {SIGINT}), testing::ExitedWithCode(128 + SIGINT), "second SIGINT, exiting now");
 }
