@@ -509,7 +509,9 @@ TEST(Samplers, LevelsAndTheEvaluationsMadeAreTheOnesReported) {
   EXPECT_LT(snapped.size(), 75u);
   for (std::size_t i = 0; i < snapped.size(); ++i) {
     EXPECT_EQ(snapped[i], discrete.sigma(discrete.timestep_at(snapped[i]))) << i;
-    if (i > 0) EXPECT_LT(snapped[i], snapped[i - 1]) << i;
+    if (i > 0) {
+      EXPECT_LT(snapped[i], snapped[i - 1]) << i;
+    }
   }
   EXPECT_EQ(model::network_evaluations(cfg, edm_cfg), 149);
   EXPECT_EQ(model::network_evaluations(cfg, discrete_cfg), 2 * int(snapped.size()) - 1);
