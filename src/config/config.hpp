@@ -94,6 +94,10 @@ struct TrainConfig {
   double grad_clip = 1.0;  // max global L2 norm; 0 disables
   double ema_decay = 0.999;
   double ema_share = 0.0;  // > 0: the EMA's half-life is this share of the steps done so far (ema_decay unused)
+  // Post-hoc EMA (model/power_ema.hpp): the lengths of the power-function EMAs tracked beside the EMA
+  // (empty: none), and the steps between their snapshots (0: at each checkpoint).
+  std::vector<double> phema_sigma_rels;
+  std::int64_t phema_snapshot_every = 0;
   std::int64_t log_every = 50;
   std::int64_t checkpoint_every = 1000;
   int keep_checkpoints = 3;

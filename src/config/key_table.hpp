@@ -71,6 +71,8 @@ void visit(Config& c, V& v) {
   v.field("grad_clip", c.train.grad_clip);
   v.field("ema_decay", c.train.ema_decay);
   v.field("ema_share", c.train.ema_share);
+  v.field("phema_sigma_rels", c.train.phema_sigma_rels);
+  v.field("phema_snapshot_every", c.train.phema_snapshot_every);
   v.field("log_every", c.train.log_every);
   v.field("checkpoint_every", c.train.checkpoint_every);
   v.field("keep_checkpoints", c.train.keep_checkpoints);

@@ -38,6 +38,7 @@ Config classifier_stage(const Config& cfg, std::int64_t train_images) {
   t.grad_clip = 0.0;
   t.ema_decay = 0.999;
   t.ema_share = 0.0;
+  t.phema_sigma_rels.clear();
   t.log_every = 100;
   t.checkpoint_every = std::max<std::int64_t>(1, t.steps);
   t.keep_checkpoints = 1;
@@ -60,6 +61,7 @@ Config autoencoder_stage(const Config& cfg) {
   stage.train.lr = cfg.autoencoder.lr;
   stage.train.lr_min = std::min(cfg.train.lr_min, cfg.autoencoder.lr);
   stage.run.out_dir = cfg.out_dir() + "/autoencoder";
+  stage.train.phema_sigma_rels.clear();  // post-hoc EMA is the diffusion model's
   return stage;
 }
 

@@ -115,6 +115,11 @@ void validate(const Config& c) {
           "must be in [0, train.lr = " + str(t.lr) + "], got " + str(t.lr_min));
   require(t.ema_share >= 0.0 && t.ema_share <= 1.0, s, "train.ema_share",
           "must be in [0, 1] (0: the fixed train.ema_decay), got " + str(t.ema_share));
+  for (double r : t.phema_sigma_rels)
+    require(r > 0.0 && r <= 0.2886, s, "train.phema_sigma_rels",
+            "lengths must be in (0, 0.2886] (a power-function EMA spans at most sqrt(1/12) of training), got " + str(r));
+  require(t.phema_snapshot_every >= 0, s, "train.phema_snapshot_every",
+          "must be >= 0 (0: at each checkpoint), got " + str(t.phema_snapshot_every));
   require(t.grad_clip >= 0.0, s, "train.grad_clip", "must be >= 0 (0 disables clipping)");
   require(t.weight_decay >= 0.0 && t.weight_decay * t.lr < 1.0, s, "train.weight_decay",
           "must be >= 0 (0: Adam, > 0: AdamW) with train.lr x weight_decay < 1 (each step scales the weights by "

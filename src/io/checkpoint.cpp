@@ -20,7 +20,7 @@ std::string checkpoint_path(const std::string& run_dir, std::int64_t step) {
 }
 
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
-                      const CheckpointInfo& info) {
+                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas) {
   write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
     write_named(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
@@ -32,6 +32,7 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
       write_named(optim, "exp_avg_sq", adam->exp_avg_sq, "Adam second moment");
       write_tensor(optim, "step", torch::tensor({adam->steps}, torch::kInt64));
     }
+    if (power_emas && !power_emas->empty()) write_power_emas(root, "phema", *power_emas);
     // Only rank 0 writes checkpoints.
     fault::at(fault::Point::CheckpointWrite, info.step, 0);
     write_attr(root, "step", info.step);
@@ -69,7 +70,7 @@ std::string defining_keys_hint(const std::string& stored_yaml, const config::Con
 
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                                AdamState* adam, const config::Config* expected,
-                               const config::KeyFilter& defining) {
+                               const config::KeyFilter& defining, std::vector<PowerEmaState>* power_emas) {
   auto file = open_read(path);
   const std::string what_to_do =
       "; move it aside to use an older checkpoint (`ddpm_dist inspect --verify " + path + "` lists every damaged dataset)";
@@ -122,6 +123,8 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
         adam_steps = read_tensor(gs, first).item<std::int64_t>();
       }
     }
+    std::vector<std::vector<torch::Tensor>> averages;
+    if (power_emas && !power_emas->empty()) averages = read_power_emas(path, root, "phema", *power_emas);
     CheckpointInfo info;
     info.step = read_attr_int(root, "step");
     info.epoch = read_attr_int(root, "epoch");
@@ -136,6 +139,12 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
       assign_named(adam->exp_avg, m1);
       assign_named(adam->exp_avg_sq, m2);
       adam->steps = adam_steps;
+    }
+    if (!averages.empty()) {
+      assign_power_emas(*power_emas, averages);
+      const auto group = root.openGroup("phema");
+      for (std::size_t k = 0; k < power_emas->size(); ++k)
+        (*power_emas)[k].updates = read_attr_int(group.openGroup(std::to_string(k)), "updates");
     }
     return info;
   });
@@ -171,10 +180,12 @@ std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir
                                                       torch::nn::Module& ema, AdamState* adam,
                                                       std::vector<std::string>* skipped,
                                                       const config::Config* expected,
-                                                      const config::KeyFilter& defining) {
+                                                      const config::KeyFilter& defining,
+                                                      std::vector<PowerEmaState>* power_emas) {
   for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {
-      return FoundCheckpoint{path.string(), read_checkpoint(path.string(), model, ema, adam, expected, defining)};
+      return FoundCheckpoint{path.string(),
+                             read_checkpoint(path.string(), model, ema, adam, expected, defining, power_emas)};
     } catch (const DamagedFile& e) {
       if (skipped) skipped->push_back(e.what());
     }
@@ -189,11 +200,13 @@ void prune_checkpoints(const std::string& run_dir, int keep) {
 }
 
 std::vector<std::string> remove_stale_temporaries(const std::string& run_dir) {
-  static const std::regex checkpoint_tmp(R"(step_\d{8}\.h5\.tmp\.\d+)"), run_file_tmp(R"(run\.h5\.tmp\.\d+)");
+  static const std::regex checkpoint_tmp(R"(step_\d{8}\.h5\.tmp\.\d+)"), run_file_tmp(R"(run\.h5\.tmp\.\d+)"),
+      snapshot_tmp(R"(snapshot_\d{8}\.h5\.tmp\.\d+)");
   std::vector<std::string> removed;
   std::error_code ec;
   for (const auto& [dir, pattern] : {std::pair{fs::path(run_dir) / "checkpoints", &checkpoint_tmp},
-                                     std::pair{fs::path(run_dir), &run_file_tmp}}) {
+                                     std::pair{fs::path(run_dir), &run_file_tmp},
+                                     std::pair{fs::path(run_dir) / "phema", &snapshot_tmp}}) {
     if (!fs::is_directory(dir)) continue;
     for (const auto& e : fs::directory_iterator(dir))
       if (std::regex_match(e.path().filename().string(), *pattern) && fs::remove(e.path(), ec))

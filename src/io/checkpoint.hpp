@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "io/named_tensors.hpp"
+#include "io/power_emas.hpp"
 
 namespace ddpm::io {
 
@@ -40,9 +41,9 @@ struct FoundCheckpoint {
 
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
 
-// `adam` may be null (weights only).
+// `adam` may be null (weights only); `power_emas` (post-hoc EMA's averages, /phema) too.
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
-                      const CheckpointInfo& info);
+                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas = nullptr);
 
 // Loads `path` into `model`, `ema` and (when given) `adam` after checking every name and shape
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an
@@ -50,10 +51,11 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
 // With `expected` (the configuration the modules were built from), a file whose stored
 // configuration differs from it in a key for which `defining` holds (empty: the model.* keys;
 // config::defines_diffusion and its siblings are the project's rules) is refused with each such
-// key, both values and the --set that reads the file as it was trained.
+// key, both values and the --set that reads the file as it was trained. With `power_emas`, the file
+// must hold exactly those averages (io::read_power_emas), which are read with the rest.
 CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema,
                                AdamState* adam = nullptr, const config::Config* expected = nullptr,
-                               const config::KeyFilter& defining = {});
+                               const config::KeyFilter& defining = {}, std::vector<PowerEmaState>* power_emas = nullptr);
 
 // `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
 // each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
@@ -62,7 +64,8 @@ std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir
                                                       torch::nn::Module& ema, AdamState* adam,
                                                       std::vector<std::string>* skipped = nullptr,
                                                       const config::Config* expected = nullptr,
-                                                      const config::KeyFilter& defining = {});
+                                                      const config::KeyFilter& defining = {},
+                                                      std::vector<PowerEmaState>* power_emas = nullptr);
 
 // The newest checkpoint in <run_dir>/checkpoints that opens and is complete (its data is verified
 // when it is read); `skipped` receives the newer files that did not, each with the reason.

@@ -54,6 +54,7 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
   // Parameters, gradients, Adam's moments and the EMA are each one buffer, views laid out alike.
   values_ = util::flat_buffer(model.parameters());
   ema_ = std::make_unique<model::Ema>(model, task_->ema_model(), cfg.train.ema_decay, cfg.train.ema_share);
+  for (double sigma_rel : cfg.train.phema_sigma_rels) power_emas_.emplace_back(values_, sigma_rel);
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model.parameters(),
       // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
@@ -119,8 +120,11 @@ Trainer::Outcome Trainer::run() {
     const bool log_now = step_ % cfg_.train.log_every == 0 || step_ == total;
     const bool checkpoint_now = step_ % cfg_.train.checkpoint_every == 0 || step_ == total;
     const bool evaluate_now = evaluate_ && eval_every_ > 0 && step_ % eval_every_ == 0;
+    const auto snapshot_every = cfg_.train.phema_snapshot_every;
+    const bool snapshot_now =
+        !power_emas_.empty() && (snapshot_every > 0 ? step_ % snapshot_every == 0 : checkpoint_now);
     // The host waits for the device only here: between these steps it queues work ahead.
-    if (!log_now && !checkpoint_now && !evaluate_now) continue;
+    if (!log_now && !checkpoint_now && !evaluate_now && !snapshot_now) continue;
     bool stopping = false;
     for (const auto& s : read_agreements()) {
       ++interval_steps;
@@ -158,6 +162,7 @@ Trainer::Outcome Trainer::run() {
       interval_start = now;
     }
     if (checkpoint_now || stopping) write_checkpoint();
+    if (snapshot_now) write_power_ema_snapshot();
     if (evaluate_now && !stopping) {
       const auto eval_start = clock::now();
       evaluate_(step_, wall_offset + std::chrono::duration<double>(eval_start - start).count());

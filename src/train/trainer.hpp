@@ -18,6 +18,7 @@
 #include "io/run_file.hpp"
 #include "model/cuda_graph.hpp"
 #include "model/ema.hpp"
+#include "model/power_ema.hpp"
 #include "train/adam.hpp"
 #include "train/batch_balance.hpp"
 #include "train/task.hpp"
@@ -97,6 +98,9 @@ class Trainer {
   // Adam's state as views of its buffers, named as the model's parameters: what a checkpoint
   // writes, and what reading one fills in.
   io::AdamState adam_state() const;
+  // The power-function EMAs of post-hoc EMA (train.phema_sigma_rels), the same way.
+  std::vector<io::PowerEmaState> power_ema_states() const;
+  const std::vector<model::PowerEma>& power_emas() const { return power_emas_; }
 
  private:
   void continue_from(const std::string& path, const io::CheckpointInfo& info);
@@ -111,6 +115,7 @@ class Trainer {
   int rank_, world_;
   std::unique_ptr<Task> task_;
   std::unique_ptr<model::Ema> ema_;
+  std::vector<model::PowerEma> power_emas_;  // post-hoc EMA's averages, each a buffer laid out as values_
   torch::Tensor values_;  // the parameters, end to end (util/flat_tensors.hpp)
   std::unique_ptr<Adam> optimizer_;
   std::unique_ptr<dist::GradSync> grad_sync_;
@@ -163,6 +168,10 @@ class Trainer {
   void count_bad_step(const StepStats& stats, std::int64_t in_row);
   // The checkpoint of `step`, which the model, the EMA and Adam's state must be (rank 0 writes).
   void write_checkpoint_of(std::int64_t step);
+  // Rank 0 writes <run>/phema/snapshot_<step>.h5 (train.on_write_error applies).
+  void write_power_ema_snapshot();
+  // The update counts read with a checkpoint (the values were read into the averages' views).
+  void restore_power_emas(const std::vector<io::PowerEmaState>& read);
 };
 
 }  // namespace ddpm::train

@@ -9,6 +9,26 @@
 
 namespace ddpm::train {
 
+std::vector<io::PowerEmaState> Trainer::power_ema_states() const {
+  std::vector<io::PowerEmaState> states;
+  const auto named = task_->model().named_parameters();
+  std::vector<torch::Tensor> params;
+  for (const auto& p : named) params.push_back(p.value());
+  for (const auto& avg : power_emas_) {
+    io::PowerEmaState s;
+    s.sigma_rel = avg.sigma_rel();
+    s.updates = avg.updates();
+    const auto views = util::views_of(avg.values(), params);
+    for (std::size_t i = 0; i < params.size(); ++i) s.values.emplace_back(named[i].key(), views[i]);
+    states.push_back(std::move(s));
+  }
+  return states;
+}
+
+void Trainer::restore_power_emas(const std::vector<io::PowerEmaState>& read) {
+  for (std::size_t k = 0; k < power_emas_.size(); ++k) power_emas_[k].set_updates(read[k].updates);
+}
+
 io::AdamState Trainer::adam_state() const {
   io::AdamState state;
   const auto named = task_->model().named_parameters();
@@ -25,17 +45,23 @@ io::AdamState Trainer::adam_state() const {
 
 void Trainer::resume(const std::string& path) {
   auto adam = adam_state();
-  const auto info = io::read_checkpoint(path, model(), ema_model(), &adam, &cfg_, defining_keys());
+  auto averages = power_ema_states();
+  const auto info = io::read_checkpoint(path, model(), ema_model(), &adam, &cfg_, defining_keys(), &averages);
   optimizer_->set_steps(adam.steps);
+  restore_power_emas(averages);
   continue_from(path, info);
 }
 
 bool Trainer::resume_newest() {
   std::vector<std::string> skipped;
   auto adam = adam_state();
-  const auto found =
-      io::read_newest_checkpoint(cfg_.out_dir(), model(), ema_model(), &adam, &skipped, &cfg_, defining_keys());
-  if (found) optimizer_->set_steps(adam.steps);
+  auto averages = power_ema_states();
+  const auto found = io::read_newest_checkpoint(cfg_.out_dir(), model(), ema_model(), &adam, &skipped, &cfg_,
+                                                defining_keys(), &averages);
+  if (found) {
+    optimizer_->set_steps(adam.steps);
+    restore_power_emas(averages);
+  }
   if (rank_ == 0)
     for (const auto& why : skipped) spdlog::warn("--resume auto: skipping {}", why);
   if (!found) return false;
@@ -83,7 +109,8 @@ void Trainer::write_checkpoint_of(std::int64_t step) {
     info.config_yaml = cfg_.yaml;
     try {
       const auto adam = adam_state();
-      io::write_checkpoint(path, model(), ema_model(), &adam, info);
+      const auto averages = power_ema_states();
+      io::write_checkpoint(path, model(), ema_model(), &adam, info, &averages);
       io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
       spdlog::info("checkpoint written: {}", path);
     } catch (const Error& e) {
@@ -93,6 +120,16 @@ void Trainer::write_checkpoint_of(std::int64_t step) {
   // Untimed: a slow disk on rank 0 is not a hung rank.
   comm_.set_phase("the checkpoint of step " + std::to_string(step), false);
   comm_.barrier();
+}
+
+void Trainer::write_power_ema_snapshot() {
+  if (rank_ != 0) return;
+  const auto path = io::power_ema_snapshot_path(cfg_.out_dir(), step_);
+  try {
+    io::write_power_ema_snapshot(path, step_, power_ema_states(), cfg_.yaml);
+  } catch (const Error& e) {
+    on_write_error(e, "training goes on without this snapshot of the power-function EMAs");
+  }
 }
 
 void Trainer::on_write_error(const Error& e, const std::string& if_continuing) {

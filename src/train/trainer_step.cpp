@@ -94,6 +94,7 @@ void Trainer::train_step() {
   const auto verdict = take_update(agreement);
   optimizer_->step(verdict.take);
   ema_->update(model, verdict.take);
+  for (auto& average : power_emas_) average.update(verdict.take);
   update_seconds_ = std::chrono::duration<double>(clock::now() - update_start).count();
   ++step_;
   pending_.push_back({step_, agreement, verdict.record});

@@ -236,9 +236,10 @@ bool bitwise_equal(const std::vector<torch::Tensor>& a, const std::vector<torch:
 
 TEST(Resume, StoppingAndResumingIsBitwiseTheStraightRun) {
   TempDir tmp;
-  // Dropout on: its masks must also continue exactly.
+  // Dropout on: its masks must also continue exactly; so must post-hoc EMA's averages.
   auto cfg = tiny_config(tmp.path.string());
   cfg.model.dropout = 0.1;
+  cfg.train.phema_sigma_rels = {0.05, 0.10};
   const int K = 3;
   dist::SelfCommunicator self;
   train::Trainer straight(cfg, mnist(), torch::kCPU, self);
@@ -261,6 +262,51 @@ TEST(Resume, StoppingAndResumingIsBitwiseTheStraightRun) {
   EXPECT_TRUE(bitwise_equal(a.exp_avg_sq, b.exp_avg_sq));
   EXPECT_EQ(a.adam_steps, b.adam_steps);
   EXPECT_EQ(b.adam_steps.front(), 2 * K);
+  ASSERT_EQ(resumed.power_emas().size(), 2u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_TRUE(torch::equal(straight.power_emas()[k].values(), resumed.power_emas()[k].values())) << k;
+    EXPECT_EQ(resumed.power_emas()[k].updates(), 2 * K);
+  }
+}
+
+// Post-hoc EMA's snapshots: written at every train.phema_snapshot_every steps, each the averages
+// as they were at its step; a run that tracks other averages cannot continue from the checkpoint.
+TEST(Resume, PowerEmaSnapshotsHoldTheAveragesOfTheirStep) {
+  TempDir tmp;
+  auto cfg = tiny_config(tmp.path.string());
+  cfg.train.steps = 6;
+  cfg.train.phema_sigma_rels = {0.05, 0.10};
+  cfg.train.phema_snapshot_every = 2;
+  cfg.train.checkpoint_every = 3;
+  dist::SelfCommunicator self;
+  train::Trainer trainer(cfg, mnist(), torch::kCPU, self);
+  ASSERT_EQ(trainer.run(), train::Trainer::Outcome::Finished);
+  const auto like = io::named_tensors(trainer.model());
+  io::Named params(like.begin(), like.begin() + static_cast<std::ptrdiff_t>(trainer.model().parameters().size()));
+  const auto snaps = io::read_power_ema_snapshots(cfg.out_dir(), params);
+  ASSERT_EQ(snaps.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(snaps[i].step, 2 * std::int64_t(i + 1));
+    ASSERT_EQ(snaps[i].emas.size(), 2u);
+    EXPECT_EQ(snaps[i].emas[1].sigma_rel, 0.10);
+    EXPECT_EQ(snaps[i].emas[1].updates, snaps[i].step);
+  }
+  const auto states = trainer.power_ema_states();
+  for (std::size_t k = 0; k < 2; ++k)
+    for (std::size_t j = 0; j < params.size(); ++j)
+      EXPECT_TRUE(torch::equal(snaps[2].emas[k].values[j].second, states[k].values[j].second)) << k << " " << j;
+  EXPECT_FALSE(torch::equal(snaps[0].emas[0].values[0].second, snaps[2].emas[0].values[0].second));
+
+  auto other = config::parse(cfg.yaml, "other.yaml", {"train.phema_sigma_rels=[0.2]"});
+  train::Trainer refused(other, mnist(), torch::kCPU, self);
+  try {
+    refused.resume(io::checkpoint_path(cfg.out_dir(), 6));
+    FAIL() << "continued a run whose power-function EMAs are others";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("holds the power-function EMAs [0.05, 0.1], and train.phema_sigma_rels is [0.2]"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // A checkpoint of another model or noise schedule is refused, naming the keys; a longer run is not.
