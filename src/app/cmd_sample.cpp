@@ -61,7 +61,7 @@ void cmd_sample(Session& s) {
       model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
   io::write_samples(path, u8,
                     {cfg.sample.sampler, steps, cfg.sample.eta, use_ema, info.step, cfg.run.seed, labels,
-                     cfg.sample.guidance});
+                     cfg.sample.guidance, use_ema && trained.posthoc ? trained.posthoc->sigma_rel : 0.0});
   io::write_png(cfg.out_dir() + "/samples.png", eval::sample_grid(u8, labels));
   spdlog::info("samples written: {} (/samples/images{}) and {}/samples.png", path, conditional ? ", /samples/labels" : "",
                cfg.out_dir());

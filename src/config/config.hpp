@@ -143,6 +143,9 @@ struct EvalConfig {
   int classifier_epochs = 3;
   std::uint64_t classifier_seed = 0;
   std::string weights = "ema";  // ema | raw | both
+  // > 0: the EMA weights evaluated are post-hoc EMA's reconstruction of this length from the run's
+  // snapshots (train.phema_sigma_rels), not the checkpoint's EMA; 0: the checkpoint's.
+  double ema_sigma_rel = 0.0;
   std::int64_t batch_size = 500;  // images per classifier forward pass
   int trajectory_images = 8;      // rows of forward.png and reverse.png
   std::int64_t every = 0;             // evaluate the EMA weights every N training steps; 0: never

@@ -177,6 +177,8 @@ const std::vector<KeyDoc>& key_docs() {
        R"doc(classifier-free guidance weight w: (1 + w) out(x, class) - w out(x, no class), both halves in one doubled batch (twice the network work per step); 0: the conditional model alone. Needs `train.label_dropout` > 0)doc"},
       {{"eval.weights"}, R"doc()doc",
        R"doc(weights to evaluate: `ema`, `raw` or `both`; `ddpm_dist sample` draws from `ema` or `raw`)doc"},
+      {{"eval.ema_sigma_rel"}, R"doc()doc",
+       R"doc(> 0: evaluate (and sample) with post-hoc EMA: the EMA weights become the average of this length (sigma_rel, in (0, 0.2886]), reconstructed by least squares from the run's snapshots of `train.phema_sigma_rels` up to the checkpoint's step; 0: the checkpoint's EMA)doc"},
       {{"eval.classifier"}, R"doc((per data set))doc",
        R"doc(the evaluation classifier; trained there when missing; empty: `results/classifier_<data.dataset>.h5`. A classifier of another data set is refused)doc"},
       {{"eval.classifier_epochs"}, R"doc()doc",

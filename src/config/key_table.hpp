@@ -103,6 +103,7 @@ void visit(Config& c, V& v) {
   v.field("classifier_epochs", c.eval.classifier_epochs);
   v.field("classifier_seed", c.eval.classifier_seed);
   v.field("weights", c.eval.weights);
+  v.field("ema_sigma_rel", c.eval.ema_sigma_rel);
   v.field("batch_size", c.eval.batch_size);
   v.field("trajectory_images", c.eval.trajectory_images);
   v.field("every", c.eval.every);

@@ -118,6 +118,8 @@ void validate(const Config& c) {
   for (double r : t.phema_sigma_rels)
     require(r > 0.0 && r <= 0.2886, s, "train.phema_sigma_rels",
             "lengths must be in (0, 0.2886] (a power-function EMA spans at most sqrt(1/12) of training), got " + str(r));
+  require(c.eval.ema_sigma_rel >= 0.0 && c.eval.ema_sigma_rel <= 0.2886, s, "eval.ema_sigma_rel",
+          "must be 0 (the checkpoint's EMA) or in (0, 0.2886], got " + str(c.eval.ema_sigma_rel));
   require(t.phema_snapshot_every >= 0, s, "train.phema_snapshot_every",
           "must be >= 0 (0: at each checkpoint), got " + str(t.phema_snapshot_every));
   require(t.grad_clip >= 0.0, s, "train.grad_clip", "must be >= 0 (0 disables clipping)");

@@ -176,6 +176,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.steps = model::network_evaluations(cfg.sample, cfg.diffusion);
       r.eta = cfg.sample.eta;
       r.checkpoint_step = info.step;
+      r.ema_sigma_rel = w == "ema" && trained.posthoc ? trained.posthoc->sigma_rel : 0.0;
       r.classifier_test_accuracy = cls.test_accuracy;
       r.classifier_path = cls.path;
       r.classifier_fingerprint = cls.fingerprint;
@@ -247,7 +248,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         if (w == weight_sets.front() && g == shown) {
           io::write_samples(run_file, u8,
                             {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, seeds[i],
-                             labels_asked, g});
+                             labels_asked, g, r.ema_sigma_rel});
           io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
           reverse_picture(seed_cfg, denoise, diffusion, trained.space, device, run_file);
         }

@@ -19,6 +19,10 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
                                [&cfg](const std::string& key) { return config::defines_diffusion(cfg, key); });
   if (rank == 0 && !m.info.checksummed)
     spdlog::warn("{}", io::no_checksums_warning(*ckpt));
+  if (cfg.eval.ema_sigma_rel > 0) {
+    m.posthoc = load_posthoc_ema(cfg.out_dir(), cfg.eval.ema_sigma_rel, m.info.step, *m.ema);
+    if (rank == 0) spdlog::info("ema weights: {}", m.posthoc->describe());
+  }
   for (auto* net : {&m.live, &m.ema}) {
     (*net)->to(device);
     (*net)->eval();

@@ -35,6 +35,9 @@ struct SampleAttrs {
   // an unconditional model.
   torch::Tensor labels;
   double guidance = 0;
+  // The EMA's length where it is post-hoc EMA's reconstruction (eval.ema_sigma_rel); 0: the
+  // checkpoint's EMA (or the raw weights).
+  double ema_sigma_rel = 0;
 };
 
 std::string run_file_path(const std::string& run_dir);
@@ -110,6 +113,7 @@ struct EvalRecord {
   std::int64_t steps = 0;
   double eta = 0;
   std::int64_t checkpoint_step = 0;
+  double ema_sigma_rel = 0;  // as in SampleAttrs
   double classifier_test_accuracy = 0;
   std::string classifier_path;
   std::string dataset;  // data.dataset: the classifier's and the reference set's

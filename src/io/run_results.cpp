@@ -62,6 +62,7 @@ void write_samples(const std::string& path, const torch::Tensor& images_u8, cons
     write_attr(ds, "eta", attrs.eta);
     write_attr(ds, "ema", std::int64_t{attrs.ema});
     write_attr(ds, "checkpoint_step", attrs.checkpoint_step);
+    if (attrs.ema) write_attr(ds, "ema_sigma_rel", attrs.ema_sigma_rel);
     write_attr(ds, "seed", static_cast<std::int64_t>(attrs.seed));
     if (attrs.labels.defined()) {
       write_attr(ds, "guidance", attrs.guidance);
@@ -114,6 +115,7 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     write_attr(g, "steps", r.steps);
     write_attr(g, "eta", r.eta);
     write_attr(g, "checkpoint_step", r.checkpoint_step);
+    if (r.weights == "ema") write_attr(g, "ema_sigma_rel", r.ema_sigma_rel);
     write_attr(g, "flops_per_sample", r.flops_per_sample);
     if (std::isfinite(r.reconstruction_fid))
       write_scalar(g, "reconstruction_fid", r.reconstruction_fid,

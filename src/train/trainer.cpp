@@ -121,8 +121,9 @@ Trainer::Outcome Trainer::run() {
     const bool checkpoint_now = step_ % cfg_.train.checkpoint_every == 0 || step_ == total;
     const bool evaluate_now = evaluate_ && eval_every_ > 0 && step_ % eval_every_ == 0;
     const auto snapshot_every = cfg_.train.phema_snapshot_every;
-    const bool snapshot_now =
-        !power_emas_.empty() && (snapshot_every > 0 ? step_ % snapshot_every == 0 : checkpoint_now);
+    // Always at the last step, so that post-hoc EMA can reconstruct the end of training.
+    const bool snapshot_now = !power_emas_.empty() &&
+                              (snapshot_every > 0 ? step_ % snapshot_every == 0 || step_ == total : checkpoint_now);
     // The host waits for the device only here: between these steps it queues work ahead.
     if (!log_now && !checkpoint_now && !evaluate_now && !snapshot_now) continue;
     bool stopping = false;

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "data/mnist.hpp"
 #include "dist/communicator.hpp"
+#include "eval/posthoc_ema.hpp"
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "model/sampler.hpp"
@@ -296,6 +297,28 @@ TEST(Resume, PowerEmaSnapshotsHoldTheAveragesOfTheirStep) {
     for (std::size_t j = 0; j < params.size(); ++j)
       EXPECT_TRUE(torch::equal(snaps[2].emas[k].values[j].second, states[k].values[j].second)) << k << " " << j;
   EXPECT_FALSE(torch::equal(snaps[0].emas[0].values[0].second, snaps[2].emas[0].values[0].second));
+  // Post-hoc EMA at a length the run tracked is that average (every other coefficient ~0); one
+  // between them is near both; a run without snapshots says what to set.
+  model::UNet rebuilt(cfg.model);
+  const auto exact = eval::load_posthoc_ema(cfg.out_dir(), 0.10, 6, *rebuilt);
+  EXPECT_EQ(exact.step, 6);
+  EXPECT_EQ(exact.averages, 6);
+  EXPECT_LT(exact.residual, 1e-8);
+  const auto tracked = states[1].values;
+  const auto got = io::named_tensors(*rebuilt);
+  for (std::size_t j = 0; j < params.size(); ++j)
+    EXPECT_LT((got[j].second - tracked[j].second).abs().max().item<double>(),
+              1e-5 * (1e-3 + tracked[j].second.abs().max().item<double>()))
+        << got[j].first;
+  const auto between = eval::load_posthoc_ema(cfg.out_dir(), 0.07, -1, *rebuilt);
+  EXPECT_EQ(between.step, 6);
+  EXPECT_LT(between.residual, 0.1);
+  try {
+    eval::load_posthoc_ema((tmp.path / "nothing").string(), 0.1, -1, *rebuilt);
+    FAIL() << "reconstructed from no snapshots";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train with train.phema_sigma_rels"), std::string::npos) << e.what();
+  }
 
   auto other = config::parse(cfg.yaml, "other.yaml", {"train.phema_sigma_rels=[0.2]"});
   train::Trainer refused(other, mnist(), torch::kCPU, self);
