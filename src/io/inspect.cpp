@@ -42,6 +42,29 @@ std::string config_digest(const std::string& yaml, bool autoencoder = false) {
       get("train", "batch_size"), get("train", "lr"), std::hash<std::string>{}(yaml));
 }
 
+// Post-hoc EMA's averages (/phema) of a checkpoint or a snapshot, in a line; empty without them.
+std::string power_emas_line(const H5::H5File& file) {
+  if (!file.nameExists("phema")) return "";
+  const auto group = file.openGroup("phema");
+  std::string lengths;
+  std::int64_t updates = 0;
+  for (hsize_t k = 0; k < group.getNumObjs(); ++k) {
+    const auto sub = group.openGroup(std::to_string(k));
+    lengths += fmt::format("{}{}", k ? ", " : "", read_attr_double(sub, "sigma_rel"));
+    updates = read_attr_int(sub, "updates");
+  }
+  return fmt::format("  power-function EMAs for post-hoc EMA: sigma_rel {} ({} updates)\n", lengths, updates);
+}
+
+std::string describe_snapshot(const std::string& path, const H5::H5File& file) {
+  const auto root = file.openGroup("/");
+  std::string out = fmt::format("{}: post-hoc EMA snapshot\n  step {}, {} on {}\n", path, read_attr_int(root, "step"),
+                                has_attr(root, "complete") ? "complete" : "INCOMPLETE", read_attr_string(root, "created"));
+  out += power_emas_line(file);
+  out += fmt::format("  ddpm_dist {}\n", read_attr_string(root, "version"));
+  return out + config_digest(read_attr_string(root, "config"));
+}
+
 std::string describe_checkpoint(const std::string& path, const H5::H5File& file) {
   const auto root = file.openGroup("/");
   std::int64_t params = 0;
@@ -59,6 +82,7 @@ std::string describe_checkpoint(const std::string& path, const H5::H5File& file)
                      has_attr(root, "complete") ? "complete" : "INCOMPLETE", read_attr_string(root, "created"));
   out += fmt::format("  {} tensors, {} values in /model; EMA {}; optimizer state {}\n", model.getNumObjs(), params,
                      file.nameExists("ema") ? "present" : "missing", file.nameExists("optim") ? "present" : "missing");
+  out += power_emas_line(file);
   out += fmt::format("  ddpm_dist {}, LibTorch {}\n", read_attr_string(root, "version"), read_attr_string(root, "torch"));
   return out + config_digest(read_attr_string(root, "config"), autoencoder);
 }
@@ -129,10 +153,13 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
     const auto g = file.openGroup("samples");
     const auto ds = g.openDataSet("images");
     const auto shape = dataset_shape(g, "images");
+    const double posthoc = has_attr(ds, "ema_sigma_rel") ? read_attr_double(ds, "ema_sigma_rel") : 0.0;
+    const std::string weights = !read_attr_int(ds, "ema") ? "raw"
+                                : posthoc > 0              ? fmt::format("post-hoc EMA (sigma_rel {})", posthoc)
+                                                           : "EMA";
     out += fmt::format("  samples: {} images, {} with {} steps (eta {}), {} weights of step {}, seed {}\n", shape[0],
                        read_attr_string(ds, "sampler"), read_attr_int(ds, "steps"), read_attr_double(ds, "eta"),
-                       read_attr_int(ds, "ema") ? "EMA" : "raw", read_attr_int(ds, "checkpoint_step"),
-                       read_attr_int(ds, "seed"));
+                       weights, read_attr_int(ds, "checkpoint_step"), read_attr_int(ds, "seed"));
   }
   if (file.nameExists("eval")) {
     const auto eval = file.openGroup("eval");
@@ -188,7 +215,9 @@ std::string describe(const std::string& path) {
     if (file.nameExists("model") && has_attr(file.openGroup("/"), "step")) return describe_checkpoint(path, file);
     if (file.nameExists("config") || file.nameExists("train")) return describe_run(path, file);
     if (file.nameExists("latents")) return describe_latent_cache(path, file);
-    throw Error(path + ": an HDF5 file, but neither a ddpm_dist run file, a checkpoint nor a latent cache");
+    if (file.nameExists("phema")) return describe_snapshot(path, file);
+    throw Error(path + ": an HDF5 file, but neither a ddpm_dist run file, a checkpoint, a latent cache nor a post-hoc "
+                       "EMA snapshot");
   } catch (const H5::Exception& e) {
     throw Error(path + ": cannot read (" + e.getDetailMsg() + ")");
   }

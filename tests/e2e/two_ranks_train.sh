@@ -93,4 +93,8 @@ grep -q "ema weights: post-hoc EMA sigma_rel 0.08 at step 200 (200 updates), fro
   "$out_dir/posthoc.log" || { cat "$out_dir/posthoc.log"; echo "FAIL: no post-hoc EMA line"; exit 1; }
 [ "$(/usr/bin/python3 -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["samples/images"].attrs["ema_sigma_rel"])' \
   "$out_dir/run.h5")" = 0.08 ] || { echo "FAIL: /samples/images does not say ema_sigma_rel 0.08"; exit 1; }
+"$BIN" inspect "$out_dir/run.h5" | grep -q "post-hoc EMA (sigma_rel 0.08) weights of step 200" ||
+  { "$BIN" inspect "$out_dir/run.h5"; echo "FAIL: inspect does not name the post-hoc EMA samples"; exit 1; }
+"$BIN" inspect "$out_dir/phema/snapshot_00000200.h5" | grep -q "sigma_rel 0.05, 0.1 (200 updates)" ||
+  { echo "FAIL: inspect does not read a snapshot"; exit 1; }
 echo "PASS"

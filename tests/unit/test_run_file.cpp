@@ -100,7 +100,7 @@ TEST(RunFile, ForeignHdf5IsNamed) {
     io::describe(path);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("neither a ddpm_dist run file, a checkpoint nor a latent cache"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("neither a ddpm_dist run file, a checkpoint, a latent cache nor a post-hoc EMA snapshot"), std::string::npos);
   }
 }
 

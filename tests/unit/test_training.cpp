@@ -12,6 +12,7 @@
 #include "eval/posthoc_ema.hpp"
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
+#include "io/inspect.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "train/trainer.hpp"
@@ -297,6 +298,13 @@ TEST(Resume, PowerEmaSnapshotsHoldTheAveragesOfTheirStep) {
     for (std::size_t j = 0; j < params.size(); ++j)
       EXPECT_TRUE(torch::equal(snaps[2].emas[k].values[j].second, states[k].values[j].second)) << k << " " << j;
   EXPECT_FALSE(torch::equal(snaps[0].emas[0].values[0].second, snaps[2].emas[0].values[0].second));
+  // Every file ddpm_dist writes opens with inspect: the snapshot, and the checkpoint names its averages.
+  const auto shown = io::describe(snaps[1].path);
+  EXPECT_NE(shown.find("post-hoc EMA snapshot\n  step 4, complete"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("power-function EMAs for post-hoc EMA: sigma_rel 0.05, 0.1 (4 updates)"), std::string::npos)
+      << shown;
+  const auto checkpoint = io::describe(io::checkpoint_path(cfg.out_dir(), 6));
+  EXPECT_NE(checkpoint.find("sigma_rel 0.05, 0.1 (6 updates)"), std::string::npos) << checkpoint;
   // Post-hoc EMA at a length the run tracked is that average (every other coefficient ~0); one
   // between them is near both; a run without snapshots says what to set.
   model::UNet rebuilt(cfg.model);
