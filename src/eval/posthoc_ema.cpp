@@ -39,11 +39,12 @@ PosthocEma load_posthoc_ema(const std::string& run_dir, double sigma_rel, std::i
   torch::Tensor residual;
   const auto x = model::posthoc_coefficients(profiles, model::power_ema_gamma(sigma_rel), out.updates, &residual);
   out.residual = residual.abs().sum().item<double>();
+  const auto coefficients = x.contiguous();
+  const double* c = coefficients.data_ptr<double>();
   torch::NoGradGuard no_grad;
   for (std::size_t j = 0; j < params.size(); ++j) {
     auto sum = torch::zeros(params[j].second.sizes(), torch::kFloat64);
-    for (std::size_t i = 0; i < states.size(); ++i)
-      sum.add_(states[i]->values[j].second.to(torch::kFloat64), x[static_cast<std::int64_t>(i)].item<double>());
+    for (std::size_t i = 0; i < states.size(); ++i) sum.add_(states[i]->values[j].second.to(torch::kFloat64), c[i]);
     params[j].second.copy_(sum);
   }
   return out;

@@ -123,8 +123,9 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
         adam_steps = read_tensor(gs, first).item<std::int64_t>();
       }
     }
-    std::vector<std::vector<torch::Tensor>> averages;
-    if (power_emas && !power_emas->empty()) averages = read_power_emas(path, root, "phema", *power_emas);
+    const bool with_averages = power_emas && !power_emas->empty();
+    PowerEmasRead averages;
+    if (with_averages) averages = read_power_emas(path, root, "phema", *power_emas);
     CheckpointInfo info;
     info.step = read_attr_int(root, "step");
     info.epoch = read_attr_int(root, "epoch");
@@ -140,12 +141,7 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
       assign_named(adam->exp_avg_sq, m2);
       adam->steps = adam_steps;
     }
-    if (!averages.empty()) {
-      assign_power_emas(*power_emas, averages);
-      const auto group = root.openGroup("phema");
-      for (std::size_t k = 0; k < power_emas->size(); ++k)
-        (*power_emas)[k].updates = read_attr_int(group.openGroup(std::to_string(k)), "updates");
-    }
+    if (with_averages) assign_power_emas(*power_emas, averages);
     return info;
   });
 }

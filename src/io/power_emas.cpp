@@ -36,8 +36,8 @@ std::string lengths(const std::vector<double>& s) {
 }
 }  // namespace
 
-std::vector<std::vector<torch::Tensor>> read_power_emas(const std::string& path, const H5::Group& root,
-                                                        const std::string& name, const std::vector<PowerEmaState>& emas) {
+PowerEmasRead read_power_emas(const std::string& path, const H5::Group& root, const std::string& name,
+                              const std::vector<PowerEmaState>& emas) {
   std::vector<double> wanted, held;
   for (const auto& e : emas) wanted.push_back(e.sigma_rel);
   if (root.nameExists(name)) {
@@ -49,18 +49,22 @@ std::vector<std::vector<torch::Tensor>> read_power_emas(const std::string& path,
     throw Error(path + ": holds the power-function EMAs " + lengths(held) + ", and train.phema_sigma_rels is " +
                 lengths(wanted) + "; they are tracked from a run's first step, so set train.phema_sigma_rels: " +
                 lengths(held) + " to continue this run, or start a new one (another run.name)");
-  std::vector<std::vector<torch::Tensor>> values;
+  PowerEmasRead read;
   const auto group = root.openGroup(name);
   for (std::size_t k = 0; k < emas.size(); ++k) {
     const auto sub = group.openGroup(std::to_string(k));
     check_named(path, sub, name + "/" + std::to_string(k), emas[k].values);
-    values.push_back(read_named(sub, emas[k].values));
+    read.updates.push_back(read_attr_int(sub, "updates"));
+    read.values.push_back(read_named(sub, emas[k].values));
   }
-  return values;
+  return read;
 }
 
-void assign_power_emas(std::vector<PowerEmaState>& emas, const std::vector<std::vector<torch::Tensor>>& values) {
-  for (std::size_t k = 0; k < emas.size(); ++k) assign_named(emas[k].values, values[k]);
+void assign_power_emas(std::vector<PowerEmaState>& emas, const PowerEmasRead& read) {
+  for (std::size_t k = 0; k < emas.size(); ++k) {
+    assign_named(emas[k].values, read.values[k]);
+    emas[k].updates = read.updates[k];
+  }
 }
 
 std::string power_ema_snapshot_path(const std::string& run_dir, std::int64_t step) {

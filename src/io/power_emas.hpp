@@ -23,12 +23,17 @@ struct PowerEmaState {
 
 // Writes /<name>/<k> for each average (attributes sigma_rel, updates).
 void write_power_emas(H5::Group& root, const std::string& name, const std::vector<PowerEmaState>& emas);
-// Reads them into `emas` (whose sigma_rel and shapes say what is expected), verified, nothing
-// assigned: returns the values in order (per average, per parameter) for assign_power_emas.
+// What read_power_emas read and verified, not yet assigned: per average its update count and its
+// values (per parameter, in order).
+struct PowerEmasRead {
+  std::vector<std::int64_t> updates;
+  std::vector<std::vector<torch::Tensor>> values;
+};
+// Reads the averages that `emas` expects (their sigma_rel and shapes), verified, nothing assigned.
 // Throws ddpm::Error naming `path` when the file holds other averages than these.
-std::vector<std::vector<torch::Tensor>> read_power_emas(const std::string& path, const H5::Group& root,
-                                                        const std::string& name, const std::vector<PowerEmaState>& emas);
-void assign_power_emas(std::vector<PowerEmaState>& emas, const std::vector<std::vector<torch::Tensor>>& values);
+PowerEmasRead read_power_emas(const std::string& path, const H5::Group& root, const std::string& name,
+                              const std::vector<PowerEmaState>& emas);
+void assign_power_emas(std::vector<PowerEmaState>& emas, const PowerEmasRead& read);
 
 std::string power_ema_snapshot_path(const std::string& run_dir, std::int64_t step);
 void write_power_ema_snapshot(const std::string& path, std::int64_t step, const std::vector<PowerEmaState>& emas,

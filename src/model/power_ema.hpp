@@ -38,7 +38,6 @@ class PowerEma {
   // Where `take` (a bool scalar where the values are) is false, nothing changes.
   void update(const torch::Tensor& take);
   const torch::Tensor& values() const { return values_; }
-  torch::Tensor& values() { return values_; }
   double sigma_rel() const { return sigma_rel_; }
   double gamma() const { return gamma_; }
   // Waits for the device.
