@@ -177,7 +177,10 @@ void bench_sampling(Session& s, model::UNet& net, const model::SampleSpace& spac
 void bench_sampling_as_configured(Session& s, model::UNet& net, const model::SampleSpace& space) {
   const auto& cfg = s.cfg;
   model::Diffusion diffusion(cfg.diffusion);
-  const auto denoise = model::sampling_denoiser(net, diffusion, cfg.sample, s.ctx.device());
+  // Autoguidance's cost with a guide of the model's size: the network itself stands in for it.
+  const model::GuideNet self{net, diffusion};
+  const auto denoise =
+      model::sampling_denoiser(net, diffusion, cfg.sample, s.ctx.device(), cfg.sample.autoguided() ? &self : nullptr);
   const auto start = clock::now();
   eval::sample_distributed(*s.comm, denoise, diffusion, cfg, s.ctx.device(), nullptr, &space);
   s.comm->barrier();

@@ -10,7 +10,6 @@
 #include "eval/distributed_sampling.hpp"
 #include "eval/sample_grid.hpp"
 #include "eval/trained_model.hpp"
-#include "model/precision.hpp"
 #include "model/sampler.hpp"
 #include "model/unet.hpp"
 #include "util/error.hpp"
@@ -32,9 +31,8 @@ void cmd_sample(Session& s) {
   spdlog::info("sampling {} images on {} rank(s) with {} ({} network evaluations per image, eta {}{}) from {} ({} "
                "weights, step {})",
                cfg.sample.num_samples, s.comm->size(), cfg.sample.sampler, steps, cfg.sample.eta,
-               conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels),
-                                         cfg.sample.guidance)
-                           : "",
+               (conditional ? fmt::format(", labels {}", config::describe(cfg.sample.labels)) : "") +
+                   (conditional || trained.guide ? fmt::format(", guidance {:g}", cfg.sample.guidance) : ""),
                trained.path, use_ema ? "EMA" : "raw", info.step);
 
   model::Diffusion diffusion(cfg.diffusion);
@@ -48,8 +46,8 @@ void cmd_sample(Session& s) {
     spdlog::info("sampling {}/{} batch-steps, {:.0f} s elapsed, ETA {:.0f} s", done, total, elapsed,
                  elapsed / done * (total - done));
   };
-  auto images = eval::sample_distributed(*s.comm, model::sampling_denoiser(net, diffusion, cfg.sample, s.ctx.device()), diffusion,
-                                         cfg, s.ctx.device(), progress, &trained.space);
+  auto images = eval::sample_distributed(*s.comm, trained.denoiser(net, diffusion, cfg.sample, s.ctx.device()),
+                                         diffusion, cfg, s.ctx.device(), progress, &trained.space);
   if (s.comm->rank() != 0) return;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::info("sampled {} images in {:.1f} s: {:.1f} img-steps/s", images.size(0), seconds,
@@ -61,7 +59,8 @@ void cmd_sample(Session& s) {
       model::sample_labels(cfg.sample.labels, cfg.model.num_classes, cfg.run.seed, 0, cfg.sample.num_samples);
   io::write_samples(path, u8,
                     {cfg.sample.sampler, steps, cfg.sample.eta, use_ema, info.step, cfg.run.seed, labels,
-                     cfg.sample.guidance, use_ema && trained.posthoc ? trained.posthoc->sigma_rel : 0.0});
+                     cfg.sample.guidance, use_ema && trained.posthoc ? trained.posthoc->sigma_rel : 0.0,
+                     cfg.sample.guidance != 0.0 ? trained.guide_text() : ""});
   io::write_png(cfg.out_dir() + "/samples.png", eval::sample_grid(u8, labels));
   spdlog::info("samples written: {} (/samples/images{}) and {}/samples.png", path, conditional ? ", /samples/labels" : "",
                cfg.out_dir());

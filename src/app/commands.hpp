@@ -48,6 +48,9 @@ void cmd_bench(Session& s, const std::vector<std::string>& parts);
 // Samples, measures FID / confidence / coverage and draws the pictures; prints the report table
 // with the wall time of `earlier_stages` and its own.
 void cmd_eval(Session& s, const std::vector<std::pair<std::string, double>>& earlier_stages = {});
+// `ddpm_dist sweep`: the grid of cfg.sweep on the newest checkpoint (eval/sweep.hpp), into run.h5's
+// /sweep and <run>/sweep.txt.
+void cmd_sweep(Session& s);
 // Trains the evaluation classifier anew (eval.classifier), through classifier_training.
 void cmd_classifier(Session& s);
 // The evaluation classifier's training through train::Trainer (config::classifier_stage), for

@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
                     "continue training: 'auto' (the newest complete checkpoint of the run, if any) or a checkpoint path");
   auto* sample = add("sample", "sample images with the newest checkpoint");
   auto* evaluate = add("eval", "sample with the newest checkpoint and measure FID, confidence, class coverage");
+  auto* sweep = add("sweep", "measure a grid of sampling settings on the newest checkpoint without retraining: post-hoc "
+                             "EMA lengths x autoguidance guides x guidance weights (sweep.*), into run.h5's /sweep");
   auto* classifier = add("classifier", "train the evaluation classifier, store it in eval.classifier, and compute its features of the real images");
   auto* bench = add("bench", "measure matrix-product and convolution GFLOP/s, the model's FLOPs, training img/s "
                              "(fp32, bf16, without the batch balancer, channels-last, CUDA graphs) and sampling img-steps/s");
@@ -172,6 +174,10 @@ int main(int argc, char** argv) {
     if (sample->parsed()) app::cmd_sample(session);
     if (all->parsed() || evaluate->parsed()) {
       app::cmd_eval(session, stages);
+      if (ctx.rank() == 0) app::write_report(session.cfg.out_dir());
+    }
+    if (sweep->parsed()) {
+      app::cmd_sweep(session);
       if (ctx.rank() == 0) app::write_report(session.cfg.out_dir());
     }
     if (classifier->parsed()) app::cmd_classifier(session);

@@ -267,9 +267,15 @@ std::string Config::classifier_path() const {
   return eval.classifier.empty() ? "results/classifier_" + data.dataset + ".h5" : eval.classifier;
 }
 
-std::vector<std::uint64_t> EvalConfig::sample_seeds(std::uint64_t run_seed) const {
+std::vector<std::uint64_t> sample_seeds(const std::vector<std::int64_t>& seeds, std::uint64_t run_seed) {
   if (seeds.empty()) return {run_seed};
   return std::vector<std::uint64_t>(seeds.begin(), seeds.end());
+}
+std::vector<std::uint64_t> EvalConfig::sample_seeds(std::uint64_t run_seed) const {
+  return config::sample_seeds(seeds, run_seed);
+}
+std::vector<std::uint64_t> SweepConfig::sample_seeds(std::uint64_t run_seed) const {
+  return config::sample_seeds(seeds, run_seed);
 }
 
 std::string Config::classifier_stem() const {

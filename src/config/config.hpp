@@ -134,9 +134,21 @@ struct SampleConfig {
   std::string precision = "fp32";  // fp32 | bf16 (autocast, as train.precision) | auto
   bool cuda_graphs = false;        // replay each batch size's forward pass as a CUDA graph (CUDA only)
   LabelChoice labels;              // conditional models: balanced | random | none | [class, ...]
-  // Classifier-free guidance w: (1 + w) out(x, class) - w out(x, no class); 0 = the conditional model.
+  // Guidance weight w: (1 + w) D(x, class) - w D_guide, where D_guide is the model's own unconditional
+  // output (classifier-free) or, with autoguidance, the guide model's; 0 = the model alone.
   double guidance = 0.0;
+  // Autoguidance (Karras et al. 2024, eval/guide.hpp): the guide is a weaker version of the model.
+  // guide_run: another run's folder ("" : this run); guide_step: its weights at that step (0: none for
+  // this run, the newest for another run); guide_ema_sigma_rel: the guide's post-hoc EMA length (0:
+  // the checkpoint's EMA).
+  std::string guide_run;
+  std::int64_t guide_step = 0;
+  double guide_ema_sigma_rel = 0.0;
+  bool autoguided() const { return !guide_run.empty() || guide_step > 0; }
 };
+
+// `seeds` as sample seeds; empty: run_seed alone.
+std::vector<std::uint64_t> sample_seeds(const std::vector<std::int64_t>& seeds, std::uint64_t run_seed);
 
 struct EvalConfig {
   std::string classifier;  // empty: results/classifier_<data.dataset>.h5; trained on first use, reused after
@@ -159,6 +171,18 @@ struct EvalConfig {
   std::vector<std::uint64_t> sample_seeds(std::uint64_t run_seed) const;
 };
 
+// `ddpm_dist sweep` (eval/sweep.hpp): the grid of sampling settings it measures on a trained run.
+struct SweepConfig {
+  std::vector<double> ema_sigma_rels{0.0};       // the model's EMA lengths (0: the checkpoint's EMA)
+  std::vector<std::int64_t> guide_steps{0};      // as sample.guide_step (0 with no guide_run: no guide)
+  std::vector<double> guide_ema_sigma_rels{0.0};  // as sample.guide_ema_sigma_rel
+  std::vector<double> guidances{0.0};            // as sample.guidance
+  std::int64_t num_samples = 1000;               // images per cell and seed
+  std::vector<std::int64_t> seeds;               // sample seeds; empty: run.seed
+  std::string metric = "kid";                    // kid | fid: what names the best cell
+  std::vector<std::uint64_t> sample_seeds(std::uint64_t run_seed) const;
+};
+
 struct Config {
   RunConfig run;
   DataConfig data;
@@ -168,6 +192,7 @@ struct Config {
   TrainConfig train;
   SampleConfig sample;
   EvalConfig eval;
+  SweepConfig sweep;
 
   std::string source;  // the file it came from, for messages
   std::string yaml;    // the resolved configuration as YAML text
@@ -209,6 +234,10 @@ bool defines_diffusion(const Config& cfg, const std::string& key);
 bool defines_autoencoder(const std::string& key);
 // The evaluation classifier: data.dataset (its architecture is fixed).
 bool defines_classifier(const std::string& key);
+// What an autoguidance guide from another run shares with the model it guides: data.dataset,
+// model.num_classes and the noise process (diffusion.* but what D hides: the prediction, EDM's
+// sigma_data and its training levels). Its architecture may differ.
+bool guide_must_match(const std::string& key);
 
 // Parses a YAML file, applies "section.key=value" overrides, validates every key and value.
 // Throws ConfigError with the file, the key and what is allowed.

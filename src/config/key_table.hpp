@@ -97,6 +97,9 @@ void visit(Config& c, V& v) {
   v.field("cuda_graphs", c.sample.cuda_graphs);
   v.field("labels", c.sample.labels);
   v.field("guidance", c.sample.guidance);
+  v.field("guide_run", c.sample.guide_run);
+  v.field("guide_step", c.sample.guide_step);
+  v.field("guide_ema_sigma_rel", c.sample.guide_ema_sigma_rel);
 
   v.section("eval");
   v.field("classifier", c.eval.classifier);
@@ -110,6 +113,15 @@ void visit(Config& c, V& v) {
   v.field("during_samples", c.eval.during_samples);
   v.field("guidance", c.eval.guidance);
   v.field("seeds", c.eval.seeds);
+
+  v.section("sweep");
+  v.field("ema_sigma_rels", c.sweep.ema_sigma_rels);
+  v.field("guide_steps", c.sweep.guide_steps);
+  v.field("guide_ema_sigma_rels", c.sweep.guide_ema_sigma_rels);
+  v.field("guidances", c.sweep.guidances);
+  v.field("num_samples", c.sweep.num_samples);
+  v.field("seeds", c.sweep.seeds);
+  v.field("metric", c.sweep.metric);
 }
 
 }  // namespace ddpm::config

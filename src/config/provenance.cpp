@@ -67,6 +67,13 @@ bool defines_diffusion(const Config& cfg, const std::string& key) {
 
 bool defines_classifier(const std::string& key) { return key == "data.dataset"; }
 
+bool guide_must_match(const std::string& key) {
+  if (key == "diffusion.prediction" || key == "diffusion.sigma_data" || key == "diffusion.p_mean" ||
+      key == "diffusion.p_std")
+    return false;
+  return key.rfind("diffusion.", 0) == 0 || key == "data.dataset" || key == "model.num_classes";
+}
+
 bool defines_autoencoder(const std::string& key) {
   if (key == "data.dataset") return true;
   if (key.rfind("autoencoder.", 0) != 0) return false;

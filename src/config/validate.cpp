@@ -1,5 +1,6 @@
 #include "config/validate.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -165,14 +166,19 @@ void validate(const Config& c) {
     require(k >= 0 && k < m.num_classes, s, "sample.labels",
             m.num_classes == 0 ? std::string("asks for classes, but the model is unconditional (model.num_classes: 0)")
                                : "holds " + str(k) + "; classes are 0 to " + str(m.num_classes - 1));
-  // Guidance needs the unconditional half that label dropout trains.
-  auto check_guidance = [&](const std::string& key, double w) {
+  require(p.guide_step >= 0, s, "sample.guide_step",
+          "must be >= 0 (0: no autoguidance, or another run's newest weights), got " + str(p.guide_step));
+  require(p.guide_ema_sigma_rel >= 0.0 && p.guide_ema_sigma_rel <= 0.2886, s, "sample.guide_ema_sigma_rel",
+          "must be 0 (the checkpoint's EMA) or in (0, 0.2886], got " + str(p.guide_ema_sigma_rel));
+  // Guidance needs a guide: a model's unconditional half, which label dropout trains, or autoguidance's.
+  const bool classifier_free = m.num_classes > 0 && t.label_dropout > 0.0;
+  auto check_guidance = [&](const std::string& key, double w, bool autoguided) {
     require(w >= 0.0 && std::isfinite(w), s, key, "must be >= 0 (0: no guidance), got " + str(w));
-    require(w == 0.0 || (m.num_classes > 0 && t.label_dropout > 0.0), s, key,
-            "needs a class-conditional model trained with label dropout (model.num_classes: 10, "
-            "train.label_dropout: 0.1), got " + str(w));
+    require(w == 0.0 || classifier_free || autoguided, s, key,
+            "needs a guide: a class-conditional model trained with label dropout (model.num_classes: 10, "
+            "train.label_dropout: 0.1), or autoguidance (sample.guide_step or sample.guide_run), got " + str(w));
   };
-  check_guidance("sample.guidance", p.guidance);
+  check_guidance("sample.guidance", p.guidance, p.autoguided());
 
   const auto& e = c.eval;
   require(e.classifier_epochs >= 1, s, "eval.classifier_epochs", "must be >= 1, got " + str(e.classifier_epochs));
@@ -183,12 +189,31 @@ void validate(const Config& c) {
   require(e.every >= 0, s, "eval.every", "must be >= 0 (0: no evaluation during training), got " + str(e.every));
   require(e.during_samples >= 2, s, "eval.during_samples",
           "must be >= 2 (a covariance needs two samples), got " + str(e.during_samples));
-  require(e.guidance.empty() || m.num_classes > 0, s, "eval.guidance",
-          "lists guidance weights, which apply to a class-conditional model (model.num_classes: 10)");
-  for (double w : e.guidance) check_guidance("eval.guidance", w);
+  for (double w : e.guidance) check_guidance("eval.guidance", w, p.autoguided());
   for (auto seed : e.seeds) require(seed >= 0, s, "eval.seeds", "must list seeds >= 0, got " + str(seed));
   require(std::set<std::int64_t>(e.seeds.begin(), e.seeds.end()).size() == e.seeds.size(), s, "eval.seeds",
           "lists a seed twice: the evaluations would be the same");
+
+  const auto& w = c.sweep;
+  auto check_lengths = [&](const std::string& key, const std::vector<double>& lengths) {
+    require(!lengths.empty(), s, key, "must list at least one length (0: the checkpoint's EMA)");
+    for (double r : lengths)
+      require(r >= 0.0 && r <= 0.2886, s, key,
+              "must hold 0 (the checkpoint's EMA) or lengths in (0, 0.2886], got " + str(r));
+  };
+  check_lengths("sweep.ema_sigma_rels", w.ema_sigma_rels);
+  check_lengths("sweep.guide_ema_sigma_rels", w.guide_ema_sigma_rels);
+  require(!w.guide_steps.empty(), s, "sweep.guide_steps", "must list at least one step (0: no guide)");
+  for (auto g : w.guide_steps) require(g >= 0, s, "sweep.guide_steps", "must hold steps >= 0, got " + str(g));
+  require(!w.guidances.empty(), s, "sweep.guidances", "must list at least one weight (0: no guidance)");
+  const bool any_guide = !p.guide_run.empty() || *std::max_element(w.guide_steps.begin(), w.guide_steps.end()) > 0;
+  for (double g : w.guidances) check_guidance("sweep.guidances", g, any_guide);
+  require(w.num_samples >= 2, s, "sweep.num_samples",
+          "must be >= 2 (a covariance needs two samples), got " + str(w.num_samples));
+  for (auto seed : w.seeds) require(seed >= 0, s, "sweep.seeds", "must list seeds >= 0, got " + str(seed));
+  require(std::set<std::int64_t>(w.seeds.begin(), w.seeds.end()).size() == w.seeds.size(), s, "sweep.seeds",
+          "lists a seed twice: the evaluations would be the same");
+  require_one_of(s, "sweep.metric", w.metric, {"kid", "fid"});
 }
 
 }  // namespace ddpm::config

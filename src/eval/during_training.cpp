@@ -14,6 +14,8 @@ namespace ddpm::eval {
 namespace {
 config::Config with_samples(config::Config cfg) {
   cfg.sample.num_samples = cfg.eval.during_samples;
+  // An autoguidance guide is a trained run's weights, which training has yet to make: unguided.
+  if (cfg.sample.autoguided()) cfg.sample.guidance = 0.0;
   return cfg;
 }
 }  // namespace

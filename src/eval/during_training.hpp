@@ -32,7 +32,7 @@ class DuringTraining {
 
  private:
   dist::Communicator& comm_;
-  config::Config cfg_;  // sample.num_samples = eval.during_samples
+  config::Config cfg_;  // sample.num_samples = eval.during_samples; no autoguidance
   torch::Device device_;
   model::Diffusion diffusion_;
   model::SampleSpace space_;

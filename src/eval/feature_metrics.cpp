@@ -59,7 +59,7 @@ Estimate fid_with_error(const torch::Tensor& gen, const torch::Tensor& ref_mu, c
   return e;
 }
 
-Estimate kernel_inception_distance(const torch::Tensor& gen, const torch::Tensor& real, int blocks) {
+std::vector<double> kid_blocks(const torch::Tensor& gen, const torch::Tensor& real, int blocks) {
   const auto x = f64(gen), y = f64(real);
   if (blocks < 2 || x.size(0) < 2 * blocks || y.size(0) < 2 * blocks)
     throw std::invalid_argument("KID: " + std::to_string(blocks) + " blocks need at least " +
@@ -71,7 +71,12 @@ Estimate kernel_inception_distance(const torch::Tensor& gen, const torch::Tensor
     const auto yb = y.slice(0, y.size(0) * b / blocks, y.size(0) * (b + 1) / blocks);
     per_block.push_back(mmd2_cubic(xb, yb));
   }
-  return {mmd2_cubic(x, y), mean_and_spread(per_block).se / std::sqrt(double(blocks))};
+  return per_block;
+}
+
+Estimate kernel_inception_distance(const torch::Tensor& gen, const torch::Tensor& real, int blocks) {
+  const auto per_block = kid_blocks(gen, real, blocks);
+  return {mmd2_cubic(f64(gen), f64(real)), mean_and_spread(per_block).se / std::sqrt(double(blocks))};
 }
 
 Estimate fid_infinity(const torch::Tensor& gen, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,

@@ -146,7 +146,7 @@ FeatureFigures measure_features(const torch::Tensor& gen, const Reference& ref) 
   FeatureFigures f{{nan, nan}, {nan, nan}, {nan, nan}, nan, nan, nan};
   // 50 resamples give the standard error to about 10% of itself.
   if (n >= 2) f.fid = fid_with_error(gen, ref.mu, ref.sigma, 50, measure_seed(1));
-  if (n >= 20) f.kid = kernel_inception_distance(gen, ref.real, 10);
+  if (n >= 2 * kKidBlocks) f.kid = kernel_inception_distance(gen, ref.real, kKidBlocks);
   if (n >= 8) f.fid_inf = fid_infinity(gen, ref.mu, ref.sigma, f.fid.se, measure_seed(2));
   if (n >= 4) {
     // Kynkaanniemi et al. compare sets of equal size: the k-NN radii depend on the density.
@@ -207,6 +207,31 @@ ConditionalAccuracy conditional_accuracy(const torch::Tensor& predicted, const t
     out.per_class.push_back(count > 0 ? double(hits.logical_and(of_c).sum().item<std::int64_t>()) / double(count)
                                       : std::nan(""));
   }
+  return out;
+}
+
+FeatureFigures mean_over_seeds(const std::vector<FeatureFigures>& per_seed) {
+  const double n = double(per_seed.size());
+  auto mean = [&](auto get) {
+    double sum = 0;
+    for (const auto& f : per_seed) sum += get(f);
+    return sum / n;
+  };
+  auto estimate = [&](auto get) {
+    double sum = 0, var = 0;
+    for (const auto& f : per_seed) {
+      sum += get(f).value;
+      var += get(f).se * get(f).se;
+    }
+    return io::Estimate{sum / n, std::sqrt(var) / n};
+  };
+  FeatureFigures out;
+  out.fid = estimate([](const FeatureFigures& f) { return f.fid; });
+  out.kid = estimate([](const FeatureFigures& f) { return f.kid; });
+  out.fid_inf = estimate([](const FeatureFigures& f) { return f.fid_inf; });
+  out.precision = mean([](const FeatureFigures& f) { return f.precision; });
+  out.recall = mean([](const FeatureFigures& f) { return f.recall; });
+  out.memorised = mean([](const FeatureFigures& f) { return f.memorised; });
   return out;
 }
 

@@ -19,6 +19,9 @@ namespace ddpm::eval {
 
 using io::FeatureFigures;
 
+// KID's standard error: the spread over this many disjoint blocks of the samples (feature_metrics.hpp).
+constexpr int kKidBlocks = 10;
+
 struct Reference {
   torch::Tensor mu, sigma;  // float64, of the test set (every rank)
   std::int64_t count = 0;
@@ -57,6 +60,10 @@ Reference reference_stats(dist::Communicator& comm, const io::FeatureCache& feat
 // Every measure of `gen` (rank 0's feature vectors) against `ref`, on rank 0; NaN where `gen` has
 // too few vectors for a measure (KID: 20, FID extrapolation: 8, precision and recall: 4).
 FeatureFigures measure_features(const torch::Tensor& gen, const Reference& ref);
+
+// The mean of each measure over sample seeds, with the standard error of that mean (the seeds'
+// samples are independent: the errors add in quadrature, divided by their count).
+FeatureFigures mean_over_seeds(const std::vector<FeatureFigures>& per_seed);
 
 // Float images in [-1, 1] -> float images in [-1, 1] (on the CPU), e.g. an autoencoder's reconstruction.
 using ImageTransform = std::function<torch::Tensor(const torch::Tensor&)>;

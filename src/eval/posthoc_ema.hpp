@@ -5,6 +5,9 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
+
+#include "io/power_emas.hpp"
 
 namespace ddpm::eval {
 
@@ -18,9 +21,24 @@ struct PosthocEma {
   std::string describe() const;
 };
 
-// Reconstructs into `net`'s parameters (its buffers are left) the average of length `sigma_rel` at
-// the newest snapshot up to `step` (all steps when negative). Throws ddpm::Error naming the folder
-// when there is none, io::DamagedFile for a damaged snapshot.
+// A run's snapshots, read once (a sweep reconstructs many lengths and steps from them).
+class PosthocEmaSource {
+ public:
+  // Every snapshot of <run_dir>/phema up to `last_step` (all when negative); `like` gives the
+  // parameter names and shapes. io::DamagedFile for a damaged snapshot.
+  PosthocEmaSource(std::string run_dir, torch::nn::Module& like, std::int64_t last_step = -1);
+  // Into `net`'s parameters (its buffers are left): the average of length `sigma_rel` at the newest
+  // snapshot up to `step` (the newest read when negative). Throws ddpm::Error naming the folder when
+  // there is none.
+  PosthocEma reconstruct(double sigma_rel, std::int64_t step, torch::nn::Module& net) const;
+  bool empty() const { return snapshots_.empty(); }
+
+ private:
+  std::string run_dir_;
+  std::vector<io::PowerEmaSnapshot> snapshots_;
+};
+
+// PosthocEmaSource(run_dir, net, step).reconstruct(sigma_rel, step, net).
 PosthocEma load_posthoc_ema(const std::string& run_dir, double sigma_rel, std::int64_t step, torch::nn::Module& net);
 
 }  // namespace ddpm::eval

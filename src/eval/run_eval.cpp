@@ -86,34 +86,6 @@ void reverse_picture(const config::Config& cfg, const model::Denoiser& denoise, 
 
 }  // namespace
 
-namespace {
-// The mean of each measure over the seeds, with the standard error of that mean (the seeds'
-// samples are independent: the errors add in quadrature, divided by their count).
-FeatureFigures mean_over_seeds(const std::vector<FeatureFigures>& per_seed) {
-  const double n = double(per_seed.size());
-  auto mean = [&](auto get) {
-    double sum = 0;
-    for (const auto& f : per_seed) sum += get(f);
-    return sum / n;
-  };
-  auto estimate = [&](auto get) {
-    double sum = 0, var = 0;
-    for (const auto& f : per_seed) {
-      sum += get(f).value;
-      var += get(f).se * get(f).se;
-    }
-    return io::Estimate{sum / n, std::sqrt(var) / n};
-  };
-  FeatureFigures out;
-  out.fid = estimate([](const FeatureFigures& f) { return f.fid; });
-  out.kid = estimate([](const FeatureFigures& f) { return f.kid; });
-  out.fid_inf = estimate([](const FeatureFigures& f) { return f.fid_inf; });
-  out.precision = mean([](const FeatureFigures& f) { return f.precision; });
-  out.recall = mean([](const FeatureFigures& f) { return f.recall; });
-  out.memorised = mean([](const FeatureFigures& f) { return f.memorised; });
-  return out;
-}
-}  // namespace
 
 EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, const torch::Device& device,
                            const TrainClassifier& train_classifier) {
@@ -157,8 +129,11 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
   if (cfg.eval.weights != "raw") weight_sets.push_back("ema");
   if (cfg.eval.weights != "ema") weight_sets.push_back("raw");
   const bool conditional = cfg.model.num_classes > 0;
-  const auto guidances = conditional && !cfg.eval.guidance.empty() ? cfg.eval.guidance
-                                                                    : std::vector<double>{cfg.sample.guidance};
+  // Guidance weights apply to conditional models (classifier-free) and to autoguided ones.
+  const bool guidable = conditional || trained.guide.has_value();
+  const auto guidances = guidable && !cfg.eval.guidance.empty() ? cfg.eval.guidance
+                                                                 : std::vector<double>{cfg.sample.guidance};
+  const auto guide = trained.guide_text();
   // /samples, samples.png and reverse.png show sample.guidance when it is measured, else the first weight.
   const double shown = std::find(guidances.begin(), guidances.end(), cfg.sample.guidance) != guidances.end()
                            ? cfg.sample.guidance
@@ -181,11 +156,14 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
       r.classifier_path = cls.path;
       r.classifier_fingerprint = cls.fingerprint;
       r.reconstruction_fid = reconstruction_fid;
-      r.flops_per_sample = double(r.steps) * (g != 0.0 ? 2.0 : 1.0) * net->forward_flops() + space.decode_flops();
+      r.flops_per_sample = double(r.steps) * trained.denoiser_flops(net, g) + space.decode_flops();
+      r.guided = guidable;
+      r.guidance = g;
+      r.guide = g != 0.0 ? guide : "";
       auto sample_cfg = cfg.sample;
       sample_cfg.guidance = g;
       // One denoiser for every seed: the seed changes the noise only (with CUDA graphs, no capture again).
-      const auto denoise = model::sampling_denoiser(net, diffusion, sample_cfg, device);
+      const auto denoise = trained.denoiser(net, diffusion, sample_cfg, device);
       for (std::size_t i = 0; i < seeds.size(); ++i) {
         auto seed_cfg = cfg;
         seed_cfg.run.seed = seeds[i];
@@ -193,12 +171,15 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         const auto labels_asked = model::sample_labels(cfg.sample.labels, cfg.model.num_classes, seeds[i], 0,
                                                        cfg.sample.num_samples);
         const std::string guidance_text =
-            conditional ? fmt::format(", labels {}, guidance {:g}", config::describe(cfg.sample.labels), g) : "";
+            (conditional ? fmt::format(", labels {}", config::describe(cfg.sample.labels)) : "") +
+            (guidable ? fmt::format(", guidance {:g}{}", g, g != 0.0 && trained.guide ? " by the guide" : "") : "");
         if (comm.rank() == 0)
           spdlog::info("sampling {} images on {} rank(s) with {} weights of step {}, sample seed {} ({}/{}): {} ({} "
                        "network evaluations per image{}, eta {}{})",
                        cfg.sample.num_samples, comm.size(), w, info.step, seeds[i], i + 1, seeds.size(),
-                       cfg.sample.sampler, r.steps, g != 0.0 ? ", each of a doubled batch" : "", cfg.sample.eta,
+                       cfg.sample.sampler, r.steps,
+                       g == 0.0 ? "" : trained.guide ? ", each with the guide's" : ", each of a doubled batch",
+                       cfg.sample.eta,
                        guidance_text);
         const auto sample_start = clock::now();
         auto last_log = sample_start;
@@ -221,7 +202,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         if (comm.rank() == 0)
           spdlog::info("{} weights{}, sample seed {}: FID {:.3f} +- {:.3f}, KID {:.5f} +- {:.5f}, FID at infinite N "
                        "{:.3f} +- {:.3f}, precision {:.3f}, recall {:.3f}, memorised {:.2f}%, confidence {:.2f}%",
-                       w, conditional ? fmt::format(", guidance {:g}", g) : "", seeds[i], m.figures.fid.value,
+                       w, guidable ? fmt::format(", guidance {:g}", g) : "", seeds[i], m.figures.fid.value,
                        m.figures.fid.se, m.figures.kid.value, m.figures.kid.se, m.figures.fid_inf.value,
                        m.figures.fid_inf.se, m.figures.precision, m.figures.recall, 100 * m.figures.memorised,
                        100 * m.mean_confidence);
@@ -236,7 +217,6 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         if (comm.rank() != 0) continue;
         if (conditional) {
           r.conditional = true;
-          r.guidance = g;
           r.labels_asked = labels_asked;
           const auto acc = conditional_accuracy(m.labels_pred, labels_asked, cfg.model.num_classes);
           r.cond_accuracy = acc.overall;
@@ -248,7 +228,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         if (w == weight_sets.front() && g == shown) {
           io::write_samples(run_file, u8,
                             {cfg.sample.sampler, r.steps, cfg.sample.eta, w == "ema", info.step, seeds[i],
-                             labels_asked, g, r.ema_sigma_rel});
+                             labels_asked, g, r.ema_sigma_rel, r.guide});
           io::write_png(cfg.out_dir() + "/samples.png", sample_grid(u8, labels_asked));
           reverse_picture(seed_cfg, denoise, diffusion, trained.space, device, run_file);
         }
@@ -260,7 +240,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         io::write_eval(run_file, ref.mu, ref.sigma, ref.count, r);
         spdlog::info("{} weights{}: FID {:.3f} +- {:.3f} (floor {:.3f}){}, confidence {:.2f}%, classes present "
                      "{:.0f}/10{}",
-                     w, conditional ? fmt::format(", guidance {:g}", g) : "", r.figures.fid.value, r.figures.fid.se,
+                     w, guidable ? fmt::format(", guidance {:g}", g) : "", r.figures.fid.value, r.figures.fid.se,
                      r.floor.fid.value,
                      seeds.size() > 1 ? fmt::format(" over {} sample seeds", seeds.size()) : "",
                      100 * r.mean_confidence, 10 * r.classes_present,
@@ -279,8 +259,9 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
 }
 
 std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::string, double>>& stage_seconds) {
-  // A conditional model's rows also have a guidance weight and a conditional accuracy.
+  // A guided model's rows also have a guidance weight, a conditional model's a conditional accuracy.
   const bool conditional = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.conditional; });
+  const bool guided = std::any_of(s.records.begin(), s.records.end(), [](const auto& r) { return r.guided; });
   auto pm = [](const io::Estimate& e) {
     return std::isfinite(e.value) ? fmt::format("{:.2f} ± {:.2f}", e.value, e.se) : std::string("-");
   };
@@ -289,7 +270,7 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
   // precision, recall, memorised, confidence, cond. acc., classes, samples, sampler.
   auto line = [&](const std::vector<std::string>& c) {
     return fmt::format("{:<8} {}{:>16} {:>14} {:>15} {:>9} {:>7} {:>9} {:>11} {}{:>8} {:>9} {:>13}\n", c[0],
-                       conditional ? fmt::format("{:>8} ", c[1]) : "", c[2], c[3], c[4], c[5], c[6], c[7], c[8],
+                       guided ? fmt::format("{:>8} ", c[1]) : "", c[2], c[3], c[4], c[5], c[6], c[7], c[8],
                        conditional ? fmt::format("{:>11} ", c[9]) : "", c[10], c[11], c[12]);
   };
   auto row = [&](const std::string& weights, const std::string& guidance, const io::FeatureFigures& f,
@@ -327,7 +308,12 @@ std::string report_table(const EvalSummary& s, const std::vector<std::pair<std::
   if (!s.records.empty()) {
     const auto& r = s.records.front();
     out += fmt::format("network GFLOPs per sample ({} weights{}): {:.3f}\n", r.weights,
-                       conditional ? fmt::format(", guidance {:g}", r.guidance) : "", r.flops_per_sample / 1e9);
+                       guided ? fmt::format(", guidance {:g}", r.guidance) : "", r.flops_per_sample / 1e9);
+    for (const auto& g : s.records)
+      if (!g.guide.empty()) {
+        out += "autoguidance: guided by " + g.guide + "\n";
+        break;
+      }
     if (std::isfinite(r.reconstruction_fid))
       out += fmt::format("autoencoder reconstruction FID {:.3f} (floor {:.3f}, {:.2f}x)\n", r.reconstruction_fid,
                          r.floor.fid.value, r.reconstruction_fid / r.floor.fid.value);

@@ -4,6 +4,7 @@
 
 #include "latent/first_stage.hpp"
 #include "io/h5.hpp"
+#include "model/precision.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::eval {
@@ -14,7 +15,7 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
     throw Error(cfg.out_dir() + "/checkpoints: no complete checkpoint to sample from; run `ddpm_dist train " +
                 cfg.source + "` first");
   const auto unet = config::unet_config(cfg);
-  TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, latent::load_sample_space(cfg, device, rank)};
+  TrainedModel m{model::UNet(unet), model::UNet(unet), {}, *ckpt, latent::load_sample_space(cfg, device, rank), {}, {}};
   m.info = io::read_checkpoint(*ckpt, *m.live, *m.ema, nullptr, &cfg,
                                [&cfg](const std::string& key) { return config::defines_diffusion(cfg, key); });
   if (rank == 0 && !m.info.checksummed)
@@ -27,7 +28,20 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
     (*net)->to(device);
     (*net)->eval();
   }
+  m.guide = load_guide(cfg, m.info.step, device, rank);
   return m;
+}
+
+model::Denoiser TrainedModel::denoiser(model::UNet& net, const model::Diffusion& diffusion,
+                                       const config::SampleConfig& cfg, const torch::Device& device) {
+  if (!guide) return model::sampling_denoiser(net, diffusion, cfg, device);
+  const auto guide_net = guide->guide_net();
+  return model::sampling_denoiser(net, diffusion, cfg, device, &guide_net);
+}
+
+double TrainedModel::denoiser_flops(model::UNet& net, double w) const {
+  if (w == 0.0) return net->forward_flops();
+  return net->forward_flops() + (guide ? guide->net->forward_flops() : net->forward_flops());
 }
 
 }  // namespace ddpm::eval

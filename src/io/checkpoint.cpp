@@ -146,6 +146,15 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
   });
 }
 
+std::string read_checkpoint_config(const std::string& path) {
+  auto file = open_read(path);
+  const auto root = file.openGroup("/");
+  if (!has_attr(root, "config"))
+    throw DamagedFile(path + ": holds no `config` attribute (the settings it was trained with); it was not written by "
+                      "ddpm_dist train");
+  return read_attr_string(root, "config");
+}
+
 namespace {
 std::vector<fs::path> checkpoints_newest_first(const std::string& run_dir) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";

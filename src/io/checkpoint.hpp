@@ -57,6 +57,10 @@ CheckpointInfo read_checkpoint(const std::string& path, torch::nn::Module& model
                                AdamState* adam = nullptr, const config::Config* expected = nullptr,
                                const config::KeyFilter& defining = {}, std::vector<PowerEmaState>* power_emas = nullptr);
 
+// The resolved configuration a checkpoint was trained with (its `config` attribute), read alone, to
+// build the network it holds before reading it (an autoguidance guide from another run). Throws
+// DamagedFile for a file without one.
+std::string read_checkpoint_config(const std::string& path);
 // `--resume auto`: loads the newest checkpoint of `run_dir` that verifies, trying older ones past
 // each damaged or incomplete file; `skipped` receives those, each with the reason. Nothing when
 // none verifies. Errors other than damage (another architecture) stop the search.

@@ -38,6 +38,8 @@ struct SampleAttrs {
   // The EMA's length where it is post-hoc EMA's reconstruction (eval.ema_sigma_rel); 0: the
   // checkpoint's EMA (or the raw weights).
   double ema_sigma_rel = 0;
+  // Autoguidance: the guide (eval::Guide::describe), whose weight is `guidance`; empty: none.
+  std::string guide;
 };
 
 std::string run_file_path(const std::string& run_dir);
@@ -93,7 +95,11 @@ struct EvalRecord {
   // Conditional models: the group is /eval/<weights>/guidance_<w>, with the classes asked for,
   // the share of samples classified as asked, and that share per class (NaN: none asked).
   bool conditional = false;
+  // Guided records (conditional or autoguided) are /eval/<weights>/guidance_<w>; `guide`: the
+  // autoguidance guide (eval::Guide::describe), empty for classifier-free guidance or none.
+  bool guided = false;
   double guidance = 0;
+  std::string guide;
   torch::Tensor labels_asked;  // int64 [N]
   double cond_accuracy = 0;
   std::vector<double> class_accuracy;
@@ -136,6 +142,39 @@ std::string eval_group(const EvalRecord& record);
 std::string guidance_group(double w);
 void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torch::Tensor& ref_sigma,
                 std::int64_t ref_count, const EvalRecord& record);
+
+// `ddpm_dist sweep`'s grid (eval/sweep.hpp): a row per cell, its settings and what it measured.
+struct SweepRow {
+  double ema_sigma_rel = 0;        // the model's EMA length (0: the checkpoint's EMA)
+  std::int64_t guide_step = 0;     // autoguidance: the guide's step (0 with no guide run: no guide model)
+  double guide_ema_sigma_rel = 0;  // autoguidance: the guide's EMA length (0: its checkpoint's EMA)
+  double guidance = 0;
+  std::string guide;               // the guide's description; empty: classifier-free guidance or none
+  FeatureFigures figures;          // the mean over the sample seeds, with its standard error
+  double mean_confidence = 0;
+  double cond_accuracy = std::numeric_limits<double>::quiet_NaN();  // conditional models
+  double flops_per_sample = 0, seconds = 0;
+  // KID on each block of every seed's samples (eval::kid_blocks, seed after seed): rows drawn from
+  // the same noise are compared block by block.
+  std::vector<double> kid_blocks;
+  // Its metric minus the best row's, with the standard error of that difference; `within`: at most
+  // two of them.
+  double vs_best = 0, vs_best_se = 0;
+  bool within = false;
+};
+struct SweepTable {
+  std::vector<SweepRow> rows;
+  std::string metric;  // kid | fid: what names the best
+  std::size_t best = 0;
+  FeatureFigures floor;  // as many real training images as samples
+  std::int64_t checkpoint_step = 0, num_samples = 0;
+  std::vector<std::uint64_t> seeds;
+  std::string sampler, guide_run;
+  std::int64_t steps = 0;
+};
+// Replaces /sweep: a column per field (float64 [cells]; `guide` as one attribute per row in
+// /sweep/guides), the settings and the best row as attributes.
+void write_sweep(const std::string& path, const SweepTable& table);
 // /trajectory/<name>: uint8 [rows, columns, H, W] with the timestep of each column.
 void write_trajectory(const std::string& path, const std::string& name, const torch::Tensor& frames_u8,
                       const std::vector<std::int64_t>& timesteps, const std::string& description);

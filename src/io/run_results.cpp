@@ -64,10 +64,10 @@ void write_samples(const std::string& path, const torch::Tensor& images_u8, cons
     write_attr(ds, "checkpoint_step", attrs.checkpoint_step);
     if (attrs.ema) write_attr(ds, "ema_sigma_rel", attrs.ema_sigma_rel);
     write_attr(ds, "seed", static_cast<std::int64_t>(attrs.seed));
-    if (attrs.labels.defined()) {
-      write_attr(ds, "guidance", attrs.guidance);
+    if (attrs.labels.defined() || !attrs.guide.empty()) write_attr(ds, "guidance", attrs.guidance);
+    if (!attrs.guide.empty()) write_attr(ds, "guide", attrs.guide);
+    if (attrs.labels.defined())
       write_array(g, "labels", attrs.labels.to(torch::kInt64), "the class each image was asked for (int64 [N])");
-    }
   });
 }
 
@@ -121,8 +121,9 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
       write_scalar(g, "reconstruction_fid", r.reconstruction_fid,
                    "the same distance for the autoencoder's reconstructions of the floor's training images: what "
                    "the first stage alone does to real digits (samples can score lower)");
+    if (r.guided) write_attr(g, "guidance", r.guidance);
+    if (!r.guide.empty()) write_attr(g, "guide", r.guide);
     if (r.conditional) {
-      write_attr(g, "guidance", r.guidance);
       write_array(g, "labels_asked", r.labels_asked, "the class each sample was asked for");
       write_scalar(g, "cond_accuracy", r.cond_accuracy,
                    "share of samples that the classifier assigns to the class asked for");
@@ -132,10 +133,61 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
   });
 }
 
+void write_sweep(const std::string& path, const SweepTable& t) {
+  update_atomically(path, [&](H5::H5File& file) {
+    if (file.nameExists("sweep")) file.unlink("sweep");
+    auto g = file.createGroup("sweep");
+    write_attr(g, "description",
+               "ddpm_dist sweep: a row per cell of the grid (EMA length x guide x guidance weight), each measured on "
+               "num_samples images per sample seed; figures are means over the seeds with their standard errors");
+    write_attr(g, "metric", t.metric);
+    write_attr(g, "best", static_cast<std::int64_t>(t.best));
+    write_attr(g, "checkpoint_step", t.checkpoint_step);
+    write_attr(g, "num_samples", t.num_samples);
+    write_attr(g, "sample_seeds", join(t.seeds));
+    write_attr(g, "sampler", t.sampler);
+    write_attr(g, "steps", t.steps);
+    write_attr(g, "guide_run", t.guide_run);
+    auto column = [&](const std::string& name, auto get, const std::string& description) {
+      std::vector<double> v;
+      for (const auto& r : t.rows) v.push_back(double(get(r)));
+      write_array(g, name, torch::tensor(v, torch::kFloat64), description);
+    };
+    column("ema_sigma_rel", [](const SweepRow& r) { return r.ema_sigma_rel; }, "the model's EMA length (0: the checkpoint's EMA)");
+    column("guide_step", [](const SweepRow& r) { return r.guide_step; }, "the guide's training step (0: no guide model, or another run's newest)");
+    column("guide_ema_sigma_rel", [](const SweepRow& r) { return r.guide_ema_sigma_rel; }, "the guide's EMA length (0: its checkpoint's EMA)");
+    column("guidance", [](const SweepRow& r) { return r.guidance; }, "the guidance weight");
+    for (const auto& field : kFigureFields)
+      column(field.name, [&](const SweepRow& r) { return field.get(r.figures); }, field.description);
+    column("mean_confidence", [](const SweepRow& r) { return r.mean_confidence; }, "mean over samples of the classifier's max softmax");
+    column("cond_accuracy", [](const SweepRow& r) { return r.cond_accuracy; }, "share of samples classified as the class asked for (NaN: unconditional)");
+    column("flops_per_sample", [](const SweepRow& r) { return r.flops_per_sample; }, "network FLOPs per sample");
+    column("seconds", [](const SweepRow& r) { return r.seconds; }, "wall time of the cell (sampling and measures, all seeds)");
+    column("vs_best", [](const SweepRow& r) { return r.vs_best; }, "the metric minus the best row's");
+    column("vs_best_se", [](const SweepRow& r) { return r.vs_best_se; },
+           "standard error of vs_best (kid: from the blocks' paired differences)");
+    column("within", [](const SweepRow& r) { return r.within ? 1.0 : 0.0; }, "1: vs_best within two standard errors");
+    if (!t.rows.empty() && !t.rows.front().kid_blocks.empty()) {
+      std::vector<torch::Tensor> blocks;
+      for (const auto& r : t.rows) blocks.push_back(torch::tensor(r.kid_blocks, torch::kFloat64));
+      write_array(g, "kid_blocks", torch::stack(blocks),
+                  "KID of each block of each seed's samples [cells, seeds x blocks]: rows share their noise, so their "
+                  "blocks pair");
+    }
+    auto guides = g.createGroup("guides");
+    write_attr(guides, "description", "row_<i>: the guide of row i (autoguidance); absent: classifier-free guidance or none");
+    for (std::size_t i = 0; i < t.rows.size(); ++i)
+      if (!t.rows[i].guide.empty()) write_attr(guides, "row_" + std::to_string(i), t.rows[i].guide);
+    auto floor = g.createGroup("floor");
+    write_attr(floor, "description", "the same measures of as many real training images as samples");
+    write_figures(floor, t.floor, "", "");
+  });
+}
+
 std::string guidance_group(double w) { return fmt::format("guidance_{:g}", w); }
 
 std::string eval_group(const EvalRecord& r) {
-  return "eval/" + r.weights + (r.conditional ? "/" + guidance_group(r.guidance) : "");
+  return "eval/" + r.weights + (r.guided ? "/" + guidance_group(r.guidance) : "");
 }
 
 void write_trajectory(const std::string& path, const std::string& name, const torch::Tensor& frames_u8,

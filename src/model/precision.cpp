@@ -74,10 +74,13 @@ Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_gra
 }
 
 Denoiser sampling_denoiser(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
-                           const torch::Device& device) {
-  const auto plain = network(net, device, resolve_bf16(cfg.precision, device, "sample.precision"),
-                             resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs"));
-  return guided(diffusion.denoiser(plain), cfg.guidance, net->num_classes());
+                           const torch::Device& device, const GuideNet* guide) {
+  const bool bf16 = resolve_bf16(cfg.precision, device, "sample.precision");
+  const bool graphs = resolve_cuda_graphs(cfg.cuda_graphs, device, "sample.cuda_graphs");
+  auto denoise = diffusion.denoiser(network(net, device, bf16, graphs));
+  if (!guide) return guided(std::move(denoise), cfg.guidance, net->num_classes());
+  return autoguided(std::move(denoise), guide->diffusion.denoiser(network(guide->net, device, bf16, graphs)),
+                    cfg.guidance);
 }
 
 }  // namespace ddpm::model

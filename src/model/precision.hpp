@@ -44,9 +44,16 @@ class AutocastScope {
 // The U-Net as a Network for sampling: in autocast when `bf16` (its output is fp32 either way),
 // replayed as CUDA graphs when `cuda_graphs` (resolve it with resolve_cuda_graphs first).
 Network network(UNet& net, const torch::Device& device, bool bf16, bool cuda_graphs = false);
+// Autoguidance's guide: a network with its own diffusion (its prediction may differ; both must
+// outlive the denoiser).
+struct GuideNet {
+  UNet& net;
+  const Diffusion& diffusion;
+};
 // The denoiser the sample section asks for: network() with sample.precision and sample.cuda_graphs
-// resolved for `device`, as D of `diffusion` (which must outlive it), guided with sample.guidance.
+// resolved for `device`, as D of `diffusion` (which must outlive it), guided with sample.guidance:
+// by `guide` when given (autoguidance), else classifier-free.
 Denoiser sampling_denoiser(UNet& net, const Diffusion& diffusion, const config::SampleConfig& cfg,
-                           const torch::Device& device);
+                           const torch::Device& device, const GuideNet* guide = nullptr);
 
 }  // namespace ddpm::model

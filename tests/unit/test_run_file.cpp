@@ -49,8 +49,8 @@ TEST(RunFile, SamplesAndSummary) {
   const auto path = (tmp.path / "run.h5").string();
   io::write_run_config(path, "run: {name: demo, seed: 4}\ntrain: {steps: 40, batch_size: 8, lr: 0.001}\n", 1);
   io::append_train_metrics(path, {row(10), row(20), row(40)});
-  io::write_samples(path, torch::zeros({5, 28, 28}, torch::kUInt8), {"ddim", 50, 0.0, true, 40, 4, {}, 0.0});
-  io::write_samples(path, torch::ones({6, 28, 28}, torch::kUInt8), {"ddpm", 1000, 0.0, false, 40, 4, {}, 0.0});
+  io::write_samples(path, torch::zeros({5, 28, 28}, torch::kUInt8), {"ddim", 50, 0.0, true, 40, 4, {}, 0.0, 0.0, ""});
+  io::write_samples(path, torch::ones({6, 28, 28}, torch::kUInt8), {"ddpm", 1000, 0.0, false, 40, 4, {}, 0.0, 0.0, ""});
   const auto text = io::describe(path);
   EXPECT_NE(text.find("run demo (seed 4)"), std::string::npos) << text;
   EXPECT_NE(text.find("loss: last 0.0250 (step 40), best 0.0250 (step 40), first 0.1000"), std::string::npos) << text;
@@ -65,7 +65,7 @@ TEST(RunFile, ConditionalSamplesAndEvaluationsRoundTrip) {
   const auto path = (tmp.path / "run.h5").string();
   io::write_run_config(path, "run: {name: demo, seed: 4}\n", 1);
   const auto labels = torch::tensor({7, 7, 3}, torch::kLong);
-  io::write_samples(path, torch::zeros({3, 28, 28}, torch::kUInt8), {"heun", 19, 0.0, true, 40, 4, labels, 2.0});
+  io::write_samples(path, torch::zeros({3, 28, 28}, torch::kUInt8), {"heun", 19, 0.0, true, 40, 4, labels, 2.0, 0.0, ""});
   io::EvalRecord r;
   r.weights = "ema";
   r.conditional = true;
