@@ -3,6 +3,9 @@
 #   launch/local.sh [CONFIG] [NP]
 # Without arguments: with GPUs, configs/mnist.yaml on one rank per GPU; without, configs/mnist_cpu.yaml
 # on one rank per core. Extra arguments after NP go to ddpm_dist (e.g. --resume auto).
+# DDPM_SWEEP=1: after the run, `ddpm_dist sweep` measures the config's sweep.* grid (EMA length x
+# guide x guidance weight) on the same ranks (docs/posthoc_ema.md; about 4 minutes for
+# configs/mnist_cpu.yaml's grid on 2 cores).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -39,6 +42,18 @@ echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s), malloc: ${DDP
 start=$SECONDS
 mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "$@"
 echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+if [ "${DDPM_SWEEP:-0}" = 1 ]; then
+  sweep_start=$SECONDS
+  # --resume belongs to training; the sweep takes the rest (--set ...).
+  sweep_args=()
+  skip=0
+  for arg in "$@"; do
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case "$arg" in --resume) skip=1 ;; --resume=*) ;; *) sweep_args+=("$arg") ;; esac
+  done
+  mpirun "${MPI_FLAGS[@]}" build/ddpm_dist sweep "$CONFIG" --set run.threads="$THREADS" "${sweep_args[@]}"
+  echo "[local] sweep finished in $(( (SECONDS - sweep_start) / 60 )) min $(( (SECONDS - sweep_start) % 60 )) s: $OUT/sweep.txt"
+fi
 echo "[local] results in $OUT/: run.h5 (history, samples, metrics), checkpoints/, samples.png, forward.png, reverse.png"
 if [ -f "$OUT/run.h5" ]; then build/ddpm_dist inspect "$OUT/run.h5"; fi
 if [ -f "$OUT/report.html" ]; then echo "[local] report (open it in a browser): $ROOT/$OUT/report.html"; fi

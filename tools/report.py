@@ -100,7 +100,9 @@ class EvalGroup:
         self.n = int(g.attrs.get("n_samples", 0))
 
     def label(self):
-        return self.weights + (f", guidance {self.guidance:g}" if self.guidance is not None else "")
+        sigma_rel = float(self.attrs.get("ema_sigma_rel", 0))
+        return self.weights + (f" (post-hoc, sigma_rel {sigma_rel:g})" if sigma_rel > 0 else "") + \
+            (f", guidance {self.guidance:g}" if self.guidance is not None else "")
 
 
 class Run:
@@ -155,6 +157,14 @@ class Run:
         for name in ("forward", "reverse"):
             if f"trajectory/{name}" in f:
                 self.trajectory[name] = (f[f"trajectory/{name}"][:], f[f"trajectory/{name}_timesteps"][:])
+        self.sweep = None
+        if "sweep" in f:
+            g = f["sweep"]
+            self.sweep = {"attrs": {k: text(v) if isinstance(v, bytes) else v for k, v in g.attrs.items()},
+                          "columns": {k: g[k][:] for k in g if isinstance(g[k], h5py.Dataset)},
+                          "guides": {k: text(v) for k, v in g["guides"].attrs.items()} if "guides" in g else {},
+                          "floor": {n: (scalar(g["floor"], n), scalar(g["floor"], n + "_se")) for n, _, _ in FIGURES}
+                          if "floor" in g else None}
         self.launch = {k: text(v) if isinstance(v, bytes) else v for k, v in f["launch"].attrs.items()} \
             if "launch" in f else {}
         self.wall = []  # (stage, seconds) of the latest command, in the order of the log's line
@@ -452,6 +462,86 @@ def evaluation_details(run):
     return "".join(out)
 
 
+def sweep_guide(c, i, guide_run):
+    """The guide of sweep row i, as the log's table names it."""
+    if c["guidance"][i] == 0:
+        return "-"
+    if c["guide_step"][i] == 0 and not guide_run:
+        return "classifier-free"
+    step = f"step {int(c['guide_step'][i])}" if c["guide_step"][i] > 0 else "newest"
+    ema = f"{c['guide_ema_sigma_rel'][i]:g}" if c["guide_ema_sigma_rel"][i] > 0 else "ckpt"
+    return ("other run " if guide_run else "") + f"{step} @{ema}"
+
+
+def sweep_section(run):
+    """`ddpm_dist sweep`'s grid: its metric against the guidance weight, a line per EMA length and
+    guide, and the table with each row's difference from the best."""
+    if not run.sweep:
+        return ""
+    a, c = run.sweep["attrs"], run.sweep["columns"]
+    metric = text(a.get("metric", "kid"))
+    name = "KID" if metric == "kid" else "FID"
+    guide_run = text(a.get("guide_run", ""))
+    n, best = len(c["guidance"]), int(a.get("best", 0))
+    ema = lambda i: f"{c['ema_sigma_rel'][i]:g}" if c["ema_sigma_rel"][i] > 0 else "ckpt"
+    lines = {}
+    for i in range(n):
+        if c["guidance"][i] == 0:
+            continue
+        lines.setdefault((ema(i), sweep_guide(c, i, guide_run)), []).append(i)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    for k, ((e, g), rows) in enumerate(sorted(lines.items())):
+        zero = [i for i in range(n) if c["guidance"][i] == 0 and ema(i) == e]
+        rows = zero + rows
+        ax.errorbar([c["guidance"][i] for i in rows], [c[metric][i] for i in rows],
+                    yerr=[c[metric + "_se"][i] for i in rows], marker="o", capsize=2, color=f"C{k % 10}",
+                    label=f"ema {e}, guide {g}")
+    if not lines:
+        xs = [i for i in range(n)]
+        ax.errorbar(xs, [c[metric][i] for i in xs], yerr=[c[metric + "_se"][i] for i in xs], marker="o", linestyle="")
+    ax.plot([c["guidance"][best]], [c[metric][best]], marker="*", markersize=14, color="black", linestyle="",
+            label="best")
+    floor = run.sweep["floor"]
+    if floor and floor[metric][0] is not None:
+        ax.axhline(floor[metric][0], linestyle=":", color="grey", label="real images (same N)")
+    ax.set_xlabel("guidance weight w")
+    ax.set_ylabel(name)
+    ax.legend(fontsize=7, loc="best")
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.97)
+    conditional = "cond_accuracy" in c and any(math.isfinite(v) for v in c["cond_accuracy"])
+    head = ["ema", "guide", "w"] + [h for _, h, _ in FIGURES[:3]] + ["precision", "recall", "confidence"] + \
+        (["cond. acc."] if conditional else []) + ["GFLOPs", f"{name} - best", ""]
+    rows = []
+    for i in range(n):
+        cells = [html.escape(ema(i)), html.escape(sweep_guide(c, i, guide_run)), f"{c['guidance'][i]:g}"]
+        cells = [f"<td>{x}</td>" for x in cells]
+        for fig_name in ("fid", "kid", "fid_inf"):
+            cells.append(Cell(f"/sweep/{fig_name}[{i}]", float(c[fig_name][i]), "pm", float(c[fig_name + "_se"][i])).html())
+        cells += [Cell(f"/sweep/precision[{i}]", float(c["precision"][i]), "3f").html(),
+                  Cell(f"/sweep/recall[{i}]", float(c["recall"][i]), "3f").html(),
+                  Cell(f"/sweep/mean_confidence[{i}]", float(c["mean_confidence"][i]), "pct2").html()]
+        if conditional:
+            cells.append(Cell(f"/sweep/cond_accuracy[{i}]", float(c["cond_accuracy"][i]), "pct2").html())
+        cells.append(f"<td class=num>{c['flops_per_sample'][i] / 1e9:.3f}</td>")
+        cells.append("<td></td>" if i == best else
+                     Cell(f"/sweep/vs_best[{i}]", float(c["vs_best"][i]), "pm", float(c["vs_best_se"][i])).html())
+        mark = "best" if i == best else ("~" if c["within"][i] else "")
+        cells.append(f"<td>{mark}</td>")
+        title = run.sweep["guides"].get(f"row_{i}")
+        rows.append(f'<tr data-file="{html.escape(os.path.abspath(run.file))}"' +
+                    (f' title="{html.escape(title)}"' if title else "") + ">" + "".join(cells) + "</tr>")
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+    seeds = text(a.get("sample_seeds", ""))
+    note = (f"<p class=note>{int(a.get('num_samples', 0))} images per cell and sample seed (seeds {html.escape(seeds)}), "
+            f"{html.escape(text(a.get('sampler', '')))} x{int(a.get('steps', 0))}, weights of step "
+            f"{int(a.get('checkpoint_step', 0)):,}. ema: the model's EMA length (ckpt: the checkpoint's EMA; else "
+            "post-hoc EMA's sigma_rel); guide: autoguidance's guide (its step @ its EMA length) or classifier-free "
+            f"guidance. Best: the lowest {name}; ~: within two standard errors of it" +
+            (" (KID's differences paired over the blocks of the same noise)" if metric == "kid" else "") +
+            ". Error bars: one standard error.</p>")
+    return "<h2>Sweep: EMA length, guide and guidance weight</h2>" + img(figure_uri(fig), "sweep") + table + note
+
+
 def samples_section(run):
     """One grid per weight set and guidance weight (a class per row), else /samples."""
     pictures = [img(png_uri(sample_picture(e.images, e.labels)), f"samples {e.label()}",
@@ -565,7 +655,7 @@ def page(runs, title):
     if several:
         body.append("<h2>What differs between the configurations</h2>" + config_differences(runs))
     else:
-        body += [evaluation_details(runs[0]), samples_section(runs[0])]
+        body += [evaluation_details(runs[0]), sweep_section(runs[0]), samples_section(runs[0])]
     curves = history_curves(runs)
     if curves:
         body.append("<h2>Evaluations during training</h2><p class=note>Error bars: one standard error. "

@@ -175,7 +175,7 @@ const std::vector<KeyDoc>& key_docs() {
        R"doc(conditional models: the class of each image: `balanced` (image i is of class i mod 10: equal counts, the same order on any number of ranks), `random` (from (seed, i)), `none` (the model's unconditional mode), or a list cycled over the images, e.g. `[7]`. Stored beside the images (`/samples/labels`); samples.png then has one class per row)doc"},
       {{"sample.guidance"}, R"doc()doc",
        R"doc(guidance weight w: (1 + w) D(x, class) - w D_guide. Without a guide model, classifier-free guidance of a class-conditional model trained with `train.label_dropout` > 0: D_guide is its own "no class" output, both halves in one doubled batch. With autoguidance (`sample.guide_step` or `sample.guide_run`), D_guide is the guide model's (with the same classes), for conditional and unconditional models. Either way twice the network work per step (the guide's on its own size); 0: the model alone)doc"},
-      {{"sample.guide_run"}, R"doc()doc",
+      {{"sample.guide_run"}, R"doc((none))doc",
        R"doc(autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the folder of another run whose weights guide this run's (e.g. a smaller U-Net trained briefly); it must share the data set, image shape, classes, noise schedule and (latent space) autoencoder; its prediction and architecture may differ. Empty: the guide is this run's own weights at `sample.guide_step`)doc"},
       {{"sample.guide_step"}, R"doc()doc",
        R"doc(autoguidance: the guide's training step: the guide run's checkpoint of that step, or with `sample.guide_ema_sigma_rel` > 0 its post-hoc EMA at the newest snapshot up to it. 0: no autoguidance (this run), or the guide run's newest checkpoint)doc"},

@@ -204,6 +204,24 @@ std::string describe_run(const std::string& path, const H5::H5File& file) {
       for (const auto& [weight, name] : weights) record(g.openGroup(name), fmt::format("{} guidance {:g}", w, weight));
     }
   }
+  if (file.nameExists("sweep")) {
+    const auto g = file.openGroup("sweep");
+    const auto metric = read_attr_string(g, "metric");
+    const auto best = read_attr_int(g, "best");
+    auto at = [&](const char* name) { return read_tensor(g, name)[best].item<double>(); };
+    const auto cells = read_tensor(g, "guidance").size(0);
+    const double ema = at("ema_sigma_rel"), w = at("guidance");
+    const std::string guide_name = "row_" + std::to_string(best);
+    const auto guides = g.openGroup("guides");
+    const std::string guide = w == 0 ? "none" : has_attr(guides, guide_name) ? read_attr_string(guides, guide_name)
+                                                                        : "classifier-free";
+    out += fmt::format("  sweep: {} cells of {} images (sample seeds {}), weights of step {}; best by {}: {:.2f} +- {:.2f} "
+                       "(ema {}, guidance {:g}, guide: {})\n",
+                       cells, read_attr_int(g, "num_samples"), read_attr_string(g, "sample_seeds"),
+                       read_attr_int(g, "checkpoint_step"), metric, at(metric.c_str()),
+                       at((metric + "_se").c_str()), ema > 0 ? fmt::format("post-hoc sigma_rel {:g}", ema) : "checkpoint's",
+                       w, guide);
+  }
   return out;
 }
 

@@ -97,4 +97,50 @@ grep -q "ema weights: post-hoc EMA sigma_rel 0.08 at step 200 (200 updates), fro
   { "$BIN" inspect "$out_dir/run.h5"; echo "FAIL: inspect does not name the post-hoc EMA samples"; exit 1; }
 "$BIN" inspect "$out_dir/phema/snapshot_00000200.h5" | grep -q "sigma_rel 0.05, 0.1 (200 updates)" ||
   { echo "FAIL: inspect does not read a snapshot"; exit 1; }
+# Autoguidance: the model guided by its own post-hoc EMA of step 100 (snapshots reach any step), said
+# in the log and in /samples/images; a step without a checkpoint is refused with what to set.
+"$BIN" sample "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" --set sample.guide_step=100 \
+  --set sample.guide_ema_sigma_rel=0.05 --set sample.guidance=1 --set sample.num_samples=8 --set sample.batch_size=8 \
+  > "$out_dir/autoguided.log" 2>&1 || { cat "$out_dir/autoguided.log"; exit 1; }
+grep -q "autoguidance: guided by this run's post-hoc EMA sigma_rel 0.05 at step 100" "$out_dir/autoguided.log" ||
+  { cat "$out_dir/autoguided.log"; echo "FAIL: no autoguidance line"; exit 1; }
+case "$(/usr/bin/python3 -c 'import sys, h5py; print(h5py.File(sys.argv[1], "r")["samples/images"].attrs["guide"])' "$out_dir/run.h5")" in
+  *"post-hoc EMA sigma_rel 0.05 at step 100"*) ;; *) echo "FAIL: /samples/images does not name its guide"; exit 1 ;; esac
+if "$BIN" sample "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" --set sample.guide_step=130 --set sample.guidance=1 \
+  > "$out_dir/no_step.log" 2>&1; then echo "FAIL: a guide step without a checkpoint was accepted"; exit 1; fi
+grep -q "sample.guide_step = 130: .* holds no checkpoint of that step (kept: steps .*); .*sample.guide_ema_sigma_rel" \
+  "$out_dir/no_step.log" || { cat "$out_dir/no_step.log"; echo "FAIL: no message for a guide step without a checkpoint"; exit 1; }
+# Another run guides only on the same noise process: one of another beta_end is refused by name.
+"$BIN" train "$CONFIG" "${common[@]}" --set train.steps=1 --set diffusion.beta_end=0.03 \
+  --set run.out_dir="$out_dir/other_noise" > "$out_dir/other_noise.log" 2>&1 || { cat "$out_dir/other_noise.log"; exit 1; }
+if "$BIN" sample "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" --set sample.guide_run="$out_dir/other_noise" \
+  --set sample.guidance=1 > "$out_dir/other_guide.log" 2>&1; then echo "FAIL: a guide of another noise process was accepted"; exit 1; fi
+grep -q "diffusion.beta_end: 0.03 there, .* here" "$out_dir/other_guide.log" ||
+  { cat "$out_dir/other_guide.log"; echo "FAIL: the guide's other noise process is not named"; exit 1; }
+# The sweep across both ranks: EMA lengths (the checkpoint's, post-hoc 0.08) x (no guide, the one-step
+# run as another run's guide... here this run at step 100) x weights 0 and 1: 4 cells, into /sweep,
+# sweep.txt and the page.
+"$MPIEXEC" -n 2 --oversubscribe "$BIN" sweep "$CONFIG" "${common[@]}" --set run.out_dir="$out_dir" \
+  --set 'sweep.ema_sigma_rels=[0, 0.08]' --set 'sweep.guide_steps=[100]' --set 'sweep.guide_ema_sigma_rels=[0.05]' \
+  --set 'sweep.guidances=[0, 1]' --set sweep.num_samples=40 --set 'sweep.seeds=[0, 1]' > "$out_dir/sweep.log" 2>&1 ||
+  { cat "$out_dir/sweep.log"; echo "FAIL: the sweep failed"; exit 1; }
+cat "$out_dir/sweep.txt"
+grep -q "best by KID: .*: ema .*, guide .*, w " "$out_dir/sweep.txt" || { echo "FAIL: sweep.txt names no best"; exit 1; }
+grep -q "to sample or evaluate with it: --set eval.ema_sigma_rel=" "$out_dir/sweep.txt" || { echo "FAIL: no --set"; exit 1; }
+/usr/bin/python3 - "$out_dir/run.h5" <<'PY' || { echo "FAIL: /sweep is not the grid asked for"; exit 1; }
+import sys, h5py, numpy as np
+g = h5py.File(sys.argv[1], "r")["sweep"]
+assert list(g["ema_sigma_rel"][:]) == [0, 0, 0.08, 0.08], g["ema_sigma_rel"][:]
+assert list(g["guidance"][:]) == [0, 1, 0, 1] and list(g["guide_step"][:]) == [0, 100, 0, 100]
+assert g["kid_blocks"].shape == (4, 20), g["kid_blocks"].shape  # 10 blocks x 2 seeds
+best = int(g.attrs["best"])
+assert g["kid"][best] == g["kid"][:].min() and g["vs_best"][best] == 0 and g["within"][best] == 1
+assert all(np.isfinite(g[k][:]).all() for k in ("fid", "fid_se", "kid", "kid_se", "vs_best_se"))
+assert "row_1" in g["guides"].attrs and "row_0" not in g["guides"].attrs
+# Autoguidance costs the guide's network too: twice the FLOPs per sample of the unguided cell here.
+assert abs(g["flops_per_sample"][1] / g["flops_per_sample"][0] - 2) < 1e-9
+PY
+"$BIN" inspect "$out_dir/run.h5" | grep -q "sweep: 4 cells of 40 images (sample seeds 0,1), weights of step 200; best by kid" ||
+  { "$BIN" inspect "$out_dir/run.h5"; echo "FAIL: inspect does not summarise the sweep"; exit 1; }
+"$CHECK" "$out_dir/report.html" --expect "Sweep: EMA length, guide and guidance weight" --expect "step 100 @0.05"
 echo "PASS"

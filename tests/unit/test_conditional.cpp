@@ -195,6 +195,35 @@ TEST(Guidance, WeightZeroSamplesTheConditionalModel) {
   EXPECT_GT((other - b).abs().max().item<double>(), 1e-3);
 }
 
+// sample.guidance with a guide network: the guide's own D (here another prediction, eps against v)
+// replaces the unconditional half; a guide that is the model itself changes nothing.
+TEST(Guidance, AGuideNetworkReplacesTheUnconditionalHalfWithItsOwnPrediction) {
+  auto cfg = conditional("diffusion: {prediction: v}\n");
+  auto guide_cfg = conditional("diffusion: {prediction: eps}\n");
+  auto net = conditional_net(5), guide = conditional_net(6);
+  torch::NoGradGuard no_grad;
+  const model::Diffusion d(cfg.diffusion), dg(guide_cfg.diffusion);
+  const auto D = d.denoiser(model::network(net, torch::kCPU, false));
+  const auto Dg = dg.denoiser(model::network(guide, torch::kCPU, false));
+  const auto labels = longs({0, 3, 7, 9});
+  const model::GuideNet other{guide, dg}, itself{net, d};
+  for (int t : {0, 400, 999}) {
+    const auto x = torch::randn({4, 1, 28, 28}) * std::sqrt(1 + d.sigma(t) * d.sigma(t));
+    const auto main = D(x, d.sigma(t), labels), weak = Dg(x, d.sigma(t), labels);
+    const double scale = std::max(main.abs().max().item<double>(), weak.abs().max().item<double>());
+    for (double w : {0.5, 2.0}) {
+      cfg.sample.guidance = w;
+      const auto got = model::sampling_denoiser(net, d, cfg.sample, torch::kCPU, &other)(x, d.sigma(t), labels);
+      EXPECT_LT((got - ((1 + w) * main - w * weak)).abs().max().item<double>(), 1e-5 * (1 + 2 * w) * scale)
+          << "w " << w << " t " << t;
+      const auto classifier_free = model::sampling_denoiser(net, d, cfg.sample, torch::kCPU)(x, d.sigma(t), labels);
+      EXPECT_GT((got - classifier_free).abs().max().item<double>(), 1e-3);
+      const auto same = model::sampling_denoiser(net, d, cfg.sample, torch::kCPU, &itself)(x, d.sigma(t), labels);
+      EXPECT_LT((same - main).abs().max().item<double>(), 1e-5 * (1 + 2 * w) * scale) << "w " << w << " t " << t;
+    }
+  }
+}
+
 TEST(ConditionalAccuracy, CountsTheSamplesClassifiedAsAsked) {
   // Asked 0,0,1,1,2,10 (no class); predicted 0,1,1,1,0,4.
   const auto acc = eval::conditional_accuracy(longs({0, 1, 1, 1, 0, 4}), longs({0, 0, 1, 1, 2, 10}), 10);

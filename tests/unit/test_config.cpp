@@ -71,7 +71,7 @@ TEST(Config, ConditionalKeysParseRoundTripAndRefuseWhatCannotWork) {
                   "key 'train.label_dropout' applies to a class-conditional model; set model.num_classes: 10");
   EXPECT_CONTAINS(error_of(cond, {"train.label_dropout=1"}), "key 'train.label_dropout' must be in [0, 1)");
   EXPECT_CONTAINS(error_of("model: {num_classes: 10}\nsample: {guidance: 1}"),
-                  "key 'sample.guidance' needs a class-conditional model trained with label dropout");
+                  "key 'sample.guidance' needs a guide: a class-conditional model trained with label dropout");
   EXPECT_CONTAINS(error_of(cond, {"sample.guidance=-1"}), "key 'sample.guidance' must be >= 0");
   EXPECT_CONTAINS(error_of("sample: {labels: [7]}"), "key 'sample.labels' asks for classes, but the model is unconditional");
   EXPECT_CONTAINS(error_of(cond, {"sample.labels=[12]"}), "key 'sample.labels' holds 12; classes are 0 to 9");
@@ -79,8 +79,17 @@ TEST(Config, ConditionalKeysParseRoundTripAndRefuseWhatCannotWork) {
                   "key 'sample.labels' is 'sevens'; allowed: balanced, random, none");
   EXPECT_CONTAINS(error_of(cond, {"sample.labels=[]"}), "key 'sample.labels' must name at least one class");
   EXPECT_CONTAINS(error_of(cond, {"sample.labels=[a]"}), "key 'sample.labels' must be a list of integers");
-  EXPECT_CONTAINS(error_of("eval: {guidance: [0, 1]}"), "key 'eval.guidance' lists guidance weights, which apply to a "
-                                                         "class-conditional model");
+  EXPECT_CONTAINS(error_of("eval: {guidance: [0, 1]}"), "key 'eval.guidance' needs a guide: a class-conditional model "
+                                                         "trained with label dropout (model.num_classes: 10, "
+                                                         "train.label_dropout: 0.1), or autoguidance");
+  // Autoguidance guides any model, conditional or not.
+  const auto a = config::parse("sample: {guidance: 1.5, guide_step: 400, guide_ema_sigma_rel: 0.05}\n"
+                               "eval: {guidance: [0, 1]}\n", "t.yaml");
+  EXPECT_TRUE(a.sample.autoguided());
+  EXPECT_EQ(config::parse(a.yaml, "resolved").yaml, a.yaml);
+  EXPECT_TRUE(config::parse("sample: {guide_run: results/small}", "t.yaml").sample.autoguided());
+  EXPECT_CONTAINS(error_of("sample: {guide_step: -1}"), "key 'sample.guide_step' must be >= 0");
+  EXPECT_CONTAINS(error_of("sample: {guide_ema_sigma_rel: 0.5}"), "key 'sample.guide_ema_sigma_rel' must be 0");
   EXPECT_CONTAINS(error_of(cond, {"eval.guidance=[1, x]"}), "key 'eval.guidance' must be a list of numbers");
 }
 

@@ -567,3 +567,35 @@ TEST(Guidance, OnTheDenoiserEqualsOnTheNetworkForEveryPrediction) {
     }
   }
 }
+
+// Autoguidance: (1 + w) D - w D_guide, the guide asked with the same classes (its conditional
+// output, not "no class"), never called at w = 0, and for unconditional calls too.
+TEST(Guidance, AutoguidanceWeighsTheModelAgainstTheGuideWithTheSameLabels) {
+  torch::manual_seed(3);
+  const auto x = torch::randn({4, 1, 4, 4});
+  const auto labels = torch::tensor({0, 3, 7, 9});
+  auto as_image = [](const torch::Tensor& l) { return l.to(torch::kFloat32).view({-1, 1, 1, 1}); };
+  int guide_calls = 0;
+  torch::Tensor guide_labels;
+  const model::Denoiser main = [&](const torch::Tensor& x_, double sigma, const torch::Tensor& l) {
+    return x_ * 0.9 / (1 + sigma) + (l.defined() ? 0.1 * as_image(l) : torch::zeros({1}));
+  };
+  const model::Denoiser guide = [&](const torch::Tensor& x_, double sigma, const torch::Tensor& l) {
+    ++guide_calls;
+    guide_labels = l;
+    return x_ * 0.5 / (1 + sigma) - (l.defined() ? 0.2 * as_image(l) : torch::zeros({1}));
+  };
+  EXPECT_TRUE(torch::equal(model::autoguided(main, guide, 0.0)(x, 0.7, labels), main(x, 0.7, labels)));
+  EXPECT_EQ(guide_calls, 0);
+  for (double w : {0.5, 3.0}) {
+    for (const auto& l : {labels, torch::Tensor()}) {
+      const auto got = model::autoguided(main, guide, w)(x, 0.7, l);
+      const auto want = (1 + w) * main(x, 0.7, l) - w * guide(x, 0.7, l);
+      // Two float products and a difference: a few ulps of the largest term, (1 + 2w) x |D|.
+      const double tol = 4 * 1.2e-7 * (1 + 2 * w) * std::max(1.0, want.abs().max().item<double>());
+      EXPECT_LT((got - want).abs().max().item<double>(), tol) << "w " << w;
+      EXPECT_EQ(guide_labels.defined(), l.defined());
+      if (l.defined()) EXPECT_TRUE(torch::equal(guide_labels, labels));
+    }
+  }
+}

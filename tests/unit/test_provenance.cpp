@@ -120,3 +120,39 @@ TEST(Provenance, OneRuleForResumeAndSampling) {
   EXPECT_TRUE(config::defines_classifier("data.dataset"));
   EXPECT_FALSE(config::defines_classifier("eval.classifier_epochs"));
 }
+
+// Autoguidance's guide from another run: any architecture and prediction, but the model's data,
+// classes and noise process (config::guide_must_match); a step without a checkpoint is named.
+TEST(Provenance, AGuideSharesTheNoiseProcessButNotTheArchitecture) {
+  for (const auto* key : {"diffusion.timesteps", "diffusion.schedule", "diffusion.beta_end", "diffusion.kind",
+                          "diffusion.space", "data.dataset", "model.num_classes"})
+    EXPECT_TRUE(config::guide_must_match(key)) << key;
+  for (const auto* key : {"diffusion.prediction", "diffusion.sigma_data", "diffusion.p_mean", "model.base_channels",
+                          "model.channel_mult", "train.steps", "sample.sampler"})
+    EXPECT_FALSE(config::guide_must_match(key)) << key;
+
+  TempRun tmp;
+  const auto here = (tmp.dir / "model").string(), small = (tmp.dir / "small").string(),
+             other = (tmp.dir / "other").string();
+  write_unet_checkpoint(config_at(here));
+  write_unet_checkpoint(config_at(small, {"model.base_channels=4", "diffusion.prediction=v"}));
+  write_unet_checkpoint(config_at(other, {"diffusion.timesteps=200"}));
+
+  const auto guide = eval::load_guide(config_at(here, {"sample.guide_run=" + small}), 1, torch::kCPU, 0);
+  ASSERT_TRUE(guide.has_value());
+  EXPECT_EQ(guide->step, 1);
+  EXPECT_NE(guide->describe().find(small), std::string::npos) << guide->describe();
+  model::UNet model_net(config::unet_config(config_at(here)));
+  EXPECT_LT(guide->net->forward_flops(), model_net->forward_flops());
+
+  const auto mismatch = refusal([&] { eval::load_guide(config_at(here, {"sample.guide_run=" + other}), 1, torch::kCPU, 0); });
+  EXPECT_NE(mismatch.find("diffusion.timesteps: 200 there, 100 here"), std::string::npos) << mismatch;
+  const auto missing = refusal([&] { eval::load_guide(config_at(here, {"sample.guide_step=5"}), 1, torch::kCPU, 0); });
+  EXPECT_NE(missing.find("sample.guide_step = 5"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("(kept: steps 1)"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("sample.guide_ema_sigma_rel"), std::string::npos) << missing;
+  const auto no_snapshots = refusal(
+      [&] { eval::load_guide(config_at(here, {"sample.guide_step=1", "sample.guide_ema_sigma_rel=0.05"}), 1, torch::kCPU, 0); });
+  EXPECT_NE(no_snapshots.find("no snapshots of power-function EMAs up to step 1"), std::string::npos) << no_snapshots;
+  EXPECT_FALSE(eval::load_guide(config_at(here), 1, torch::kCPU, 0).has_value());
+}

@@ -69,6 +69,7 @@ TEST(RunFile, ConditionalSamplesAndEvaluationsRoundTrip) {
   io::EvalRecord r;
   r.weights = "ema";
   r.conditional = true;
+  r.guided = true;
   r.class_histogram = std::vector<std::int64_t>(10, 0);
   r.gen_features = torch::zeros({3, 4});
   r.labels_pred = torch::tensor({7, 1, 3}, torch::kLong);
