@@ -275,7 +275,8 @@ std::string sweep_text(const io::SweepTable& t, bool conditional) {
                      t.metric == "kid" ? "paired over the blocks of the same noise" : "errors taken as independent");
   std::string set = fmt::format("--set eval.ema_sigma_rel={:g} --set sample.guidance={:g}", b.ema_sigma_rel, b.guidance);
   if (b.guidance != 0.0 && !b.guide.empty())
-    set += fmt::format(" --set sample.guide_step={} --set sample.guide_ema_sigma_rel={:g}", b.guide_step,
+    set += (t.guide_run.empty() ? "" : " --set sample.guide_run=" + t.guide_run) +
+           fmt::format(" --set sample.guide_step={} --set sample.guide_ema_sigma_rel={:g}", b.guide_step,
                        b.guide_ema_sigma_rel);
   out += "to sample or evaluate with it: " + set + "\n";
   return out;

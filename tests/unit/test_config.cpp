@@ -30,7 +30,8 @@ TEST(Config, RepositoryConfigsParse) {
 }
 
 // configs/mnist_cpu.yaml is configs/mnist_latent.yaml's model on the whole CPU budget: the two
-// files must not drift apart in anything but the run's name, its length and its sampling steps.
+// files must not drift apart in anything but the run's name, its length, its sampling steps, and
+// the post-hoc EMA and autoguidance chosen on that budget (docs/posthoc_ema.md).
 TEST(Config, CpuDefaultIsTheLatentConfigurationTrainedLonger) {
   const std::string dir = std::string(DDPM_SOURCE_DIR) + "/configs/";
   const auto latent = config::load(dir + "mnist_latent.yaml");
@@ -38,7 +39,11 @@ TEST(Config, CpuDefaultIsTheLatentConfigurationTrainedLonger) {
   std::vector<std::string> keys;
   for (const auto& c : config::changed_keys(latent.yaml, cpu)) keys.push_back(c.key);
   std::sort(keys.begin(), keys.end());
-  EXPECT_EQ(keys, (std::vector<std::string>{"eval.every", "run.name", "sample.steps", "train.steps"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"eval.ema_sigma_rel", "eval.every", "run.name", "sample.guidance",
+                                            "sample.guide_ema_sigma_rel", "sample.guide_step", "sample.steps",
+                                            "sweep.ema_sigma_rels", "sweep.guidances", "sweep.guide_ema_sigma_rels",
+                                            "sweep.guide_steps", "train.phema_sigma_rels",
+                                            "train.phema_snapshot_every", "train.steps"}));
 }
 
 TEST(Config, ValuesAndOverridesAreApplied) {
