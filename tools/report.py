@@ -326,8 +326,9 @@ def figure_cells(group_path, figures, floor=False):
 
 def final_table(runs):
     several = len(runs) > 1
-    conditional = any(e.guidance is not None for r in runs for e in r.evals)
-    head = (["run"] if several else []) + ["weights"] + (["guidance"] if conditional else []) + \
+    guided = any(e.guidance is not None for r in runs for e in r.evals)
+    conditional = any(e.cond_accuracy is not None for r in runs for e in r.evals)
+    head = (["run"] if several else []) + ["weights"] + (["guidance"] if guided else []) + \
         [h for _, h, _ in FIGURES] + ["confidence"] + (["cond. acc."] if conditional else []) + \
         ["classes", "samples", "sampler"]
     rows, row_files = [], []  # each row's run.h5, for whoever checks the page against the files
@@ -341,13 +342,15 @@ def final_table(runs):
             sampler = f"{text(e.attrs.get('sampler', ''))} x{int(e.attrs.get('steps', 0))}"
             classes = f"{round(10 * e.classes_present)}/10" if e.classes_present is not None else "-"
             row_files.append(os.path.abspath(run.file))
-            rows.append(([run.name] if several else []) + [e.weights] +
-                        ([f"{e.guidance:g}" if e.guidance is not None else ""] if conditional else []) +
+            sigma_rel = float(e.attrs.get("ema_sigma_rel", 0))
+            weights = e.weights + (f" (post-hoc {sigma_rel:g})" if sigma_rel > 0 else "")
+            rows.append(([run.name] if several else []) + [weights] +
+                        ([f"{e.guidance:g}" if e.guidance is not None else ""] if guided else []) +
                         figure_cells(e.path, e.figures) + cells + [classes, samples, sampler])
         if run.evals and run.evals[0].floor:
             e = run.evals[0]
             row_files.append(os.path.abspath(run.file))
-            rows.append(([run.name] if several else []) + ["real"] + ([""] if conditional else []) +
+            rows.append(([run.name] if several else []) + ["real"] + ([""] if guided else []) +
                         figure_cells(e.path, e.floor, floor=True) + [""] + ([""] if conditional else []) +
                         ["", str(e.n), "training set"])
     if not rows:
@@ -451,8 +454,13 @@ def evaluation_details(run):
         facts = [("classifier", f"{html.escape(run.classifier())} (test accuracy {accuracy:.2f}%)"),
                  ("sampler", html.escape(f"{text(e.attrs.get('sampler', ''))}, {int(e.attrs.get('steps', 0))} network "
                                          f"evaluations, eta {float(e.attrs.get('eta', 0)):g}")),
-                 ("weights of step", f"{int(e.attrs.get('checkpoint_step', 0)):,}"),
+                 ("weights of step", f"{int(e.attrs.get('checkpoint_step', 0)):,}" +
+                  (f", post-hoc EMA of length {float(e.attrs['ema_sigma_rel']):g} (sigma_rel)"
+                   if float(e.attrs.get("ema_sigma_rel", 0)) > 0 else "")),
                  ("network GFLOPs per sample", f"{float(e.attrs.get('flops_per_sample', 0)) / 1e9:.3f}")]
+        guides = sorted({text(g.attrs["guide"]) for g in run.evals if "guide" in g.attrs})
+        if guides:
+            facts.append(("autoguidance", html.escape("guided by " + "; ".join(guides))))
         if e.reconstruction_fid is not None:
             floor = e.floor["fid"][0] if e.floor else None
             facts.append(("autoencoder reconstruction FID",

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 
@@ -105,6 +106,18 @@ std::optional<Guide> load_guide(const config::Config& cfg, std::int64_t model_st
   g.net->eval();
   if (rank == 0) spdlog::info("autoguidance: guided by {}", g.describe());
   return g;
+}
+
+model::Denoiser guided_denoiser(model::UNet& net, const model::Diffusion& diffusion, const config::SampleConfig& cfg,
+                                const torch::Device& device, Guide* guide) {
+  if (!guide) return model::sampling_denoiser(net, diffusion, cfg, device);
+  const auto guide_net = guide->guide_net();
+  return model::sampling_denoiser(net, diffusion, cfg, device, &guide_net);
+}
+
+double guided_flops(model::UNet& net, const Guide* guide, double w) {
+  if (w == 0.0) return net->forward_flops();
+  return net->forward_flops() + (guide ? guide->net->forward_flops() : net->forward_flops());
 }
 
 }  // namespace ddpm::eval

@@ -35,4 +35,12 @@ struct Guide {
 std::optional<Guide> load_guide(const config::Config& cfg, std::int64_t model_step, const torch::Device& device,
                                 int rank);
 
+// The denoiser of `net` that `cfg` asks for (model::sampling_denoiser), autoguided by `guide` when
+// there is one.
+model::Denoiser guided_denoiser(model::UNet& net, const model::Diffusion& diffusion, const config::SampleConfig& cfg,
+                                const torch::Device& device, Guide* guide);
+// Network FLOPs per image of one call of that denoiser at guidance weight `w`: the network's, and the
+// guide's, or (classifier-free) the network's again.
+double guided_flops(model::UNet& net, const Guide* guide, double w);
+
 }  // namespace ddpm::eval

@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "data/mnist.hpp"
 #include "eval/distributed_sampling.hpp"
@@ -14,7 +16,6 @@
 #include "eval/metrics.hpp"
 #include "eval/posthoc_ema.hpp"
 #include "eval/trained_model.hpp"
-#include "model/precision.hpp"
 #include "model/sampler.hpp"
 #include "util/error.hpp"
 
@@ -177,20 +178,14 @@ io::SweepTable run_sweep(dist::Communicator& comm, const config::Config& cfg, co
     }
     auto sample_cfg = base.sample;
     sample_cfg.guidance = cell.guidance;
-    std::optional<model::GuideNet> guide_net;
-    if (guide) guide_net.emplace(guide->guide_net());
-    const auto denoise =
-        model::sampling_denoiser(trained.ema, diffusion, sample_cfg, device, guide_net ? &*guide_net : nullptr);
+    const auto denoise = guided_denoiser(trained.ema, diffusion, sample_cfg, device, guide);
     io::SweepRow row;
     row.ema_sigma_rel = cell.ema_sigma_rel;
     row.guide_step = cell.guide_step;
     row.guide_ema_sigma_rel = cell.guide_ema_sigma_rel;
     row.guidance = cell.guidance;
     row.guide = guide ? guide->describe() : "";
-    const double network = trained.ema->forward_flops();
-    row.flops_per_sample =
-        table.steps * (network + (cell.guidance == 0.0 ? 0.0 : guide ? guide->net->forward_flops() : network)) +
-        trained.space.decode_flops();
+    row.flops_per_sample = table.steps * guided_flops(trained.ema, guide, cell.guidance) + trained.space.decode_flops();
     std::vector<io::FeatureFigures> per_seed;
     double confidence = 0, accuracy = 0;
     for (const auto seed : table.seeds) {

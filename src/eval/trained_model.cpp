@@ -4,7 +4,6 @@
 
 #include "latent/first_stage.hpp"
 #include "io/h5.hpp"
-#include "model/precision.hpp"
 #include "util/error.hpp"
 
 namespace ddpm::eval {
@@ -34,14 +33,11 @@ TrainedModel load_trained(const config::Config& cfg, const torch::Device& device
 
 model::Denoiser TrainedModel::denoiser(model::UNet& net, const model::Diffusion& diffusion,
                                        const config::SampleConfig& cfg, const torch::Device& device) {
-  if (!guide) return model::sampling_denoiser(net, diffusion, cfg, device);
-  const auto guide_net = guide->guide_net();
-  return model::sampling_denoiser(net, diffusion, cfg, device, &guide_net);
+  return guided_denoiser(net, diffusion, cfg, device, guide ? &*guide : nullptr);
 }
 
 double TrainedModel::denoiser_flops(model::UNet& net, double w) const {
-  if (w == 0.0) return net->forward_flops();
-  return net->forward_flops() + (guide ? guide->net->forward_flops() : net->forward_flops());
+  return guided_flops(net, guide ? &*guide : nullptr, w);
 }
 
 }  // namespace ddpm::eval
