@@ -544,7 +544,10 @@ def sweep_section(run):
             f"{html.escape(text(a.get('sampler', '')))} x{int(a.get('steps', 0))}, weights of step "
             f"{int(a.get('checkpoint_step', 0)):,}. ema: the model's EMA length (ckpt: the checkpoint's EMA; else "
             "post-hoc EMA's sigma_rel); guide: autoguidance's guide (its step @ its EMA length) or classifier-free "
-            f"guidance. Best: the lowest {name}; ~: within two standard errors of it" +
+            f"guidance. Best: the lowest {name}" +
+            (f" among the cells with a conditional accuracy of at least {100 * float(a['min_cond_accuracy']):g}%"
+             if float(a.get("min_cond_accuracy", 0)) > 0 and int(a.get("min_cond_accuracy_met", 1)) else "") +
+            "; ~: within two standard errors of it" +
             (" (KID's differences paired over the blocks of the same noise)" if metric == "kid" else "") +
             ". Error bars: one standard error.</p>")
     return "<h2>Sweep: EMA length, guide and guidance weight</h2>" + img(figure_uri(fig), "sweep") + table + note

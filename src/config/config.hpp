@@ -180,6 +180,7 @@ struct SweepConfig {
   std::int64_t num_samples = 1000;               // images per cell and seed
   std::vector<std::int64_t> seeds;               // sample seeds; empty: run.seed
   std::string metric = "kid";                    // kid | fid: what names the best cell
+  double min_cond_accuracy = 0.0;                // conditional models: the best is among cells at least this accurate
   std::vector<std::uint64_t> sample_seeds(std::uint64_t run_seed) const;
 };
 

@@ -215,6 +215,8 @@ const std::vector<KeyDoc>& key_docs() {
        R"doc(`ddpm_dist sweep`: images per cell and sample seed, sampled across the ranks with the `sample` section's sampler)doc"},
       {{"sweep.seeds"}, R"doc()doc",
        R"doc(`ddpm_dist sweep`: the sample seeds of every cell (each cell's figures are the mean over them with its standard error); empty: `run.seed`)doc"},
+      {{"sweep.min_cond_accuracy"}, R"doc()doc",
+       R"doc(`ddpm_dist sweep`, conditional models: the best cell is the lowest `metric` among the cells whose samples are classified as the class asked for at least this often (e.g. 0.99); 0: among all. When no cell reaches it, the table says so and names the best of all)doc"},
       {{"sweep.metric"}, R"doc()doc",
        R"doc(`ddpm_dist sweep`: `kid` or `fid`, the figure that names the best cell (the lowest), with its standard error and every cell within two standard errors of the difference from it)doc"},
   };

@@ -122,6 +122,7 @@ void visit(Config& c, V& v) {
   v.field("num_samples", c.sweep.num_samples);
   v.field("seeds", c.sweep.seeds);
   v.field("metric", c.sweep.metric);
+  v.field("min_cond_accuracy", c.sweep.min_cond_accuracy);
 }
 
 }  // namespace ddpm::config

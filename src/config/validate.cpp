@@ -214,6 +214,10 @@ void validate(const Config& c) {
   require(std::set<std::int64_t>(w.seeds.begin(), w.seeds.end()).size() == w.seeds.size(), s, "sweep.seeds",
           "lists a seed twice: the evaluations would be the same");
   require_one_of(s, "sweep.metric", w.metric, {"kid", "fid"});
+  require(w.min_cond_accuracy >= 0.0 && w.min_cond_accuracy <= 1.0, s, "sweep.min_cond_accuracy",
+          "must be a share in [0, 1] (0: no condition), got " + str(w.min_cond_accuracy));
+  require(w.min_cond_accuracy == 0.0 || m.num_classes > 0, s, "sweep.min_cond_accuracy",
+          "asks for a conditional accuracy, but the model is unconditional (model.num_classes: 0)");
 }
 
 }  // namespace ddpm::config

@@ -100,9 +100,13 @@ std::vector<SweepSetting> sweep_grid(const config::Config& cfg) {
 
 void mark_best(io::SweepTable& t) {
   if (t.rows.empty()) return;
-  t.best = 0;
-  for (std::size_t i = 1; i < t.rows.size(); ++i)
-    if (metric_of(t.rows[i], t.metric) < metric_of(t.rows[t.best], t.metric)) t.best = i;
+  auto eligible = [&](const io::SweepRow& r) { return t.min_cond_accuracy <= 0 || r.cond_accuracy >= t.min_cond_accuracy; };
+  t.met = std::any_of(t.rows.begin(), t.rows.end(), eligible);
+  std::optional<std::size_t> best;
+  for (std::size_t i = 0; i < t.rows.size(); ++i)
+    if ((!t.met || eligible(t.rows[i])) && (!best || metric_of(t.rows[i], t.metric) < metric_of(t.rows[*best], t.metric)))
+      best = i;
+  t.best = *best;
   const auto& b = t.rows[t.best];
   for (auto& r : t.rows) {
     r.vs_best = metric_of(r, t.metric) - metric_of(b, t.metric);
@@ -114,7 +118,7 @@ void mark_best(io::SweepTable& t) {
     } else {
       r.vs_best_se = std::hypot(metric_se(r, t.metric), metric_se(b, t.metric));
     }
-    r.within = r.vs_best <= 2.0 * r.vs_best_se;
+    r.within = (!t.met || eligible(r)) && r.vs_best <= 2.0 * r.vs_best_se;
   }
 }
 
@@ -146,6 +150,7 @@ io::SweepTable run_sweep(dist::Communicator& comm, const config::Config& cfg, co
 
   io::SweepTable table;
   table.metric = cfg.sweep.metric;
+  table.min_cond_accuracy = cfg.sweep.min_cond_accuracy;
   table.floor = ref.floor;
   table.checkpoint_step = trained.info.step;
   table.num_samples = cfg.sweep.num_samples;
@@ -262,6 +267,10 @@ std::string sweep_text(const io::SweepTable& t, bool conditional) {
   out += fmt::format("{} images x {} sample seed(s) per cell ({} x{}), weights of step {}; ± : standard errors of the "
                      "mean over the seeds\n",
                      t.num_samples, t.seeds.size(), t.sampler, t.steps, t.checkpoint_step);
+  if (t.min_cond_accuracy > 0)
+    out += t.met ? fmt::format("among the cells with a conditional accuracy of at least {:g}%:\n", 100 * t.min_cond_accuracy)
+                 : fmt::format("no cell reaches a conditional accuracy of {:g}% (sweep.min_cond_accuracy); of all:\n",
+                               100 * t.min_cond_accuracy);
   out += fmt::format("best by {}: {}: ema {}, guide {}, w {:g}{}\n", t.metric == "fid" ? "FID" : "KID",
                      pm(t.metric == "fid" ? b.figures.fid : b.figures.kid), ema_text(b.ema_sigma_rel),
                      guide_text(b, t.guide_run), b.guidance, b.guide.empty() ? "" : " (" + b.guide + ")");

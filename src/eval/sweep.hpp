@@ -30,7 +30,8 @@ struct SweepSetting {
 // for others).
 std::vector<SweepSetting> sweep_grid(const config::Config& cfg);
 
-// Names the best row (the lowest `metric`) and gives every row its difference from it with the
+// Names the best row (the lowest `metric`, among the rows at least `min_cond_accuracy` accurate when
+// any is) and gives every row its difference from it with the
 // standard error of that difference, marking those within two. KID pairs the rows' blocks (the
 // cells share their noise: same seeds, same indices, so most of the noise cancels in a
 // difference); FID takes the two errors as independent, which overstates the error of a difference

@@ -166,6 +166,9 @@ struct SweepTable {
   std::vector<SweepRow> rows;
   std::string metric;  // kid | fid: what names the best
   std::size_t best = 0;
+  // The best is among rows with cond_accuracy >= this (0: all); `met`: some row reached it.
+  double min_cond_accuracy = 0;
+  bool met = true;
   FeatureFigures floor;  // as many real training images as samples
   std::int64_t checkpoint_step = 0, num_samples = 0;
   std::vector<std::uint64_t> seeds;

@@ -142,6 +142,8 @@ void write_sweep(const std::string& path, const SweepTable& t) {
                "num_samples images per sample seed; figures are means over the seeds with their standard errors");
     write_attr(g, "metric", t.metric);
     write_attr(g, "best", static_cast<std::int64_t>(t.best));
+    write_attr(g, "min_cond_accuracy", t.min_cond_accuracy);
+    write_attr(g, "min_cond_accuracy_met", std::int64_t{t.met});
     write_attr(g, "checkpoint_step", t.checkpoint_step);
     write_attr(g, "num_samples", t.num_samples);
     write_attr(g, "sample_seeds", join(t.seeds));

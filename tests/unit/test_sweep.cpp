@@ -51,6 +51,7 @@ TEST(Sweep, TheGridsKeysAreChecked) {
   EXPECT_NE(message("sweep: {ema_sigma_rels: [0.3]}\n").find("sweep.ema_sigma_rels"), std::string::npos);
   EXPECT_NE(message("sweep: {metric: precision}\n").find("sweep.metric"), std::string::npos);
   EXPECT_NE(message("sweep: {guide_steps: [-1]}\n").find("sweep.guide_steps"), std::string::npos);
+  EXPECT_NE(message("sweep: {min_cond_accuracy: 0.99}\n").find("the model is unconditional"), std::string::npos);
   EXPECT_EQ(message("sweep: {guide_steps: [100], guidances: [0, 1]}\n"), "");
 }
 
@@ -83,4 +84,20 @@ TEST(Sweep, TheBestIsTheLowestAndADifferenceIsJudgedByItsOwnError) {
   EXPECT_NEAR(t.rows[0].vs_best_se, std::sqrt(2.0), 1e-12);
   EXPECT_TRUE(t.rows[0].within);  // 0.975 against 2 x 1.41
   EXPECT_FALSE(t.rows[2].within);
+  // A conditional model's best among the cells accurate enough; none is: the best of all, said.
+  t.rows[0].cond_accuracy = 0.995;
+  t.rows[1].cond_accuracy = 0.95;
+  t.rows[2].cond_accuracy = 0.999;
+  t.min_cond_accuracy = 0.99;
+  eval::mark_best(t);
+  EXPECT_TRUE(t.met);
+  EXPECT_EQ(t.best, 0u);
+  EXPECT_FALSE(t.rows[1].within);  // lower, but not accurate enough
+  EXPECT_NE(eval::sweep_text(t, true).find("among the cells with a conditional accuracy of at least 99%"),
+            std::string::npos);
+  t.min_cond_accuracy = 0.9999;
+  eval::mark_best(t);
+  EXPECT_FALSE(t.met);
+  EXPECT_EQ(t.best, 1u);
+  EXPECT_NE(eval::sweep_text(t, true).find("no cell reaches a conditional accuracy of 99.99%"), std::string::npos);
 }
