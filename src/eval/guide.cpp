@@ -3,9 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <filesystem>
-#include <regex>
 
 #include "io/checkpoint.hpp"
 #include "io/latent_cache.hpp"
@@ -19,15 +17,7 @@ namespace fs = std::filesystem;
 
 // The steps of the checkpoints kept in <run_dir>/checkpoints, for the message of a missing one.
 std::string kept_steps(const std::string& run_dir) {
-  std::vector<std::string> steps;
-  static const std::regex pattern(R"(step_0*(\d+)\.h5)");
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(run_dir + "/checkpoints", ec)) {
-    std::smatch m;
-    const auto name = e.path().filename().string();
-    if (std::regex_match(name, m, pattern)) steps.push_back(m[1]);
-  }
-  std::sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return std::stoll(a) < std::stoll(b); });
+  const auto steps = io::checkpoint_steps(run_dir);
   return steps.empty() ? "none" : fmt::format("{}", fmt::join(steps, ", "));
 }
 

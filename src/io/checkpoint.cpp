@@ -168,6 +168,13 @@ std::vector<fs::path> checkpoints_newest_first(const std::string& run_dir) {
 }
 }  // namespace
 
+std::vector<std::int64_t> checkpoint_steps(const std::string& run_dir) {
+  std::vector<std::int64_t> steps;
+  for (const auto& path : checkpoints_newest_first(run_dir)) steps.push_back(std::stoll(path.stem().string().substr(5)));
+  std::reverse(steps.begin(), steps.end());
+  return steps;
+}
+
 std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped) {
   for (const auto& path : checkpoints_newest_first(run_dir)) {
     try {

@@ -75,6 +75,8 @@ std::optional<FoundCheckpoint> read_newest_checkpoint(const std::string& run_dir
 // when it is read); `skipped` receives the newer files that did not, each with the reason.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir, std::vector<std::string>* skipped = nullptr);
 
+// The steps of the checkpoint files in <run_dir>/checkpoints, oldest first (complete or not).
+std::vector<std::int64_t> checkpoint_steps(const std::string& run_dir);
 // Removes all but the newest `keep` checkpoints.
 void prune_checkpoints(const std::string& run_dir, int keep);
 // Removes temporary files that a killed writer left (checkpoints, run.h5); returns their names.
