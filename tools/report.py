@@ -465,7 +465,7 @@ def evaluation_details(run):
             floor = e.floor["fid"][0] if e.floor else None
             facts.append(("autoencoder reconstruction FID",
                           f"{e.reconstruction_fid:.3f}" + (f" (floor {floor:.3f})" if floor else "") +
-                          ": what the first stage alone does to real digits, not a bound on the samples"))
+                          ": what the first stage alone does to real images, not a bound on the samples"))
         out.append(kv_table(facts))
     return "".join(out)
 

@@ -44,6 +44,8 @@ Session start_session(dist::Context& ctx, const Options& opt) {
   s.placement = ctx.placement();  // collective: every rank takes part
   spdlog::info("ranks by host: {}", s.placement);
   spdlog::info("resolved configuration:\n{}", s.cfg.yaml);
+  if (const auto warning = config::unmeasured_dataset_warning(s.cfg); !warning.empty() && ctx.rank() == 0)
+    spdlog::warn("{}", warning);
   return s;
 }
 

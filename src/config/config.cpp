@@ -259,8 +259,16 @@ std::string describe(const LabelChoice& labels) {
 }
 
 std::string Config::data_dir() const {
-  if (!data.dir.empty()) return data.dir;
-  return data.dataset == "fashion_mnist" ? "/usr/share/datasets/fashion-mnist" : "data/mnist";
+  return data.dir.empty() ? dataset_profile(data.dataset).dir : data.dir;
+}
+
+int Config::classifier_epochs() const {
+  return eval.classifier_epochs > 0 ? eval.classifier_epochs : dataset_profile(data.dataset).classifier_epochs;
+}
+
+std::string Config::classifier_augment() const {
+  return eval.classifier_augment == "auto" ? dataset_profile(data.dataset).classifier_augment
+                                           : eval.classifier_augment;
 }
 
 std::string Config::classifier_path() const {

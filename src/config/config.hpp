@@ -152,7 +152,8 @@ std::vector<std::uint64_t> sample_seeds(const std::vector<std::int64_t>& seeds, 
 
 struct EvalConfig {
   std::string classifier;  // empty: results/classifier_<data.dataset>.h5; trained on first use, reused after
-  int classifier_epochs = 3;
+  int classifier_epochs = 0;             // 0: the data set's (DatasetProfile)
+  std::string classifier_augment = "auto";  // auto (the data set's) | none | shift | shift_flip
   std::uint64_t classifier_seed = 0;
   std::string weights = "ema";  // ema | raw | both
   // > 0: the EMA weights evaluated are post-hoc EMA's reconstruction of this length from the run's
@@ -208,7 +209,29 @@ struct Config {
   // classifier_path() without its .h5: the classifier's feature cache (<stem>_features.h5) and
   // training folder (<stem>_training) are named after it.
   std::string classifier_stem() const;
+  // The classifier's recipe: eval.classifier_epochs and eval.classifier_augment, or the data set's.
+  int classifier_epochs() const;
+  std::string classifier_augment() const;
 };
+
+// What ddpm_dist has measured for each data set it names (docs/datasets.md): where
+// launch/setup.sh installs it, the evaluation classifier's training recipe, and the configuration
+// files whose defaults were chosen on it. A third data set is one more entry.
+struct DatasetProfile {
+  std::string name;        // data.dataset
+  std::string dir;         // the default data.dir
+  int classifier_epochs;   // epochs of the evaluation classifier
+  // Label-preserving augmentation of its training images: shifts of up to 2 pixels, and for
+  // shift_flip mirror images too (a mirrored garment is the same garment, a mirrored digit is not).
+  std::string classifier_augment;
+  std::vector<std::string> configs;  // file names in configs/ measured on it
+};
+const std::vector<DatasetProfile>& dataset_profiles();
+// Throws config::Error for a name no profile has.
+const DatasetProfile& dataset_profile(const std::string& name);
+// A warning where cfg's file (cfg.source) was measured on another data set than data.dataset,
+// naming the file measured for it; empty otherwise (also for files measured on none).
+std::string unmeasured_dataset_warning(const Config& cfg);
 
 // The configuration of the autoencoder stage: `cfg` with train.steps, train.batch_size and train.lr
 // from autoencoder.*, writing its checkpoints and history to <cfg.out_dir()>/autoencoder.
@@ -221,7 +244,7 @@ std::vector<std::int64_t> diffusion_shape(const Config& cfg);
 // cfg.model with the image size and channels of diffusion_shape: what the U-Net is built from.
 ModelConfig unet_config(const Config& cfg);
 // The configuration of the evaluation classifier's training through train::Trainer
-// (train::ClassifierTask): eval.classifier_epochs over `train_images` in global batches of 128,
+// (train::ClassifierTask): cfg.classifier_epochs() over `train_images` in global batches of 128,
 // Adam at 1e-3 with a cosine decay, fp32, seeded by eval.classifier_seed, its checkpoints and
 // history in <classifier path without .h5>_training.
 Config classifier_stage(const Config& cfg, std::int64_t train_images);

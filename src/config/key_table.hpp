@@ -104,6 +104,7 @@ void visit(Config& c, V& v) {
   v.section("eval");
   v.field("classifier", c.eval.classifier);
   v.field("classifier_epochs", c.eval.classifier_epochs);
+  v.field("classifier_augment", c.eval.classifier_augment);
   v.field("classifier_seed", c.eval.classifier_seed);
   v.field("weights", c.eval.weights);
   v.field("ema_sigma_rel", c.eval.ema_sigma_rel);

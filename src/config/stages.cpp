@@ -28,7 +28,7 @@ Config classifier_stage(const Config& cfg, std::int64_t train_images) {
   auto& t = stage.train;
   constexpr std::int64_t kBatch = 128;
   t.batch_size = kBatch;
-  t.steps = std::int64_t{cfg.eval.classifier_epochs} * (train_images / kBatch);
+  t.steps = std::int64_t{cfg.classifier_epochs()} * (train_images / kBatch);
   t.lr = 1e-3;
   t.warmup_steps = 100;
   t.lr_schedule = "cosine";

@@ -181,7 +181,9 @@ void validate(const Config& c) {
   check_guidance("sample.guidance", p.guidance, p.autoguided());
 
   const auto& e = c.eval;
-  require(e.classifier_epochs >= 1, s, "eval.classifier_epochs", "must be >= 1, got " + str(e.classifier_epochs));
+  require(e.classifier_epochs >= 0, s, "eval.classifier_epochs",
+          "must be >= 0 (0: the data set's), got " + str(e.classifier_epochs));
+  require_one_of(s, "eval.classifier_augment", e.classifier_augment, {"auto", "none", "shift", "shift_flip"});
   require_one_of(s, "eval.weights", e.weights, {"ema", "raw", "both"});
   require(e.batch_size >= 1, s, "eval.batch_size", "must be >= 1");
   require(e.trajectory_images >= 1 && e.trajectory_images <= 100, s, "eval.trajectory_images",

@@ -41,7 +41,8 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
     io::write_attr(root, "test_accuracy", test_accuracy);
     io::write_attr(root, "seed", static_cast<std::int64_t>(cfg.eval.classifier_seed));
     io::write_attr(root, "dataset", cfg.data.dataset);
-    io::write_attr(root, "epochs", std::int64_t{cfg.eval.classifier_epochs});
+    io::write_attr(root, "epochs", std::int64_t{cfg.classifier_epochs()});
+    io::write_attr(root, "augment", cfg.classifier_augment());
     io::write_attr(root, "fingerprint", io::weights_fingerprint(*net));
     io::write_attr(root, "description", std::string("the feature extractor of ddpm_dist's FID: features are the "
                                                     "128-d ReLU layer before the last linear layer"));
@@ -66,6 +67,9 @@ ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, 
     io::check_named(path, file.openGroup("classifier"), "classifier", tensors);
     const auto values = io::read_named(file.openGroup("classifier"), tensors);
     ClassifierInfo info{path, io::read_attr_double(root, "test_accuracy"), "", io::has_checksums(file)};
+    if (io::has_attr(root, "epochs")) info.epochs = io::read_attr_int(root, "epochs");
+    if (io::has_attr(root, "seed")) info.seed = io::read_attr_int(root, "seed");
+    if (io::has_attr(root, "augment")) info.augment = io::read_attr_string(root, "augment");
     io::assign_named(tensors, values);
     info.fingerprint = io::weights_fingerprint(*net);
     return info;
@@ -78,8 +82,8 @@ ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config&
   const auto path = cfg.classifier_path();
   if (!std::filesystem::exists(path)) {
     if (comm.rank() == 0)
-      spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, seed {})", path,
-                   cfg.eval.classifier_epochs, cfg.eval.classifier_seed);
+      spdlog::info("{}: no evaluation classifier yet; training one ({} epochs, augmentation {}, seed {})", path,
+                   cfg.classifier_epochs(), cfg.classifier_augment(), cfg.eval.classifier_seed);
     model::Classifier fresh{nullptr};
     train(fresh, train_set);
     const double acc = accuracy(comm, fresh, test_set, 1000, device);
@@ -93,6 +97,14 @@ ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config&
   const auto info = load_classifier(path, net, cfg.data.dataset);
   if (comm.rank() == 0 && !info.checksummed)
     spdlog::warn("{}; delete it to train one that has checksums", io::no_checksums_warning(path));
+  const auto epochs = cfg.classifier_epochs();
+  const auto augment = cfg.classifier_augment();
+  const auto seed = static_cast<std::int64_t>(cfg.eval.classifier_seed);
+  if (comm.rank() == 0 && (info.epochs != epochs || info.augment != augment || info.seed != seed))
+    spdlog::warn("{}: trained with {} epochs, augmentation {}, seed {} (test accuracy {:.2f}%), and this configuration "
+                 "asks for {}, {}, {}: this run is measured by the classifier in the file; delete it (and {}_features.h5) "
+                 "to train the one asked for", path, info.epochs, info.augment, info.seed, 100 * info.test_accuracy,
+                 epochs, augment, seed, cfg.classifier_stem());
   net->to(device);
   net->eval();
   return info;

@@ -18,6 +18,10 @@ struct ClassifierInfo {
   double test_accuracy = 0.0;
   std::string fingerprint;  // io::weights_fingerprint of the weights loaded
   bool checksummed = true;  // false for files written before they carried checksums
+  // Its training recipe (files written before "augment" was kept were trained without).
+  std::int64_t epochs = 0;
+  std::string augment = "none";
+  std::int64_t seed = 0;
 };
 
 // Trains a new classifier on `train_set` into `net`, the same on every rank.
@@ -32,7 +36,8 @@ void save_classifier(const std::string& path, model::Classifier& net, double tes
 ClassifierInfo load_classifier(const std::string& path, model::Classifier& net, const std::string& dataset);
 
 // Loads cfg.classifier_path(), or trains one with `train` on `train_set` (tested on `test_set`)
-// and saves it there when the file does not exist.
+// and saves it there when the file does not exist. A file trained with another recipe than cfg's
+// (epochs, augmentation, seed) is used with a warning that says so.
 ClassifierInfo ensure_classifier(dist::Communicator& comm, const config::Config& cfg, model::Classifier& net,
                                  const data::Dataset& train_set, const data::Dataset& test_set,
                                  const torch::Device& device, const TrainClassifier& train);

@@ -25,7 +25,7 @@ constexpr int kKidBlocks = 10;
 struct Reference {
   torch::Tensor mu, sigma;  // float64, of the test set (every rank)
   std::int64_t count = 0;
-  FeatureFigures floor;     // every measure of N training images (N = sample count): what real digits score
+  FeatureFigures floor;     // every measure of N training images (N = sample count): what real images score
   std::string classifier;   // the fingerprint of the classifier's weights (io::weights_fingerprint)
   // Rank 0 only: the real features the measures compare with.
   torch::Tensor real;   // float64 [R, D]: R = min(test images, max(N, 1000)) test images, a fixed choice
@@ -68,7 +68,7 @@ FeatureFigures mean_over_seeds(const std::vector<FeatureFigures>& per_seed);
 // Float images in [-1, 1] -> float images in [-1, 1] (on the CPU), e.g. an autoencoder's reconstruction.
 using ImageTransform = std::function<torch::Tensor(const torch::Tensor&)>;
 // The FID of the floor's training images (reference_stats) after `transform`, against `ref`: with
-// the autoencoder's reconstruction, how far the first stage alone moves real digits.
+// the autoencoder's reconstruction, how far the first stage alone moves real images.
 double transformed_floor_fid(dist::Communicator& comm, model::Classifier& net, const config::Config& cfg,
                              const data::Dataset& train, const Reference& ref, std::int64_t n_samples,
                              const ImageTransform& transform, const torch::Device& device);

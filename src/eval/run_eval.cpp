@@ -118,7 +118,7 @@ EvalSummary run_evaluation(dist::Communicator& comm, const config::Config& cfg, 
         [&](const torch::Tensor& x) { return space.to_images(space.from_images(x.to(device))).cpu(); }, device);
     if (comm.rank() == 0)
       spdlog::info("autoencoder reconstructions of the floor's {} training images: FID {:.3f} (floor {:.3f}, {:.2f}x): "
-                   "what the first stage alone does to real digits (not a bound on the samples' FID)",
+                   "what the first stage alone does to real images (not a bound on the samples' FID)",
                    std::min<std::int64_t>(cfg.sample.num_samples, train.size()), reconstruction_fid,
                    ref.floor.fid.value, reconstruction_fid / ref.floor.fid.value);
   }

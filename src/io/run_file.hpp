@@ -124,7 +124,7 @@ struct EvalRecord {
   std::string classifier_path;
   std::string dataset;  // data.dataset: the classifier's and the reference set's
   // Latent space: the FID of the autoencoder's reconstructions of the floor's training images (what
-  // the first stage alone does to real digits, not a bound on the samples' FID); NaN (not written)
+  // the first stage alone does to real images, not a bound on the samples' FID); NaN (not written)
   // in pixel space.
   double reconstruction_fid = std::numeric_limits<double>::quiet_NaN();
   // Network FLOPs per sample (model::network_evaluations x the U-Net's, twice with guidance, plus

@@ -98,10 +98,10 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
       }
     }
     auto floor = open_or_create(file, eval_group(r) + "/floor");
-    write_attr(floor, "description", "the same measures of as many real training images as samples: what real digits score at this N");
+    write_attr(floor, "description", "the same measures of as many real training images as samples: what real images score at this N");
     write_figures(floor, r.floor, "", "");
     write_scalar(g, "fid_floor", r.floor.fid.value,
-                 "the same distance for as many real training images as samples: what real digits score at this N");
+                 "the same distance for as many real training images as samples: what real images score at this N");
     write_scalar(g, "mean_confidence", r.mean_confidence, "mean over samples of the classifier's max softmax");
     write_scalar(g, "classes_present", r.classes_present, "fraction of the 10 classes predicted at least once");
     write_array(g, "class_histogram", torch::tensor(r.class_histogram, torch::kInt64), "predicted-class counts, 0..9");
@@ -120,7 +120,7 @@ void write_eval(const std::string& path, const torch::Tensor& ref_mu, const torc
     if (std::isfinite(r.reconstruction_fid))
       write_scalar(g, "reconstruction_fid", r.reconstruction_fid,
                    "the same distance for the autoencoder's reconstructions of the floor's training images: what "
-                   "the first stage alone does to real digits (samples can score lower)");
+                   "the first stage alone does to real images (samples can score lower)");
     if (r.guided) write_attr(g, "guidance", r.guidance);
     if (!r.guide.empty()) write_attr(g, "guide", r.guide);
     if (r.conditional) {

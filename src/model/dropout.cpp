@@ -3,9 +3,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <vector>
 
-#include "util/rng.hpp"
+#include "util/row_keys.hpp"
 
 namespace ddpm::model {
 namespace {
@@ -31,16 +30,7 @@ std::uint64_t hash_layer(std::int64_t layer) {
 
 torch::Tensor dropout_row_keys(std::uint64_t seed, std::int64_t step, std::int64_t begin, std::int64_t end,
                                torch::Device device) {
-  std::vector<std::int64_t> keys;
-  keys.reserve(static_cast<std::size_t>(end - begin));
-  const Stream stream(seed, Purpose::Dropout);
-  for (std::int64_t row = begin; row < end; ++row)
-    keys.push_back(static_cast<std::int64_t>(
-        stream.key({static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(row)}) & kMask32));
-  auto host = torch::tensor(keys, torch::kInt64);
-  // From pinned memory the upload is queued behind the step's work; from pageable memory it would
-  // first wait for the device to finish everything queued.
-  return device.is_cuda() ? host.pin_memory().to(device, /*non_blocking=*/true) : host;
+  return row_keys(Stream(seed, Purpose::Dropout), step, begin, end, device);
 }
 
 torch::Tensor keyed_dropout(const torch::Tensor& x, double p, const torch::Tensor& keys, std::int64_t layer,

@@ -1,9 +1,11 @@
 #include "train/classifier_task.hpp"
 
+#include "data/augment.hpp"
 #include "model/dropout.hpp"
 #include "train/trainer.hpp"
 #include "util/error.hpp"
 #include "util/rng.hpp"
+#include "util/row_keys.hpp"
 
 namespace ddpm::train {
 
@@ -22,7 +24,10 @@ ClassifierTask::ClassifierTask(const config::Config& stage, const data::Dataset&
 
 std::vector<torch::Tensor> ClassifierTask::inputs(std::int64_t step, const torch::Tensor& rows, std::int64_t begin,
                                                   std::int64_t end) {
-  return {data::to_model_range(images_.index_select(0, rows)), labels_.index_select(0, rows),
+  const auto images = data::augment(images_.index_select(0, rows),
+                                    row_keys(Stream(cfg_.run.seed, Purpose::Augment), step, begin, end, device_),
+                                    cfg_.classifier_augment());
+  return {data::to_model_range(images), labels_.index_select(0, rows),
           model::dropout_row_keys(cfg_.run.seed, step, begin, end, device_)};
 }
 

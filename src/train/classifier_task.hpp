@@ -1,6 +1,6 @@
 // The evaluation classifier as a train::Task: cross-entropy on the training images and their
-// labels, dropout keyed by (seed, step, row of the global batch) as the U-Net's, so that the
-// weights do not depend on the number of ranks. Trained with config::classifier_stage(cfg).
+// labels, dropout and the data set's augmentation (data/augment.hpp) keyed by (seed, step, row of
+// the global batch) as the U-Net's dropout, so that the weights do not depend on the number of ranks. Trained with config::classifier_stage(cfg).
 #pragma once
 
 #include "config/config.hpp"

@@ -25,7 +25,7 @@ constexpr std::uint64_t splitmix64(std::uint64_t x) {
 enum class Purpose : std::uint64_t {
   EpochPermutation = 1, TrainNoise = 2, SampleNoise = 3, Init = 4, Dropout = 5, SampleLabels = 6,
   AutoencoderNoise = 7, AutoencoderInit = 8, LatentDraw = 9, Measures = 10, FloorImages = 11, ForwardPicture = 12,
-  RealImages = 13
+  RealImages = 13, Augment = 14
 };
 
 class Stream {

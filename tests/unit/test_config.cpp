@@ -208,6 +208,35 @@ TEST(Config, DatasetPicksTheDataFolderAndTheClassifierAndGeometryKeysAreGone) {
   EXPECT_CONTAINS(error_of("model: {channel_mult: [1, 2, 2, 2]}"), "do not halve exactly 3 times");
 }
 
+// The classifier's recipe is the data set's unless the keys say otherwise; a configuration file
+// measured on one data set run on another is named with the file measured for it.
+TEST(Config, TheDataSetGivesTheClassifiersRecipeAndAWarningForAFileMeasuredOnAnother) {
+  const auto mnist = config::parse("", "t.yaml");
+  EXPECT_EQ(mnist.classifier_epochs(), 3);
+  EXPECT_EQ(mnist.classifier_augment(), "none");
+  const auto fashion = config::parse("data: {dataset: fashion_mnist}", "t.yaml");
+  EXPECT_EQ(fashion.classifier_epochs(), config::dataset_profile("fashion_mnist").classifier_epochs);
+  EXPECT_EQ(fashion.classifier_augment(), "shift_flip");
+  const auto own = config::parse("data: {dataset: fashion_mnist}\neval: {classifier_epochs: 2, classifier_augment: none}",
+                                 "t.yaml");
+  EXPECT_EQ(own.classifier_epochs(), 2);
+  EXPECT_EQ(own.classifier_augment(), "none");
+  EXPECT_CONTAINS(error_of("eval: {classifier_augment: rotate}"), "key 'eval.classifier_augment' is 'rotate'");
+  EXPECT_CONTAINS(error_of("eval: {classifier_epochs: -1}"), "eval.classifier_epochs");
+
+  const std::string dir = DDPM_SOURCE_DIR "/configs/";
+  EXPECT_EQ(config::unmeasured_dataset_warning(config::load(dir + "mnist_cpu.yaml")), "");
+  const auto moved = config::load(dir + "mnist_cpu.yaml", {"data.dataset=fashion_mnist"});
+  const auto warning = config::unmeasured_dataset_warning(moved);
+  EXPECT_CONTAINS(warning, "mnist_cpu.yaml was chosen by measurements on mnist");
+  EXPECT_CONTAINS(warning, "the configuration measured on it is configs/fashion_cpu.yaml");
+  // A file measured on no data set (a test's) gets no warning.
+  EXPECT_EQ(config::unmeasured_dataset_warning(config::parse("data: {dataset: fashion_mnist}", "smoke.yaml")), "");
+  // Every configuration a profile names exists and is for its data set.
+  for (const auto& profile : config::dataset_profiles())
+    for (const auto& file : profile.configs) EXPECT_EQ(config::load(dir + file).data.dataset, profile.name) << file;
+}
+
 TEST(Config, ChangedKeysListsWhatDiffersAndSkipsKeysOnlyOneSideHas) {
   const auto before = config::parse("diffusion: {timesteps: 1000}\ntrain: {steps: 10}", "a.yaml");
   const auto now = config::parse("diffusion: {timesteps: 100}\ntrain: {steps: 20}", "b.yaml",
