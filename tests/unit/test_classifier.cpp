@@ -109,6 +109,10 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
   for (auto c : m.class_histogram) total += c;
   EXPECT_EQ(total, n);
   EXPECT_EQ(m.gen_features.sizes(), (std::vector<int64_t>{n, model::ClassifierImpl::kFeatureDim}));
+  // MNIST's recipe: 3 epochs without augmentation (files older than the "augment" attribute had none).
+  EXPECT_EQ(info.epochs, 3);
+  EXPECT_EQ(info.augment, "none");
+  EXPECT_EQ(info.seed, 0);
   // The file knows its data set: another data set's run refuses it.
   model::Classifier other;
   try {
@@ -119,6 +123,20 @@ TEST(Classifier, ReachesNinetyNinePercentOnTheTestSetAndFidSeparatesNoiseFromDig
               std::string::npos)
         << e.what();
   }
+}
+
+// The file keeps the recipe it was trained with (what ensure_classifier compares with the run's).
+TEST(Classifier, TheFileKeepsItsTrainingRecipe) {
+  TempClassifier file;
+  const auto cfg = config::parse("data: {dataset: fashion_mnist}\neval: {classifier_seed: 4}", "recipe-test");
+  model::Classifier net;
+  eval::save_classifier(file.path, net, 0.5, cfg);
+  model::Classifier back;
+  const auto info = eval::load_classifier(file.path, back, "fashion_mnist");
+  EXPECT_EQ(info.epochs, config::dataset_profile("fashion_mnist").classifier_epochs);
+  EXPECT_EQ(info.augment, "shift_flip");
+  EXPECT_EQ(info.seed, 4);
+  EXPECT_EQ(info.test_accuracy, 0.5);
 }
 
 TEST(Classifier, AFileOfAnotherArchitectureIsRefused) {
