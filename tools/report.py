@@ -451,7 +451,9 @@ def evaluation_details(run):
     if run.evals:
         e = run.evals[0]
         accuracy = 100 * float(run.eval_attrs.get("classifier_test_accuracy", float("nan")))
-        facts = [("classifier", f"{html.escape(run.classifier())} (test accuracy {accuracy:.2f}%)"),
+        dataset = text(run.config.get("data", {}).get("dataset", "mnist"))
+        facts = [("data set", html.escape(dataset)),
+                 ("classifier", f"{html.escape(run.classifier())} (test accuracy {accuracy:.2f}%)"),
                  ("sampler", html.escape(f"{text(e.attrs.get('sampler', ''))}, {int(e.attrs.get('steps', 0))} network "
                                          f"evaluations, eta {float(e.attrs.get('eta', 0)):g}")),
                  ("weights of step", f"{int(e.attrs.get('checkpoint_step', 0)):,}" +
