@@ -75,7 +75,7 @@ awk -v a="$fid" -v b="$fid0" 'BEGIN { exit !(a < 0.9 * b) }' || { echo "FAIL: FI
 grep -q "evaluations during training: 2" "$out_dir/inspect.txt" || { echo "FAIL: inspect shows no evaluation history"; exit 1; }
 # The page a person opens: written at the end of the run, as a browser shows it, equal to run.h5.
 grep -q "report: $out_dir/report.html" "$out_dir/log" || { echo "FAIL: the run wrote no report.html"; exit 1; }
-"$CHECK" "$out_dir/report.html" --expect "Final evaluation" --expect "Evaluations during training" \
+"$CHECK" "$out_dir/report.html" --expect "Final evaluation" --expect "data set mnist" --expect "Evaluations during training" \
   --expect "as it was started mpirun -np 2 ddpm_dist" --expect "The forward and reverse processes"
 # Two runs side by side: one classifier, one N: no warning. A run measured with another classifier: said.
 "$BIN" report "$out_dir" "$out_dir/untrained" --out "$out_dir/both.html"
