@@ -22,7 +22,9 @@ const std::vector<DatasetProfile>& dataset_profiles() {
 const DatasetProfile& dataset_profile(const std::string& name) {
   for (const auto& p : dataset_profiles())
     if (p.name == name) return p;
-  throw Error("data.dataset: unknown data set '" + name + "' (mnist or fashion_mnist)");
+  std::string known;
+  for (const auto& p : dataset_profiles()) known += (known.empty() ? "" : ", ") + p.name;
+  throw Error("data.dataset: unknown data set '" + name + "' (known: " + known + ")");
 }
 
 std::string unmeasured_dataset_warning(const Config& cfg) {
@@ -34,7 +36,7 @@ std::string unmeasured_dataset_warning(const Config& cfg) {
     return cfg.source + " was chosen by measurements on " + measured_on.name + ", and this run's data.dataset is " +
            cfg.data.dataset + ": its autoencoder, model and sampler may serve " + cfg.data.dataset + " badly" +
            (own.empty() ? std::string(" (no configuration was measured on it; docs/datasets.md says what to measure)")
-                        : "; the configuration measured on it is configs/" + own.front()) ;
+                        : "; the configuration measured on it is configs/" + own.front());
   }
   return "";
 }

@@ -1,6 +1,7 @@
 // The evaluation classifier as a train::Task: cross-entropy on the training images and their
 // labels, dropout and the data set's augmentation (data/augment.hpp) keyed by (seed, step, row of
-// the global batch) as the U-Net's dropout, so that the weights do not depend on the number of ranks. Trained with config::classifier_stage(cfg).
+// the global batch), so that the weights do not depend on the number of ranks. Trained with
+// config::classifier_stage(cfg).
 #pragma once
 
 #include "config/config.hpp"
@@ -31,6 +32,7 @@ class ClassifierTask : public Task {
   torch::Device device_;
   model::Classifier net_{nullptr}, ema_net_{nullptr};
   torch::Tensor images_, labels_;  // uint8 and long, on the device
+  std::string augment_;            // cfg_.classifier_augment(), resolved once
 };
 
 // Trains the evaluation classifier of `cfg` (config::classifier_stage) on `train_set` through
