@@ -37,10 +37,12 @@ io::Launch describe_launch(const Session& s) {
 Session start_session(dist::Context& ctx, const Options& opt) {
   Session s{config::load(opt.config_path, opt.overrides), ctx, opt, nullptr};
   s.threads = ctx.configure(s.cfg.run.device, s.cfg.run.threads);
-  s.comm = dist::watched(ctx.make_communicator(s.cfg.run.backend), s.cfg.run.collective_timeout_s);
-  spdlog::info("ddpm_dist {} (LibTorch {}), config {}: {} rank(s) x {} intra-op thread(s), device {}, backend {}",
+  const auto backend = ctx.choose_backend(s.cfg.run.backend);
+  s.comm = dist::watched(ctx.make_communicator(backend), s.cfg.run.collective_timeout_s);
+  spdlog::info("ddpm_dist {} (LibTorch {}), config {}: {} rank(s) x {} intra-op thread(s), device {}, backend {} "
+               "({})",
                DDPM_VERSION, TORCH_VERSION, opt.config_path, ctx.world_size(), s.threads, ctx.device().str(),
-               s.comm->name());
+               s.comm->name(), backend.reason);
   s.placement = ctx.placement();  // collective: every rank takes part
   spdlog::info("ranks by host: {}", s.placement);
   spdlog::info("resolved configuration:\n{}", s.cfg.yaml);

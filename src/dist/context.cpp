@@ -77,13 +77,22 @@ int Context::configure(const std::string& device, int threads) {
   return n;
 }
 
-std::unique_ptr<Communicator> Context::make_communicator(const std::string& backend) const {
-  const bool nccl = backend == "nccl" || (backend == "auto" && device_.is_cuda());
-  if (backend == "nccl" && !device_.is_cuda() && torch::cuda::is_available())
-    throw Error("run.backend: nccl needs run.device: cuda (or auto)");
+BackendChoice Context::choose_backend(const std::string& requested) const {
+  Layout layout;
+  layout.world = world_;
+  layout.cuda = device_.is_cuda();
+  layout.nccl_built = nccl_compiled();
+  int shares[2] = {local_size_, -(layout.cuda ? static_cast<int>(torch::cuda::device_count()) : 0)};
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, shares, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce of the layout");
+  layout.ranks_per_host = shares[0];
+  layout.devices_per_host = -shares[1];
+  return dist::choose_backend(requested, layout);
+}
+
+std::unique_ptr<Communicator> Context::make_communicator(const BackendChoice& choice) const {
   // The model's device, decided once in configure(): NCCL must bind the same GPU.
-  if (nccl) return make_nccl_communicator(device_.is_cuda() ? device_.index() : 0);
-  if (world_ == 1) return std::make_unique<SelfCommunicator>();
+  if (choice.backend == "nccl") return make_nccl_communicator(device_.index());
+  if (choice.backend == "self") return std::make_unique<SelfCommunicator>();
   return std::make_unique<MpiCommunicator>();
 }
 

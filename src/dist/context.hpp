@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "dist/backend.hpp"
 #include "dist/communicator.hpp"
 
 namespace ddpm::dist {
@@ -37,9 +38,10 @@ class Context {
   // (0 = cores on this host / ranks on this host, at least 1). Returns the thread count.
   int configure(const std::string& device, int threads);
   torch::Device device() const { return device_; }
-  // `auto|mpi|nccl`: nccl with CUDA, else mpi (which stages CUDA tensors through host memory);
-  // a world of one rank needs no MPI traffic.
-  std::unique_ptr<Communicator> make_communicator(const std::string& backend) const;
+  // run.backend (`auto|mpi|nccl`) for this job's layout (dist/backend.hpp). Collective: the ranks
+  // agree on the layout (the most ranks on a host, the fewest GPUs a rank sees) and so choose alike.
+  BackendChoice choose_backend(const std::string& requested) const;
+  std::unique_ptr<Communicator> make_communicator(const BackendChoice& choice) const;
   // Where the ranks run, for the log: "vm: 0 (local 0, cpu), 1 (local 1, cpu)", one group per
   // host. Collective (after configure); the text on rank 0, "" elsewhere.
   std::string placement() const;

@@ -25,8 +25,8 @@ namespace ddpm::dist {
 bool nccl_compiled() { return false; }
 
 std::unique_ptr<Communicator> make_nccl_communicator(int) {
-  throw Error("run.backend: nccl was asked for, but this build has no NCCL (nccl.h and the CUDA runtime were not "
-              "found at configure time); set run.backend: mpi, or rebuild with CUDA and NCCL installed");
+  // dist::choose_backend never picks NCCL for a build without it, and says why to the user.
+  throw std::logic_error("make_nccl_communicator: this build has no NCCL");
 }
 
 #else
