@@ -78,17 +78,24 @@ std::unique_ptr<Work> MpiCommunicator::allreduce_sum_async(torch::Tensor& t) {
   mpi_check(MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count_of(host), mpi_type(host.scalar_type()), MPI_SUM, comm_,
                        request.get()),
         "MPI_Iallreduce");
+  // Requests that a wait completed go here too, not only in progress(), which nothing calls with
+  // overlap off.
+  forget_completed();
   in_flight_.push_back(request);
   return std::make_unique<MpiWork>(request, host, t);
 }
 
 void MpiCommunicator::progress() {
-  // The Work and this list share one handle, so whichever of MPI_Test and MPI_Wait completes it
-  // first sets it to MPI_REQUEST_NULL for both.
   for (auto& r : in_flight_) {
     int done = 0;
     if (*r != MPI_REQUEST_NULL) mpi_check(MPI_Test(r.get(), &done, MPI_STATUS_IGNORE), "MPI_Test");
   }
+  forget_completed();
+}
+
+void MpiCommunicator::forget_completed() {
+  // The Work and this list share one handle, so whichever of MPI_Test and MPI_Wait completes it
+  // first sets it to MPI_REQUEST_NULL for both.
   in_flight_.erase(std::remove_if(in_flight_.begin(), in_flight_.end(),
                                   [](const auto& r) { return *r == MPI_REQUEST_NULL; }),
                    in_flight_.end());

@@ -8,9 +8,7 @@
 #include <nccl.h>
 #include <torch/torch.h>
 
-#include <atomic>
-#include <thread>
-
+#include "dist/comm_guard.hpp"
 #include "dist/mpi_check.hpp"
 #include "dist/mpi_communicator.hpp"
 #ifdef DDPM_TORCH_CUDA
@@ -36,8 +34,11 @@ namespace {
 void cuda_check(cudaError_t rc, const char* what) {
   if (rc != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(rc));
 }
+// A call on a non-blocking communicator may return ncclInProgress: it goes on, and
+// NcclCommunicator::settle() waits for it.
 void nccl_check(ncclResult_t rc, const char* what) {
-  if (rc != ncclSuccess) throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(rc));
+  if (rc != ncclSuccess && rc != ncclInProgress)
+    throw std::runtime_error(std::string(what) + ": " + ncclGetErrorString(rc));
 }
 
 ncclDataType_t nccl_type(torch::ScalarType t) {
@@ -85,6 +86,9 @@ class NcclWork final : public Work {
   torch::Tensor tensor_;
 };
 
+// Every call on comm_ goes through guard_ (dist/comm_guard.hpp). The communicator is
+// non-blocking, so that no call holds the guard while a peer keeps it waiting: a call that returns
+// ncclInProgress is polled to its end by settle(), which the watchdog times as a launch.
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(int device) : rank_(host_.rank()), size_(host_.size()) {
@@ -92,11 +96,14 @@ class NcclCommunicator final : public Communicator {
     ncclUniqueId id;
     if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     mpi_check(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast of the ncclUniqueId");
-    nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    nccl_check(ncclCommInitRankConfig(&comm_, size_, id, rank_, &config), "ncclCommInitRankConfig");
+    settle("ncclCommInitRankConfig");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   ~NcclCommunicator() override {
-    if (!aborted_) ncclCommDestroy(comm_);
+    if (!guard_.aborted()) ncclCommDestroy(comm_);
     cudaStreamDestroy(stream_);
   }
   int rank() const override { return rank_; }
@@ -111,24 +118,30 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
     check_tensor(t);
     order_after_compute();
-    nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_, stream_),
-               "ncclAllReduce");
+    guard_.run([&] {
+      nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), ncclSum, comm_,
+                               stream_),
+                 "ncclAllReduce");
+    });
     auto done = std::make_shared<Event>();
     // Inside a group NCCL enqueues nothing until ncclGroupEnd: an event recorded now would
     // complete before the reduction runs. group_end() records it.
-    if (group_depth_ > 0)
+    if (group_depth_ > 0) {
       pending_.push_back(done);
-    else
+    } else {
+      settle("ncclAllReduce");
       record(*done);
+    }
     return std::make_unique<NcclWork>(*this, done, t);
   }
   void group_begin() override {
-    nccl_check(ncclGroupStart(), "ncclGroupStart");
+    guard_.run([] { nccl_check(ncclGroupStart(), "ncclGroupStart"); });
     ++group_depth_;
   }
   void group_end() override {
-    nccl_check(ncclGroupEnd(), "ncclGroupEnd");
+    guard_.run([] { nccl_check(ncclGroupEnd(), "ncclGroupEnd"); });
     if (--group_depth_ > 0) return;
+    settle("ncclGroupEnd");
     // Now the group's reductions are on the stream: their completion is an event after them.
     for (auto& e : pending_) record(*e);
     pending_.clear();
@@ -136,8 +149,12 @@ class NcclCommunicator final : public Communicator {
   void broadcast(torch::Tensor& t, int root) override {
     check_tensor(t);
     order_after_compute();
-    nccl_check(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_, stream_),
-               "ncclBroadcast");
+    guard_.run([&] {
+      nccl_check(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t.scalar_type()), root, comm_,
+                               stream_),
+                 "ncclBroadcast");
+    });
+    settle("ncclBroadcast");
     auto done = std::make_shared<Event>();
     record(*done);
     NcclWork(*this, done, t).wait();
@@ -146,45 +163,64 @@ class NcclCommunicator final : public Communicator {
   // MPI (which stages CUDA tensors through the host).
   torch::Tensor gatherv(const torch::Tensor& t, int root) override { return host_.gatherv(t, root); }
   void barrier() override { host_.barrier(); }
+  void synchronize() override {
+    Event all;
+    record(all, compute_stream());
+    guard_.until([&] {
+      const cudaError_t rc = cudaEventQuery(all.event);
+      if (rc != cudaErrorNotReady) cuda_check(rc, "cudaEventQuery");
+      return rc == cudaSuccess;
+    });
+  }
+  std::string failure() override {
+    if (guard_.aborted()) return "";
+    ncclResult_t async = ncclSuccess;
+    try {
+      guard_.run([&] { nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError"); });
+    } catch (const CommGuard::Aborted&) {
+      return "";
+    }
+    if (async == ncclSuccess || async == ncclInProgress) return "";
+    return std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(async);
+  }
   void abort() override {
-    aborted_ = true;
-    ncclCommAbort(comm_);
+    guard_.abort([this] { ncclCommAbort(comm_); });
   }
 
-  // Blocks the host until `done` has completed, polling NCCL for asynchronous errors (a peer
-  // that failed), so that a hung or failed collective blocks here, where the watchdog times it,
-  // and not later in whatever first reads the result.
-  void wait_for(const Event& done) {
+  // The compute stream waits for `done`; the host does not.
+  void order_after(const Event& done) {
     TORCH_CHECK(done.event, "NcclCommunicator: wait() on an all-reduce of a group before group_end()");
-    for (;;) {
-      const cudaError_t rc = cudaEventQuery(done.event);
-      if (rc == cudaSuccess) return;
-      if (rc != cudaErrorNotReady) cuda_check(rc, "cudaEventQuery");
-      ncclResult_t async = ncclSuccess;
-      nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
-      if (async != ncclSuccess && async != ncclInProgress) {
-        abort();
-        throw std::runtime_error(std::string("NCCL collective failed on rank ") + std::to_string(rank_) + ": " +
-                                 ncclGetErrorString(async) + "; the communicator was aborted");
-      }
-      std::this_thread::yield();
-    }
+    // An aborted communicator's kernels end without a result: nothing may be ordered after them.
+    if (guard_.aborted()) throw CommGuard::Aborted();
+    cuda_check(cudaStreamWaitEvent(compute_stream(), done.event, 0), "cudaStreamWaitEvent");
   }
 
  private:
   void check_tensor(const torch::Tensor& t) const {
     TORCH_CHECK(t.is_cuda() && t.is_contiguous(), "NcclCommunicator needs a contiguous CUDA tensor");
   }
-  void order_after_compute() {
-    cudaEvent_t ready;
-    cuda_check(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_check(cudaEventRecord(ready, compute_stream()), "cudaEventRecord");
-    cuda_check(cudaStreamWaitEvent(stream_, ready, 0), "cudaStreamWaitEvent");
-    cudaEventDestroy(ready);
+  // Polls the communicator until its last call has finished (ncclInProgress: still going);
+  // throws with NCCL's error where it failed.
+  void settle(const char* what) {
+    guard_.until([&] {
+      ncclResult_t state = ncclSuccess;
+      nccl_check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
+      if (state == ncclInProgress) return false;
+      if (state != ncclSuccess)
+        throw std::runtime_error(std::string(what) + " failed on rank " + std::to_string(rank_) + ": " +
+                                 ncclGetErrorString(state));
+      return true;
+    });
   }
-  void record(Event& e) {
+  void order_after_compute() {
+    Event ready;
+    record(ready, compute_stream());
+    cuda_check(cudaStreamWaitEvent(stream_, ready.event, 0), "cudaStreamWaitEvent");
+  }
+  void record(Event& e) { record(e, stream_); }
+  static void record(Event& e, cudaStream_t stream) {
     cuda_check(cudaEventCreateWithFlags(&e.event, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_check(cudaEventRecord(e.event, stream_), "cudaEventRecord");
+    cuda_check(cudaEventRecord(e.event, stream), "cudaEventRecord");
   }
 
   MpiCommunicator host_;  // first: rank_ and size_ come from it
@@ -193,12 +229,10 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;
   int group_depth_ = 0;
   std::vector<std::shared_ptr<Event>> pending_;  // works of the open group, without an event yet
-  std::atomic<bool> aborted_{false};
+  CommGuard guard_;
 };
 
-// Once the host has seen the event complete, work enqueued after this call runs after the
-// reduction on any stream: no stream wait is needed.
-void NcclWork::wait() { comm_.wait_for(*done_); }
+void NcclWork::wait() { comm_.order_after(*done_); }
 
 }  // namespace
 

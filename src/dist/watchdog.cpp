@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -14,11 +15,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How long the abort may take before the process ends without it: an abort that itself hangs
+// (a library blocked on a lost peer) must not keep the job.
+constexpr double kAbortGrace_s = 10.0;
+
 class Watchdog {
  public:
-  // `on_timeout` runs on the watchdog's thread just before the process ends (the communicator's abort).
-  Watchdog(double timeout_s, int rank, std::function<void()> on_timeout)
-      : timeout_s_(timeout_s), rank_(rank), on_timeout_(std::move(on_timeout)), thread_([this] { watch(); }) {}
+  // `failure` is asked once a second for an error the communicator found on its own ("" for none);
+  // `abort` runs, once, just before the process ends. Both run on the watchdog's thread.
+  Watchdog(double timeout_s, int rank, std::function<std::string()> failure, std::function<void()> abort)
+      : timeout_s_(timeout_s),
+        rank_(rank),
+        failure_(std::move(failure)),
+        abort_(std::move(abort)),
+        thread_([this] { watch(); }) {}
   ~Watchdog() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -53,25 +63,49 @@ class Watchdog {
     std::unique_lock<std::mutex> lock(mutex_);
     while (!done_) {
       wake_.wait_for(lock, std::chrono::seconds(1));
-      if (done_ || !op_ || !timed_) continue;
+      if (done_) return;
+      // Asked without the lock: the communicator may be busy for a moment with the step's call.
+      lock.unlock();
+      const std::string failed = failure_();
+      lock.lock();
+      const std::string during = phase_.empty() ? "start-up" : phase_;
+      const std::string where = op_ ? op_ : "no collective";
+      if (!failed.empty())
+        end_job(fmt::format("{} (in {} during {}): a peer failed; ending the job", failed, where, during), lock);
+      if (!op_ || !timed_) continue;
       const double waited = std::chrono::duration<double>(Clock::now() - since_).count();
       if (waited < timeout_s_) continue;
-      // Other ranks' log lines carry their rank already (util/log.hpp).
-      spdlog::error("{}waited {:.0f} s in {} during {} (run.collective_timeout_s = {}): another rank stopped "
-                    "taking part (hung, or lost); ending the job. The newest complete checkpoint is intact: "
-                    "continue with --resume auto",
-                    rank_ == 0 ? "[rank 0] " : "", waited, op_, phase_.empty() ? "start-up" : phase_, timeout_s_);
-      spdlog::default_logger()->flush();
-      on_timeout_();
-      // Not MPI_Abort: MPI may not be called from this thread. A rank that exits without
-      // MPI_Finalize makes the launcher end the job.
-      std::_Exit(3);
+      end_job(fmt::format("waited {:.0f} s in {} during {} (run.collective_timeout_s = {}): another rank stopped "
+                          "taking part (hung, or lost); ending the job",
+                          waited, where, during, timeout_s_),
+              lock);
     }
+  }
+  [[noreturn]] void end_job(const std::string& what, std::unique_lock<std::mutex>& lock) {
+    lock.unlock();
+    // Other ranks' log lines carry their rank already (util/log.hpp).
+    spdlog::error("{}{}. The newest complete checkpoint is intact: continue with --resume auto",
+                  rank_ == 0 ? "[rank 0] " : "", what);
+    spdlog::default_logger()->flush();
+    // The abort runs on a thread of its own, so that one that hangs cannot keep the process.
+    auto aborted = std::make_shared<std::promise<void>>();
+    std::thread([abort = abort_, aborted] {
+      abort();
+      aborted->set_value();
+    }).detach();
+    if (aborted->get_future().wait_for(std::chrono::duration<double>(kAbortGrace_s)) != std::future_status::ready)
+      spdlog::error("{}the communicator's abort did not return within {} s; ending without it",
+                    rank_ == 0 ? "[rank 0] " : "", kAbortGrace_s);
+    spdlog::default_logger()->flush();
+    // Not MPI_Abort: MPI may not be called from this thread. A rank that exits without
+    // MPI_Finalize makes the launcher end the job.
+    std::_Exit(3);
   }
 
   const double timeout_s_;
   const int rank_;
-  const std::function<void()> on_timeout_;
+  const std::function<std::string()> failure_;
+  const std::function<void()> abort_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool done_ = false;
@@ -98,7 +132,8 @@ class WatchedWork final : public Work {
 class WatchedCommunicator final : public Communicator {
  public:
   WatchedCommunicator(std::unique_ptr<Communicator> inner, double timeout_s)
-      : inner_(std::move(inner)), dog_(timeout_s, inner_->rank(), [this] { inner_->abort(); }) {}
+      : inner_(std::move(inner)),
+        dog_(timeout_s, inner_->rank(), [this] { return inner_->failure(); }, [this] { inner_->abort(); }) {}
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
   std::string name() const override { return inner_->name(); }
@@ -106,13 +141,19 @@ class WatchedCommunicator final : public Communicator {
     auto waiting = dog_.enter("an all-reduce");
     inner_->allreduce_sum(t);
   }
+  // Launches are watched too: a launch can wait for a peer (NCCL connects lazily, at the first
+  // collective).
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
+    auto waiting = dog_.enter("the launch of an all-reduce");
     return std::make_unique<WatchedWork>(inner_->allreduce_sum_async(t), dog_);
   }
   void progress() override { inner_->progress(); }
   bool launches_from_any_thread() const override { return inner_->launches_from_any_thread(); }
   void group_begin() override { inner_->group_begin(); }
-  void group_end() override { inner_->group_end(); }
+  void group_end() override {
+    auto waiting = dog_.enter("the launch of a group of all-reduces");
+    inner_->group_end();
+  }
   void broadcast(torch::Tensor& t, int root) override {
     auto waiting = dog_.enter("a broadcast");
     inner_->broadcast(t, root);
@@ -125,6 +166,11 @@ class WatchedCommunicator final : public Communicator {
     auto waiting = dog_.enter("a barrier");
     inner_->barrier();
   }
+  void synchronize() override {
+    auto waiting = dog_.enter("the wait for the device (all-reduces in flight)");
+    inner_->synchronize();
+  }
+  std::string failure() override { return inner_->failure(); }
   void set_phase(const std::string& phase, bool timed) override { dog_.set_phase(phase, timed); }
   void abort() override { inner_->abort(); }
 

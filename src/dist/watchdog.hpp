@@ -2,13 +2,16 @@
 // (because another rank hangs, or died in a way the launcher did not notice) says so and ends the
 // job, so that a batch job never burns its allocation waiting.
 //
-// WatchedCommunicator wraps any communicator: each blocking operation (and each wait on an
-// asynchronous one) is timed by a thread that wakes every second; past the limit it logs which
-// rank waited, in which operation, during what (set_phase: the training step, sampling...) and for
-// how long, aborts the communicator (NCCL: ncclCommAbort, which frees the GPU's kernels that
-// wait for the lost peer), then exits the process with code 3, which makes mpirun (or srun) end the whole job.
-// Phases set as untimed (evaluation: ranks wait for the one with a batch more to sample, and for
-// rank 0 computing the metrics) are not watched.
+// WatchedCommunicator wraps any communicator: each blocking operation, each launch (a launch can
+// wait for a peer) and each wait on an asynchronous one, and synchronize(), are timed by a thread
+// that wakes every second. That thread also asks the communicator for a failure it found on its
+// own (NCCL's asynchronous errors), so that the step never polls. Past the limit, or on such a
+// failure, it logs which rank, in which operation, during what (set_phase: the training step,
+// sampling...) and for how long; aborts the communicator once (NCCL: ncclCommAbort, which ends the
+// GPU's kernels that wait for the lost peer; nothing touches it after, dist/comm_guard.hpp),
+// giving the abort 10 s; then exits the process with code 3, which makes mpirun (or srun) end the
+// whole job. Phases set as untimed (evaluation: ranks wait for the one with a batch more to sample,
+// and for rank 0 computing the metrics) are not timed.
 #pragma once
 
 #include <memory>

@@ -51,6 +51,9 @@ Trainer::Verdict Trainer::take_update(const torch::Tensor& agreement) {
 
 std::vector<StepStats> Trainer::read_agreements() {
   if (pending_.empty()) return {};
+  // The host's one wait for the steps' collectives, where the watchdog times it (on a GPU they
+  // were only stream dependencies until now).
+  comm_.synchronize();
   std::vector<torch::Tensor> rows;
   for (const auto& p : pending_) rows.push_back(torch::cat({p.agreement, p.verdict}));
   const auto read = torch::stack(rows).cpu();

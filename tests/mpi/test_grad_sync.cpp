@@ -82,3 +82,17 @@ TEST(GradSync, BroadcastMakesReplicasIdentical) {
     EXPECT_TRUE(torch::equal(sum, p.detach() * 2));
   }
 }
+
+// With overlap off nothing calls progress(): the requests the steps' waits completed must not pile
+// up in the communicator (they did, by the bucket count every step).
+TEST(GradSync, CompletedRequestsDoNotPileUpWithOverlapOff) {
+  dist::MpiCommunicator comm;
+  Net net;
+  dist::GradSync sync(comm, net.parameters(), {1e-6, 1e-6, false});
+  for (int step = 0; step < 50; ++step) {
+    sync.prepare();
+    net.forward(input(comm.rank())).pow(2).sum().backward();
+    sync.finish();
+    EXPECT_LE(comm.in_flight(), sync.bucket_count()) << "after step " << step;
+  }
+}
