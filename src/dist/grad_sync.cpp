@@ -125,6 +125,10 @@ void GradSync::finish() {
   grads_.mul_(1.0 / comm_.size());
 }
 
+bool overlap_in_backward(bool asked, bool graphs, const torch::Device& device, const Communicator& comm) {
+  return asked && !graphs && (device.is_cpu() || comm.launches_from_any_thread());
+}
+
 void broadcast_module(Communicator& comm, torch::nn::Module& module, int root) {
   torch::NoGradGuard no_grad;
   for (auto& p : module.parameters()) comm.broadcast(p, root);

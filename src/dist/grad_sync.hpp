@@ -76,6 +76,12 @@ class GradSync {
   std::shared_ptr<GradSync*> self_;
 };
 
+// Whether GradSync may launch all-reduces from gradient hooks during backward (overlap): asked for,
+// not with a captured graph (a replay skips the hooks' host work), and on CUDA only with a
+// communicator that may be called from autograd's device thread, where CUDA autograd runs the
+// hooks (not a funneled MPI). Every trainer, the evaluation classifier's included, asks here.
+bool overlap_in_backward(bool asked, bool graphs, const torch::Device& device, const Communicator& comm);
+
 // Copies rank `root`'s parameters and buffers into every rank's module.
 void broadcast_module(Communicator& comm, torch::nn::Module& module, int root = 0);
 

@@ -4,6 +4,7 @@
 
 #include "model/precision.hpp"
 #include "util/error.hpp"
+#include "util/first_error.hpp"
 
 #ifdef DDPM_TORCH_CUDA
 #include <ATen/autocast_mode.h>
@@ -55,12 +56,8 @@ CapturedGraph::CapturedGraph(const torch::Device& device, const std::function<vo
     c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromPool(false, device.index()));
     for (int i = 0; i < warmup; ++i) body();
     impl_->graph.capture_begin();
-    try {
-      body();
-    } catch (...) {
-      impl_->graph.capture_end();
-      throw;
-    }
+    // A body that throws leaves an invalid capture, whose end fails too: the body's error is the one to see.
+    util::on_error_cleanup(body, [this] { impl_->graph.capture_end(); });
     impl_->graph.capture_end();
   }
   torch::cuda::synchronize(device.index());

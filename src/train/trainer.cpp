@@ -57,10 +57,8 @@ Trainer::Trainer(const config::Config& cfg, std::unique_ptr<Task> task, torch::D
   for (double sigma_rel : cfg.train.phema_sigma_rels) power_emas_.emplace_back(values_, sigma_rel);
   grad_sync_ = std::make_unique<dist::GradSync>(
       comm_, model.parameters(),
-      // Gradient hooks do host work that a graph replay skips: with graphs, buckets go after backward.
-      // On CUDA the hooks run on autograd's device thread, where a funneled MPI may not be called.
       dist::GradSyncOptions{cfg.train.bucket_mb, cfg.train.bucket_mb / 4,
-                            cfg.train.overlap && !graphs_ && (device.is_cpu() || comm.launches_from_any_thread())});
+                            dist::overlap_in_backward(cfg.train.overlap, graphs_, device, comm)});
   optimizer_ = std::make_unique<Adam>(values_, grad_sync_->grads(),
                                       AdamSettings{cfg.train.lr, 0.9, 0.999, 1e-8, cfg.train.weight_decay});
   bad_in_row_device_ = torch::zeros({}, values_.options().dtype(torch::kFloat64));

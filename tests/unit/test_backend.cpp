@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "dist/backend.hpp"
+#include "dist/grad_sync.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
@@ -65,4 +66,34 @@ TEST(Backend, AnExplicitNcclThatCannotWorkNamesTheFix) {
     EXPECT_NE(message.find(says), std::string::npos) << message;
     EXPECT_NE(message.find("set run.backend: mpi"), std::string::npos) << message;
   }
+}
+
+namespace {
+// MPI as ddpm_dist initialises it: callable from the main thread only.
+class Funneled final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string name() const override { return "funneled"; }
+  void allreduce_sum(torch::Tensor&) override {}
+  std::unique_ptr<dist::Work> allreduce_sum_async(torch::Tensor&) override { return nullptr; }
+  bool launches_from_any_thread() const override { return false; }
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor gatherv(const torch::Tensor& t, int) override { return t; }
+  void barrier() override {}
+};
+}  // namespace
+
+// CUDA autograd runs gradient hooks on its device thread: a funneled MPI may not be called there,
+// so on CUDA with MPI (ranks sharing a GPU) the buckets go after backward, for the diffusion model
+// and the evaluation classifier alike (both train through train::Trainer, which asks this).
+TEST(Backend, NoGradientHooksOnCudaWithAFunneledCommunicator) {
+  Funneled mpi;
+  dist::SelfCommunicator any_thread;
+  const torch::Device cuda(torch::kCUDA, 0), cpu(torch::kCPU);
+  EXPECT_FALSE(dist::overlap_in_backward(true, false, cuda, mpi));
+  EXPECT_TRUE(dist::overlap_in_backward(true, false, cpu, mpi));
+  EXPECT_TRUE(dist::overlap_in_backward(true, false, cuda, any_thread));
+  EXPECT_FALSE(dist::overlap_in_backward(true, true, cuda, any_thread));  // graphs replay no hooks
+  EXPECT_FALSE(dist::overlap_in_backward(false, false, cpu, any_thread));
 }
