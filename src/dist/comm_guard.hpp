@@ -3,29 +3,27 @@
 // and ends the kernels that wait for a lost peer). Every call on the handle goes through here,
 // under one lock that is never held while waiting: a call that could block is made non-blocking
 // (NCCL's non-blocking communicators) and polled, with the lock released between polls. So the
-// abort never waits behind a hung launch, and once it has run no call reaches the handle again:
-// calls on other threads throw CommGuard::Aborted instead of using what it freed.
+// abort never waits behind a hung launch, and once it has run no call reaches the handle again.
+// The abort is the watchdog's, which ends the process right after it: a call on another thread
+// then parks until that end, rather than use what the abort freed, or return a result the abort
+// cut short, or race the watchdog's exit with an error of its own.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
-#include <stdexcept>
 #include <thread>
 
 namespace ddpm::dist {
 
 class CommGuard {
  public:
-  struct Aborted : std::runtime_error {
-    Aborted() : std::runtime_error("the communicator was aborted (the watchdog ended this rank's collectives)") {}
-  };
-
   // Runs `call` on the handle, under the lock.
   template <class Call>
   decltype(auto) run(Call&& call) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (aborted_) throw Aborted();
+    if (aborted_) park();
     return call();
   }
   // Runs `poll` under the lock until it returns true, releasing the lock between tries: the wait
@@ -43,6 +41,10 @@ class CommGuard {
     return true;
   }
   bool aborted() const { return aborted_; }
+  // Waits for the end of the process that the abort's caller is bringing about.
+  [[noreturn]] static void park() {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
 
  private:
   std::mutex mutex_;

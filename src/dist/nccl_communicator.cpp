@@ -175,11 +175,7 @@ class NcclCommunicator final : public Communicator {
   std::string failure() override {
     if (guard_.aborted()) return "";
     ncclResult_t async = ncclSuccess;
-    try {
-      guard_.run([&] { nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError"); });
-    } catch (const CommGuard::Aborted&) {
-      return "";
-    }
+    guard_.run([&] { nccl_check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError"); });
     if (async == ncclSuccess || async == ncclInProgress) return "";
     return std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(async);
   }
@@ -191,7 +187,7 @@ class NcclCommunicator final : public Communicator {
   void order_after(const Event& done) {
     TORCH_CHECK(done.event, "NcclCommunicator: wait() on an all-reduce of a group before group_end()");
     // An aborted communicator's kernels end without a result: nothing may be ordered after them.
-    if (guard_.aborted()) throw CommGuard::Aborted();
+    if (guard_.aborted()) CommGuard::park();
     cuda_check(cudaStreamWaitEvent(compute_stream(), done.event, 0), "cudaStreamWaitEvent");
   }
 

@@ -1,10 +1,7 @@
 // The completion contract of dist::Communicator (docs/distributed.md), driven through GradSync by
-// an interconnect double that completes every reduction late: W ranks are W threads of this
-// process, and a reduction is summed and written into the ranks' tensors by a delivery thread some
-// milliseconds after the last rank launched it. Launches inside a group start only at group_end,
-// as NCCL's do.
+// the interconnect double of late_world.hpp, which completes every reduction late.
 //
-// Wired correctly (wait() returns once the result is written), GradSync's averages must equal
+// Wired correctly (wait() orders what follows after the result), GradSync's averages must equal
 // the gradient of the whole global batch computed in one process, with overlap on and off and
 // with unequal rows per rank. Wired as NcclCommunicator was before the fix (the completion of a
 // launch inside a group taken at launch, when nothing was enqueued yet), the same test must fail:
@@ -12,126 +9,22 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <map>
-#include <mutex>
+#include <cmath>
 #include <iostream>
+#include <limits>
 #include <thread>
 
 #include "dist/grad_sync.hpp"
 #include "../small_net.hpp"
+#include "late_world.hpp"
 
 using namespace ddpm;
 
 namespace {
 
-enum class Completion { AfterDelivery, TakenAtLaunch };
-
-class ThreadWorld {
- public:
-  ThreadWorld(int size, Completion completion, double delay_s)
-      : size_(size), completion_(completion), delay_s_(delay_s) {}
-  ~ThreadWorld() {
-    for (auto& [seq, op] : ops_)
-      if (op->delivery.joinable()) op->delivery.join();
-  }
-  int size() const { return size_; }
-  Completion completion() const { return completion_; }
-
-  struct Op {
-    std::vector<torch::Tensor> parts;
-    int arrived = 0;
-    bool done = false;
-    std::thread delivery;
-  };
-  // Rank `rank`'s reduction number `seq` (ranks launch reductions in the same order).
-  Op* contribute(int seq, int rank, torch::Tensor t) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto& op = ops_[seq];
-    if (!op) op = std::make_unique<Op>();
-    op->parts.resize(size_);
-    op->parts[rank] = t;
-    if (++op->arrived == size_) {
-      Op* raw = op.get();
-      raw->delivery = std::thread([this, raw] {
-        std::this_thread::sleep_for(std::chrono::duration<double>(delay_s_));
-        torch::NoGradGuard no_grad;
-        auto sum = torch::zeros_like(raw->parts[0]);
-        for (const auto& p : raw->parts) sum += p;
-        for (auto& p : raw->parts) p.copy_(sum);
-        std::lock_guard<std::mutex> lock(mutex_);
-        raw->done = true;
-        delivered_.notify_all();
-      });
-    }
-    return op.get();
-  }
-  void wait(Op* op) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    delivered_.wait(lock, [op] { return op->done; });
-  }
-
- private:
-  const int size_;
-  const Completion completion_;
-  const double delay_s_;
-  std::mutex mutex_;
-  std::condition_variable delivered_;
-  std::map<int, std::unique_ptr<Op>> ops_;
-};
-
-class LateWork final : public dist::Work {
- public:
-  LateWork(ThreadWorld& world, bool in_group) : world_(world), in_group_(in_group) {}
-  void wait() override {
-    // Before the fix, the event of a launch inside a group was recorded before ncclGroupEnd had
-    // enqueued anything, so it was complete at once.
-    if (world_.completion() == Completion::TakenAtLaunch && in_group_) return;
-    if (!op_) throw std::logic_error("contract broken: wait() on a grouped all-reduce before group_end()");
-    world_.wait(op_);
-  }
-  void started(ThreadWorld::Op* op) { op_ = op; }
-
- private:
-  ThreadWorld& world_;
-  const bool in_group_;
-  ThreadWorld::Op* op_ = nullptr;
-};
-
-class LateCommunicator final : public dist::Communicator {
- public:
-  LateCommunicator(ThreadWorld& world, int rank) : world_(world), rank_(rank) {}
-  int rank() const override { return rank_; }
-  int size() const override { return world_.size(); }
-  std::string name() const override { return "late"; }
-  void allreduce_sum(torch::Tensor& t) override { allreduce_sum_async(t)->wait(); }
-  std::unique_ptr<dist::Work> allreduce_sum_async(torch::Tensor& t) override {
-    auto work = std::make_unique<LateWork>(world_, in_group_);
-    if (in_group_)
-      pending_.push_back({work.get(), t});
-    else
-      work->started(world_.contribute(seq_++, rank_, t));
-    return work;
-  }
-  void group_begin() override { in_group_ = true; }
-  void group_end() override {
-    in_group_ = false;
-    for (auto& [work, t] : pending_) work->started(world_.contribute(seq_++, rank_, t));
-    pending_.clear();
-  }
-  void broadcast(torch::Tensor&, int) override { throw std::logic_error("not used"); }
-  torch::Tensor gatherv(const torch::Tensor&, int) override { throw std::logic_error("not used"); }
-  void barrier() override { throw std::logic_error("not used"); }
-
- private:
-  ThreadWorld& world_;
-  const int rank_;
-  int seq_ = 0;
-  bool in_group_ = false;
-  // The works and tensors launched in the open group; the works outlive it (GradSync holds them).
-  std::vector<std::pair<LateWork*, torch::Tensor>> pending_;
-};
+using late::Completion;
+using late::LateCommunicator;
+using late::ThreadWorld;
 
 using Net = SmallNet;
 
@@ -184,8 +77,11 @@ double largest_error(Completion completion, bool overlap, const std::vector<std:
       (slice_loss(net, b, e) * scale).backward();
       sync.finish();
       const auto params = net.parameters();
-      for (std::size_t i = 0; i < params.size(); ++i)
-        error[r] = std::max(error[r], ((params[i].grad() - expected[i]).norm() / expected[i].norm()).item<double>());
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        // A NaN (a buffer read before delivery) is the largest error of all.
+        const double e = ((params[i].grad() - expected[i]).norm() / expected[i].norm()).item<double>();
+        error[r] = std::isnan(e) ? std::numeric_limits<double>::infinity() : std::max(error[r], e);
+      }
     });
   }
   for (auto& t : ranks) t.join();

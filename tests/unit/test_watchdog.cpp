@@ -6,7 +6,14 @@
 #include <cstdio>
 #include <thread>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "dist/comm_guard.hpp"
 #include "dist/watchdog.hpp"
+#include "util/log.hpp"
 
 using namespace ddpm;
 
@@ -31,7 +38,124 @@ class SlowPeer final : public dist::Communicator {
   double barrier_s_;
 };
 
+// Rank 1 of two, whose library handle (a stand-in for ncclComm_t) hangs inside a launch: the launch
+// says "in progress" forever, polled through dist::CommGuard as NcclCommunicator polls its
+// non-blocking launches. The abort frees the handle; a call on it after that is a use after free,
+// which the double reports by exiting with code 99; a second abort exits with 98.
+class HangingLaunch final : public dist::Communicator {
+ public:
+  int rank() const override { return 1; }
+  int size() const override { return 2; }
+  std::string name() const override { return "hanging"; }
+  void allreduce_sum(torch::Tensor& t) override { allreduce_sum_async(t)->wait(); }
+  std::unique_ptr<dist::Work> allreduce_sum_async(torch::Tensor&) override {
+    guard_.run([this] { touch(); });
+    guard_.until([this] {
+      touch();
+      return false;
+    });
+    return nullptr;
+  }
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor gatherv(const torch::Tensor& t, int) override { return t; }
+  void barrier() override {}
+  std::string failure() override {
+    if (guard_.aborted()) return "";
+    guard_.run([this] { touch(); });
+    return "";
+  }
+  void abort() override {
+    if (++aborts_ > 1) {
+      std::fprintf(stderr, "aborted twice\n");
+      std::_Exit(98);
+    }
+    guard_.abort([this] {
+      freed_ = true;
+      std::fprintf(stderr, "handle aborted and freed\n");
+    });
+  }
+
+ private:
+  void touch() {
+    if (!freed_) return;
+    std::fprintf(stderr, "use after free\n");
+    std::_Exit(99);
+  }
+  dist::CommGuard guard_;
+  std::atomic<bool> freed_{false};
+  std::atomic<int> aborts_{0};
+};
+
+// Two ranks, idle, whose communicator reports an asynchronous failure (what NCCL's
+// ncclCommGetAsyncError gives when a peer is lost) and whose abort can be made to hang.
+class FailingPeer final : public dist::Communicator {
+ public:
+  explicit FailingPeer(bool abort_hangs) : abort_hangs_(abort_hangs) {}
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string name() const override { return "failing"; }
+  void allreduce_sum(torch::Tensor&) override {}
+  std::unique_ptr<dist::Work> allreduce_sum_async(torch::Tensor&) override { return nullptr; }
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor gatherv(const torch::Tensor& t, int) override { return t; }
+  void barrier() override {}
+  std::string failure() override { return "NCCL reported an asynchronous error: remote process exited or there was a network error"; }
+  void abort() override {
+    std::fprintf(stderr, "abort called\n");
+    if (abort_hangs_) dist::CommGuard::park();
+  }
+
+ private:
+  bool abort_hangs_;
+};
+
 }  // namespace
+
+// The step never polls for asynchronous errors: the watchdog's thread does, and ends the job.
+TEST(WatchdogDeathTest, AnAsynchronousFailureEndsTheJobWithoutAnyWait) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        spdlog::set_default_logger(spdlog::stderr_color_mt("watchdog_test"));
+        auto comm = dist::watched(std::make_unique<FailingPeer>(false), 60.0);
+        comm->set_phase("training step 12");
+        std::this_thread::sleep_for(std::chrono::seconds(30));
+      },
+      ::testing::ExitedWithCode(3),
+      "\\[rank 0\\] NCCL reported an asynchronous error: remote process exited.*\\(in no collective during training "
+      "step 12\\)(.|\n)*abort called");
+}
+
+// An abort that itself hangs (a library blocked on the lost peer) does not keep the process.
+TEST(WatchdogDeathTest, AnAbortThatHangsDoesNotKeepTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        spdlog::set_default_logger(spdlog::stderr_color_mt("watchdog_test"));
+        auto comm = dist::watched(std::make_unique<FailingPeer>(true), 60.0);
+        std::this_thread::sleep_for(std::chrono::seconds(60));
+      },
+      ::testing::ExitedWithCode(3), "abort called(.|\n)*did not return within 10 s; ending without it");
+}
+
+// The launch is watched: the message names the rank, the operation and the step; the handle is
+// aborted once and never touched again (the main thread, polling the launch, parks); the process
+// ends with the watchdog's code.
+TEST(WatchdogDeathTest, AHungLaunchIsAbortedOnceAndNothingTouchesTheHandleAfter) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        spdlog::set_default_logger(spdlog::stderr_color_mt("watchdog_test"));
+        setup_logging(1);
+        auto comm = dist::watched(std::make_unique<HangingLaunch>(), 1.0);
+        comm->set_phase("training step 7");
+        auto t = torch::zeros({4});
+        comm->allreduce_sum_async(t);
+      },
+      ::testing::ExitedWithCode(3),
+      "\\[rank 1\\] waited [0-9]+ s in the launch of an all-reduce during training step 7(.|\n)*handle aborted and "
+      "freed");
+}
 
 TEST(WatchdogDeathTest, AWaitPastTheLimitAbortsTheCommunicatorAndEndsTheProcessWithCode3) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
