@@ -50,8 +50,35 @@ out="$(timeout 60 "$MPIRUN" -np 2 --oversubscribe "$tmp/sum" 2>&1)" || fail "mpi
 echo "$out" | grep -q "sum 3" || fail "all-reduce over 2 ranks gave: $out"
 
 dry="$(launch/gpu_check.sh --dry-run)"
-for want in "== prefix" "== build" "== unit" "== nccl" "== ranks" "== e2e" "== bench" "torch" "run.backend=nccl" \
-            "train.batch_size=1024" "sample_configured" "train.cuda_graphs=true"; do
+for want in "== prefix" "== build" "== unit" "== nccl" "== ranks" "== e2e" "== bench" "== seed" "torch" "run.backend=nccl" \
+            "train.batch_size=1024" "sample_configured" "train.cuda_graphs=true" "-s USR1" "eval configs/mnist.yaml"; do
   echo "$dry" | grep -q -- "$want" || fail "the dry run does not show '$want'"
 done
+# One call of the device tool runs at most 10 minutes; the default stages must end within 8.
+total="$(echo "$dry" | sed -n 's/^budget of these stages: \([0-9]*\) s$/\1/p')"
+[ -n "$total" ] && [ "$total" -le 480 ] || fail "the default stages' budgets add up to '${total}' s, over 480"
+sum=0
+for b in $(echo "$dry" | sed -n 's/^== [a-z0-9_]* (budget \([0-9]*\) s)$/\1/p'); do sum=$((sum + b)); done
+[ "$sum" -eq "$total" ] || fail "the stages' budgets ($sum s) are not the total printed ($total s)"
+[ "$(echo "$dry" | grep -c '^== ')" -eq 8 ] || fail "not 8 default stages"
+# --stages reruns only some; the opt-in whole seed run fits one call with prefix and build.
+some="$(launch/gpu_check.sh --dry-run --stages nccl,seed)"
+[ "$(echo "$some" | grep -c '^== ')" -eq 2 ] && echo "$some" | grep -q "== seed" || fail "--stages nccl,seed: $some"
+full="$(launch/gpu_check.sh --dry-run --stages seed_full)"
+full_s="$(echo "$full" | sed -n 's/^budget of these stages: \([0-9]*\) s$/\1/p')"
+[ -n "$full_s" ] && [ "$full_s" -le 600 ] || fail "seed_full's budget '${full_s}' s is over one call's 600 s"
+echo "$full" | grep -q "ddpm_dist configs/mnist.yaml" || fail "seed_full does not run configs/mnist.yaml"
+launch/gpu_check.sh --dry-run --stages nope >/dev/null 2>&1 && fail "an unknown stage was accepted"
+
+# A real stage through the prefix's mpirun, with this machine's build: its row is printed and in
+# the table file as soon as it finishes.
+DDPM_GPU_PREFIX="$tmp/prefix" DDPM_GPU_BUILD="$PWD/build" DDPM_GPU_LOGS="$tmp/logs" launch/gpu_check.sh e2e \
+  >"$tmp/e2e.out" 2>&1 || { cat "$tmp/e2e.out" "$tmp/logs/e2e.log"; fail "the e2e stage on the CPU build"; }
+grep -q '^| e2e | pass | [0-9]* (25) | ema ' "$tmp/logs/table.md" || { cat "$tmp/logs/table.md"; fail "no e2e row in table.md"; }
+# A stage past its budget is stopped, and the table still comes back with its row.
+start=$SECONDS
+DDPM_BUDGET_e2e=2 DDPM_GPU_PREFIX="$tmp/prefix" DDPM_GPU_BUILD="$PWD/build" DDPM_GPU_LOGS="$tmp/logs2" \
+  launch/gpu_check.sh e2e >"$tmp/e2e2.out" 2>&1 && fail "a stage over its budget passed"
+[ $((SECONDS - start)) -le 20 ] || fail "a stage with a 2 s budget took $((SECONDS - start)) s"
+grep -q '^| e2e | FAIL (over its budget) | [0-9]* (2) |' "$tmp/logs2/table.md" || { cat "$tmp/e2e2.out"; fail "no FAIL row for the stage over its budget"; }
 echo "PASS"
