@@ -8,6 +8,8 @@
 #include <nccl.h>
 #include <torch/torch.h>
 
+#include <thread>
+
 #include "dist/comm_guard.hpp"
 #include "dist/mpi_check.hpp"
 #include "dist/mpi_communicator.hpp"
@@ -103,7 +105,12 @@ class NcclCommunicator final : public Communicator {
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   ~NcclCommunicator() override {
-    if (!guard_.aborted()) ncclCommDestroy(comm_);
+    if (!guard_.aborted()) {
+      // A non-blocking communicator finishes its operations in flight before it is freed.
+      ncclResult_t state = ncclCommFinalize(comm_);
+      while (state == ncclInProgress && ncclCommGetAsyncError(comm_, &state) == ncclSuccess) std::this_thread::yield();
+      ncclCommDestroy(comm_);
+    }
     cudaStreamDestroy(stream_);
   }
   int rank() const override { return rank_; }
