@@ -10,30 +10,14 @@
 #include <filesystem>
 #include <thread>
 
-#include "config/config.hpp"
-#include "data/mnist.hpp"
 #include "late_world.hpp"
+#include "tiny_run.hpp"
 #include "train/trainer.hpp"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-
-config::Config tiny_config(const std::string& out_dir) {
-  return config::parse("run: {name: tiny, seed: 5, out_dir: " + out_dir +
-                           "}\n"
-                           "model: {base_channels: 8, channel_mult: [1, 2], num_res_blocks: 1, "
-                           "attention_resolutions: [14], groups: 4, dropout: 0.0}\n"
-                           "train: {steps: 200, batch_size: 32, lr: 2.0e-3, warmup_steps: 10, log_every: 100, "
-                           "checkpoint_every: 1000, bucket_mb: 0.01}\n",
-                       "tiny");
-}
-
-const data::Dataset& mnist() {
-  static const data::Dataset d = data::load_dataset(std::string(DDPM_SOURCE_DIR) + "/data/mnist", data::Split::Train);
-  return d;
-}
 
 struct Outcome {
   std::vector<train::StepStats> steps;
@@ -56,7 +40,8 @@ double relative(const torch::Tensor& a, const torch::Tensor& b) { return ((a - b
 
 TEST(DevicePath, AStepMakesNoHostWaitAndTheGradientsAreThoseOfTheWholeBatch) {
   const auto out = fs::temp_directory_path() / ("ddpm_device_path_" + std::to_string(::getpid()));
-  const auto cfg = tiny_config(out.string());
+  auto cfg = tiny_config(out.string());
+  cfg.train.bucket_mb = 0.01;  // several buckets, so several reductions in flight
   const auto reference = one_process(cfg);
 
   late::ThreadWorld interconnect(2, late::Completion::AfterDelivery, 0.01);

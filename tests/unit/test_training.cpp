@@ -18,27 +18,12 @@
 #include "train/trainer.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
+#include "tiny_run.hpp"
 
 using namespace ddpm;
 namespace fs = std::filesystem;
 
 namespace {
-
-config::Config tiny_config(const std::string& out_dir) {
-  return config::parse(
-      "run: {name: tiny, seed: 5, out_dir: " + out_dir +
-          "}\n"
-          "model: {base_channels: 8, channel_mult: [1, 2], num_res_blocks: 1, attention_resolutions: [14], "
-          "groups: 4, dropout: 0.0}\n"
-          "train: {steps: 200, batch_size: 32, lr: 2.0e-3, warmup_steps: 10, log_every: 100, checkpoint_every: 1000}\n"
-          "sample: {sampler: ddim, steps: 5, eta: 1.0, batch_size: 4}\n",
-      "tiny");
-}
-
-const data::Dataset& mnist() {
-  static const data::Dataset d = data::load_dataset(std::string(DDPM_SOURCE_DIR) + "/data/mnist", data::Split::Train);
-  return d;
-}
 
 struct TempDir {
   fs::path path = fs::temp_directory_path() / ("ddpm_test_" + std::to_string(::getpid()));
