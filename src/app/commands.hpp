@@ -10,6 +10,7 @@
 #include "dist/context.hpp"
 #include "eval/classifier_training.hpp"
 #include "io/run_file.hpp"
+#include "io/run_lock.hpp"
 
 namespace ddpm::app {
 
@@ -28,9 +29,13 @@ struct Session {
   std::unique_ptr<dist::Communicator> comm;
   int threads = 1;
   std::string placement{};  // dist::Context::placement() (rank 0)
+  std::unique_ptr<io::RunLock> lock{};  // rank 0, for the commands that write the run folder
 };
 // Loads the configuration, sets threads and device, makes the communicator, logs the set-up.
 Session start_session(dist::Context& ctx, const Options& opt);
+// Rank 0 takes the run folder's lock (io/run_lock.hpp) for as long as the session lives; every
+// rank throws when it is held by another run (collective).
+void hold_run_folder(Session& s);
 // Where and how this session runs (rank 0), as run.h5's /launch records it.
 io::Launch describe_launch(const Session& s);
 

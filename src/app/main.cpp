@@ -153,6 +153,10 @@ int main(int argc, char** argv) {
     }
     if (report->parsed()) return ctx.rank() == 0 ? app::cmd_report(report_paths, report_out) : 0;
     auto session = app::start_session(ctx, opt);
+    // One run per folder: the commands that write it hold its lock.
+    if (all->parsed() || train->parsed() || autoencoder->parsed() || sample->parsed() || evaluate->parsed() ||
+        sweep->parsed())
+      app::hold_run_folder(session);
     std::vector<std::pair<std::string, double>> stages;
     if (all->parsed() && session.cfg.latent()) {
       // Latent diffusion's first stage. A checkpoint named by --resume is the diffusion model's:

@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "dist/watchdog.hpp"
+#include "util/error.hpp"
 
 namespace ddpm::app {
 namespace {
@@ -32,6 +33,21 @@ std::string host_name() {
 io::Launch describe_launch(const Session& s) {
   return {s.opt.command,  host_name(),          cpu_model(),          s.ctx.device().str(), s.comm->name(),
           s.placement,    s.ctx.world_size(),   s.threads};
+}
+
+void hold_run_folder(Session& s) {
+  std::string refusal;
+  if (s.ctx.rank() == 0) {
+    try {
+      s.lock = std::make_unique<io::RunLock>(s.cfg.out_dir(), s.opt.command);
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+  }
+  auto refused = torch::tensor({refusal.empty() ? 0.0 : 1.0}, torch::kFloat64);
+  s.comm->allreduce_sum(refused);
+  if (refused.item<double>() == 0.0) return;
+  throw Error(s.ctx.rank() == 0 ? refusal : "rank 0 could not take the run folder's lock (its line says why)");
 }
 
 Session start_session(dist::Context& ctx, const Options& opt) {
