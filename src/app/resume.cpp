@@ -28,7 +28,12 @@ bool resume(const Session& s, train::Trainer& trainer, const std::string& run_di
 }  // namespace
 
 bool resume_or_start(const Session& s, train::Trainer& trainer, const std::string& run_dir) {
-  if (resume(s, trainer, run_dir)) return true;
+  const bool resumed = resume(s, trainer, run_dir);
+  // A damaged run.h5 does not end the run: it is set aside and rebuilt from the checkpoint.
+  if (s.comm->rank() == 0)
+    if (const auto warning = io::recover_run_file(run_dir, trainer.resumed_from()); !warning.empty())
+      spdlog::warn("{}", warning);
+  if (resumed) return true;
   if (s.comm->rank() == 0 && !io::read_train_metrics(io::run_file_path(run_dir)).empty())
     spdlog::warn("{} holds the history of an earlier run; starting afresh replaces it (use --resume auto to continue)",
                  io::run_file_path(run_dir));

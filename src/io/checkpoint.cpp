@@ -20,7 +20,8 @@ std::string checkpoint_path(const std::string& run_dir, std::int64_t step) {
 }
 
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
-                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas) {
+                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas,
+                      const RunHistory* history) {
   write_atomically(path, [&](H5::H5File& file) {
     auto root = file.openGroup("/");
     write_named(root, "model", named_tensors(model), "trained parameters and buffers, by module name");
@@ -33,6 +34,12 @@ void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::
       write_tensor(optim, "step", torch::tensor({adam->steps}, torch::kInt64));
     }
     if (power_emas && !power_emas->empty()) write_power_emas(root, "phema", *power_emas);
+    if (history) {
+      auto g = root.createGroup("history");
+      write_attr(g, "description", std::string("run.h5's /train and /eval_history up to this step: run.h5 is rebuilt "
+                                               "from here where it is damaged"));
+      write_run_history(g, *history);
+    }
     // Only rank 0 writes checkpoints.
     fault::at(fault::Point::CheckpointWrite, info.step, 0);
     write_attr(root, "step", info.step);

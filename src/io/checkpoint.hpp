@@ -1,6 +1,7 @@
 // Checkpoint files: results/<run>/checkpoints/step_<8 digits>.h5, everything a run needs to
 // continue bitwise: /model/<param>, /ema/<param>, /optim/{exp_avg,exp_avg_sq}/<param> and
-// /optim/step/<param>, and attributes (step, epoch, ema_updates, world_size, config, version,
+// /optim/step/<param>, /history (the run's metric histories up to the step, a second copy of
+// run.h5's), and attributes (step, epoch, ema_updates, world_size, config, version,
 // torch, created; `complete` is written last). Parameter names are the module's own dotted names;
 // a file of another architecture is refused with the names and shapes that differ.
 #pragma once
@@ -13,6 +14,7 @@
 #include "config/config.hpp"
 #include "io/named_tensors.hpp"
 #include "io/power_emas.hpp"
+#include "io/run_file.hpp"
 
 namespace ddpm::io {
 
@@ -41,9 +43,11 @@ struct FoundCheckpoint {
 
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
 
-// `adam` may be null (weights only); `power_emas` (post-hoc EMA's averages, /phema) too.
+// `adam` may be null (weights only); `power_emas` (post-hoc EMA's averages, /phema) too, and
+// `history` (the run's histories up to this step, /history: io::read_checkpoint_history).
 void write_checkpoint(const std::string& path, torch::nn::Module& model, torch::nn::Module& ema, const AdamState* adam,
-                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas = nullptr);
+                      const CheckpointInfo& info, const std::vector<PowerEmaState>* power_emas = nullptr,
+                      const RunHistory* history = nullptr);
 
 // Loads `path` into `model`, `ema` and (when given) `adam` after checking every name and shape
 // and verifying every checksum. All or nothing: a file that fails (DamagedFile for damage or an

@@ -5,10 +5,12 @@
 
 #include <array>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 
 #include "io/h5.hpp"
+#include "io/verify.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/fault.hpp"
@@ -48,6 +50,9 @@ constexpr std::array<Column<EvalHistoryRow>, 15> kEvalColumns{{
     {"recall", &EvalHistoryRow::recall, "share of test images on the samples' manifold (k = 3)"},
     {"memorised", &EvalHistoryRow::memorised, "share of samples nearer a training image than 99% of test images are"},
 }};
+
+constexpr const char* kEvalHistoryDescription = "evaluations during training (eval.every), one row each";
+constexpr const char* kGridsDescription = "the first samples of each evaluation as a grid, uint8 [rows, H, W]";
 
 template <class Row, std::size_t N>
 void append_rows(H5::Group& g, const std::array<Column<Row>, N>& columns, const std::vector<Row>& rows) {
@@ -193,10 +198,10 @@ void append_eval_history(const std::string& path, const EvalHistoryRow& row, con
                          const std::string& classifier) {
   update_atomically(path, [&](H5::H5File& file) {
     auto g = open_or_create(file, "eval_history");
-    write_attr(g, "description", std::string("evaluations during training (eval.every), one row each"));
+    write_attr(g, "description", std::string(kEvalHistoryDescription));
     write_attr(g, "classifier_fingerprint", classifier);
     append_rows(g, kEvalColumns, {row});
-    append_frame(g, "grids", grid_u8, "the first samples of each evaluation as a grid, uint8 [rows, H, W]");
+    append_frame(g, "grids", grid_u8, kGridsDescription);
   });
 }
 
@@ -213,6 +218,96 @@ void truncate_eval_history(const std::string& path, std::int64_t step) {
     for (const auto& c : kEvalColumns) truncate_rows(g, c.name, keep);
     truncate_rows(g, "grids", keep);
   });
+}
+
+namespace {
+
+
+// The histories under `prefix` ("" in run.h5, "history/" in a checkpoint).
+RunHistory read_history_at(const std::string& path, const std::string& prefix) {
+  RunHistory h;
+  h.train = read_rows(path, prefix + "train", kColumns);
+  h.evals = read_rows(path, prefix + "eval_history", kEvalColumns);
+  if (h.evals.empty()) return h;
+  try {
+    auto file = open_read(path);
+    const auto g = file.openGroup(prefix + "eval_history");
+    if (g.nameExists("grids")) h.grids = read_tensor(g, "grids");
+    if (has_attr(g, "classifier_fingerprint")) h.classifier = read_attr_string(g, "classifier_fingerprint");
+  } catch (const H5::Exception& e) {
+    throw Error(path + ": cannot read /" + prefix + "eval_history (" + e.getDetailMsg() + ")");
+  }
+  return h;
+}
+
+std::string utc_stamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
+  return text;
+}
+
+}  // namespace
+
+RunHistory read_run_history(const std::string& path) { return read_history_at(path, ""); }
+
+void write_run_history(H5::Group& parent, const RunHistory& h) {
+  if (!h.train.empty()) {
+    auto g = parent.createGroup("train");
+    append_rows(g, kColumns, h.train);
+  }
+  if (h.evals.empty()) return;
+  auto g = parent.createGroup("eval_history");
+  write_attr(g, "description", std::string(kEvalHistoryDescription));
+  write_attr(g, "classifier_fingerprint", h.classifier);
+  append_rows(g, kEvalColumns, h.evals);
+  // Frame by frame: the dataset stays extendible for the evaluations still to come.
+  if (h.grids.defined())
+    for (std::int64_t i = 0; i < h.grids.size(0); ++i) append_frame(g, "grids", h.grids[i], kGridsDescription);
+}
+
+std::optional<RunHistory> read_checkpoint_history(const std::string& checkpoint) {
+  {
+    auto file = open_read(checkpoint);
+    if (!file.nameExists("history")) return std::nullopt;
+  }
+  return read_history_at(checkpoint, "history/");
+}
+
+std::string recover_run_file(const std::string& run_dir, const std::string& checkpoint) {
+  const auto path = run_file_path(run_dir);
+  if (!std::filesystem::exists(path)) return "";
+  std::string problem;
+  try {
+    const auto v = verify_file(path);
+    if (!v.ok())
+      problem = v.problems.front() +
+                (v.problems.size() > 1 ? " and " + std::to_string(v.problems.size() - 1) + " more" : "");
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  if (problem.empty()) return "";
+  const auto aside = path + ".damaged-" + utc_stamp();
+  std::filesystem::rename(path, aside);
+  std::string rebuilt;
+  const auto history = checkpoint.empty() ? std::nullopt : read_checkpoint_history(checkpoint);
+  if (history) {
+    write_atomically(path, [&](H5::H5File& file) {
+      auto root = file.openGroup("/");
+      write_run_history(root, *history);
+    });
+    rebuilt = fmt::format("a new run.h5 holds the histories of {} ({} rows of training metrics, {} evaluations)",
+                          checkpoint, history->train.size(), history->evals.size());
+  } else {
+    rebuilt = checkpoint.empty() ? "no checkpoint to rebuild it from: the run starts a new one"
+                                 : checkpoint + " carries no history (written before checkpoints did): the history "
+                                                "starts again at its step";
+  }
+  return path + " does not verify (" + problem + "): set aside as " + aside + "; " + rebuilt +
+         ". Evaluation results, samples and sweeps are not in checkpoints: `ddpm_dist eval` (and `sweep`) writes "
+         "them again";
 }
 
 }  // namespace ddpm::io

@@ -12,6 +12,10 @@
 
 #include "io/figures.hpp"
 
+namespace H5 {
+class Group;
+}
+
 namespace ddpm::io {
 
 struct MetricsRow {
@@ -86,6 +90,27 @@ void append_eval_history(const std::string& path, const EvalHistoryRow& row, con
 std::vector<EvalHistoryRow> read_eval_history(const std::string& path);
 // Drops the evaluations after `step` (a resumed run).
 void truncate_eval_history(const std::string& path, std::int64_t step);
+// The run's histories up to a step: what a checkpoint carries beside the weights (its /history
+// group, laid out as run.h5's /train and /eval_history), so that run.h5, the one file with no
+// second copy, can be rebuilt from the newest checkpoint that verifies.
+struct RunHistory {
+  std::vector<MetricsRow> train;
+  std::vector<EvalHistoryRow> evals;
+  torch::Tensor grids;     // uint8 [evals, H, W]; undefined without evaluations
+  std::string classifier;  // /eval_history's classifier_fingerprint
+};
+// run.h5's histories (throws Error where the file does not read).
+RunHistory read_run_history(const std::string& path);
+// Writes `history` into `parent` as the groups train and eval_history.
+void write_run_history(H5::Group& parent, const RunHistory& history);
+// A checkpoint's /history; nothing where it has none (written before checkpoints carried it).
+std::optional<RunHistory> read_checkpoint_history(const std::string& checkpoint);
+// Checks <run_dir>/run.h5 (every checksum); where it does not verify, renames it to
+// run.h5.damaged-<UTC time> and writes a new one with the histories of `checkpoint` (the one the
+// run continues from; empty: none). Returns the warning to print, or "" where run.h5 verified or
+// does not exist.
+std::string recover_run_file(const std::string& run_dir, const std::string& checkpoint);
+
 // /samples/images uint8 [N, H, W] with its settings as attributes, and for a conditional model
 // /samples/labels, the class each image was asked for.
 void write_samples(const std::string& path, const torch::Tensor& images_u8, const SampleAttrs& attrs);

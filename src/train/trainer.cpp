@@ -160,8 +160,7 @@ Trainer::Outcome Trainer::run() {
       interval_steps = loss_steps = 0;
       interval_start = now;
     }
-    if (checkpoint_now || stopping) write_checkpoint();
-    if (snapshot_now) write_power_ema_snapshot();
+    // Before the checkpoint of the same step, which then carries this evaluation in its history.
     if (evaluate_now && !stopping) {
       const auto eval_start = clock::now();
       evaluate_(step_, wall_offset + std::chrono::duration<double>(eval_start - start).count());
@@ -170,6 +169,8 @@ Trainer::Outcome Trainer::run() {
       start += spent;
       interval_start += spent;
     }
+    if (checkpoint_now || stopping) write_checkpoint();
+    if (snapshot_now) write_power_ema_snapshot();
     if (stopping) {
       if (rank_ == 0) {
         const int sig = stop::requested();

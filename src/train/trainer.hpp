@@ -88,6 +88,8 @@ class Trainer {
   // `--resume auto`: continues from the newest checkpoint of the run that verifies, past damaged
   // ones (each named in a warning); false when there is none.
   bool resume_newest();
+  // The checkpoint this run continued from ("" for a fresh start).
+  const std::string& resumed_from() const { return resumed_from_; }
   const Adam& optimizer() const { return *optimizer_; }
   bool bf16() const { return bf16_; }
   bool cuda_graphs() const { return graphs_; }
@@ -123,6 +125,7 @@ class Trainer {
   BatchBalancer balancer_;
   double update_seconds_ = 0.0;  // the last optimizer and EMA update, for the balancer
   std::int64_t step_ = 0;
+  std::string resumed_from_;
   bool bf16_ = false;  // train.precision resolved for the device
   bool graphs_ = false;  // train.cuda_graphs resolved for the device
   // With graphs: the step's inputs and loss live in fixed tensors that the captured forward and

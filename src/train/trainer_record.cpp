@@ -1,6 +1,8 @@
 // The record: checkpoints written and read (resume), and what a failed write does.
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "train/trainer.hpp"
@@ -83,6 +85,7 @@ void Trainer::continue_from(const std::string& path, const io::CheckpointInfo& i
     if (!task_->defines_weights(c.key)) allowed += "\n  " + c.key + ": " + c.before + " in the checkpoint, " + c.now + " now";
   if (rank_ == 0 && !allowed.empty()) spdlog::info("changed since the checkpoint:{}", allowed);
   step_ = info.step;
+  resumed_from_ = path;
   ema_->set_updates(info.ema_updates);
   if (rank_ == 0) {
     spdlog::info("resumed from {} at step {} (epoch {})", path, step_, info.epoch);
@@ -107,10 +110,20 @@ void Trainer::write_checkpoint_of(std::int64_t step) {
     info.ema_updates = ema_->updates();
     info.world_size = world_;
     info.config_yaml = cfg_.yaml;
+    // The histories so far go with the weights: run.h5 has no other copy.
+    std::optional<io::RunHistory> history;
+    try {
+      history = io::read_run_history(io::run_file_path(cfg_.out_dir()));
+      history->train.insert(history->train.end(), unwritten_rows_.begin(), unwritten_rows_.end());
+    } catch (const Error& e) {
+      spdlog::warn("{}\nthe checkpoint of step {} carries no history; the next start sets run.h5 aside and rebuilds "
+                   "it from an earlier checkpoint's",
+                   e.what(), step);
+    }
     try {
       const auto adam = adam_state();
       const auto averages = power_ema_states();
-      io::write_checkpoint(path, model(), ema_model(), &adam, info, &averages);
+      io::write_checkpoint(path, model(), ema_model(), &adam, info, &averages, history ? &*history : nullptr);
       io::prune_checkpoints(cfg_.out_dir(), cfg_.train.keep_checkpoints);
       spdlog::info("checkpoint written: {}", path);
     } catch (const Error& e) {

@@ -6,10 +6,13 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 
+#include "io/checkpoint.hpp"
 #include "io/h5.hpp"
 #include "io/inspect.hpp"
 #include "io/run_file.hpp"
+#include "io/verify.hpp"
 #include "util/error.hpp"
 
 using namespace ddpm;
@@ -176,4 +179,56 @@ TEST(RunFile, EvalHistoryAppendsReadsAndTruncatesRowsWithTheirGrids) {
   const auto summary = io::describe(path);
   EXPECT_NE(summary.find("evaluations during training: 3"), std::string::npos) << summary;
   EXPECT_NE(summary.find("best: step 300"), std::string::npos) << summary;
+}
+
+// A damaged run.h5 is set aside and rebuilt from the checkpoint's /history: the training rows, the
+// evaluations with their grids and the classifier's fingerprint; the rebuilt file takes further
+// rows and evaluations as the original did. A run.h5 that verifies is left alone.
+TEST(RunFile, ADamagedRunFileIsRebuiltFromTheCheckpointsHistory) {
+  TempDir tmp;
+  const auto run_dir = tmp.path.string();
+  const auto path = io::run_file_path(run_dir);
+  io::write_run_config(path, "run: {name: x}\n", 1);
+  io::append_train_metrics(path, {row(10), row(20)});
+  for (int k = 1; k <= 2; ++k)
+    io::append_eval_history(path, {10.0 * k, 1.0 * k, 40.0 / k, 5.0, 0.9, 1.0, 2.0},
+                            torch::full({122, 122}, k, torch::kUInt8), "0123456789abcdef");
+  const auto checkpoint = (tmp.path / "step_20.h5").string();
+  torch::nn::Linear net(2, 2), ema(2, 2);
+  io::CheckpointInfo info;
+  info.step = 20;
+  auto history = io::read_run_history(path);
+  io::write_checkpoint(checkpoint, *net, *ema, nullptr, info, nullptr, &history);
+  EXPECT_EQ(io::recover_run_file(run_dir, checkpoint), "") << "a run.h5 that verifies is left alone";
+
+  // 64 bytes of the second half overwritten, where /eval_history's data lie.
+  {
+    const auto size = fs::file_size(path);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size * 3 / 4));
+    const std::string garbage(64, '\x5a');
+    f.write(garbage.data(), 64);
+  }
+  ASSERT_FALSE(io::verify_file(path).ok()) << "the damage must be one HDF5 sees";
+  const auto warning = io::recover_run_file(run_dir, checkpoint);
+  EXPECT_NE(warning.find("does not verify"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("2 rows of training metrics, 2 evaluations"), std::string::npos) << warning;
+  EXPECT_TRUE(io::verify_file(path).ok());
+  std::size_t aside = 0;
+  for (const auto& e : fs::directory_iterator(tmp.path)) aside += e.path().filename().string().rfind("run.h5.damaged-", 0) == 0;
+  EXPECT_EQ(aside, 1u);
+
+  const auto rebuilt = io::read_run_history(path);
+  ASSERT_EQ(rebuilt.train.size(), 2u);
+  EXPECT_DOUBLE_EQ(rebuilt.train[1].loss, 1.0 / 20);
+  ASSERT_EQ(rebuilt.evals.size(), 2u);
+  EXPECT_DOUBLE_EQ(rebuilt.evals[1].fid, 20.0);
+  EXPECT_EQ(rebuilt.classifier, "0123456789abcdef");
+  EXPECT_TRUE(torch::equal(rebuilt.grids, history.grids));
+  // The run goes on in the rebuilt file.
+  io::append_train_metrics(path, {row(30)});
+  io::append_eval_history(path, {30, 3, 10, 5, 0.9, 1, 2}, torch::full({122, 122}, 7, torch::kUInt8), "0123456789abcdef");
+  const auto after = io::read_run_history(path);
+  EXPECT_EQ(after.train.size(), 3u);
+  EXPECT_EQ(after.grids.size(0), 3);
 }
