@@ -3,6 +3,8 @@
 #   launch/local.sh [CONFIG] [NP]
 # Without arguments: with GPUs, configs/mnist.yaml on one rank per GPU; without, configs/mnist_cpu.yaml
 # on one rank per core. Extra arguments after NP go to ddpm_dist (e.g. --resume auto).
+# A run that fails restarts from its newest checkpoint up to DDPM_MAX_RESTARTS times (3), after
+# DDPM_RESTART_DELAY seconds (10); not a deterministic failure (launch/restart.sh).
 # DDPM_SWEEP=1: after the run, `ddpm_dist sweep` measures the config's sweep.* grid (EMA length x
 # guide x guidance weight) on the same ranks (docs/posthoc_ema.md; about 4 minutes for
 # configs/mnist_cpu.yaml's grid on 2 cores).
@@ -21,9 +23,10 @@ shift $(( $# < 2 ? $# : 2 ))
 THREADS=$(( CORES / NP > 0 ? CORES / NP : 1 ))
 
 # On SIGTERM or Ctrl-C mpirun sends the ranks SIGTERM and SIGKILL 1 s later; 60 s lets them finish
-# the step and write the checkpoint.
+# the step and write the checkpoint. It is also how long a failed job takes to end (a rank left
+# waiting for a dead one gets SIGTERM, then SIGKILL): DDPM_SIGKILL_TIMEOUT sets it.
 source "$ROOT/launch/allocator.sh"
-MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" "${DDPM_ALLOCATOR_MPI_FLAGS[@]}" --mca odls_base_sigkill_timeout 60)
+MPI_FLAGS=(-n "$NP" -x OMP_NUM_THREADS="$THREADS" "${DDPM_ALLOCATOR_MPI_FLAGS[@]}" --mca odls_base_sigkill_timeout "${DDPM_SIGKILL_TIMEOUT:-60}")
 # More ranks than cores needs --oversubscribe (Open MPI refuses otherwise: "not enough slots");
 # otherwise each rank is pinned to its own cores.
 if [ "$NP" -gt "$CORES" ]; then
@@ -40,8 +43,30 @@ for arg in "$@"; do case "$arg" in run.name=*) RUN_NAME="${arg#run.name=}" ;; es
 OUT="results/${RUN_NAME:-run}"
 echo "[local] $NP rank(s) x $THREADS thread(s), ${GPUS:-0} GPU(s), malloc: ${DDPM_TCMALLOC:-glibc}: $CONFIG"
 start=$SECONDS
-mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "$@"
-echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+# A failed run restarts from its newest checkpoint (launch/restart.sh: DDPM_MAX_RESTARTS,
+# DDPM_RESTART_DELAY); each attempt's output also goes to a file, for the failure's cause.
+source "$ROOT/launch/restart.sh"
+ddpm_restarts_init
+DDPM_RESTART_TAG=local
+attempt_log="$(mktemp /tmp/ddpm_local_attempt.XXXXXX)"
+trap 'rm -f "$attempt_log"' EXIT
+args=("$@")
+# A person's Ctrl-C (which the terminal sends to mpirun too) or a SIGTERM here is a stop, not a failure.
+stopping=0
+trap 'stopping=1' INT
+trap 'stopping=1; pkill -TERM -P $$ -x mpirun 2>/dev/null' TERM
+while :; do
+  set +e
+  mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "${args[@]}" 2>&1 | tee "$attempt_log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] && break
+  [ "$stopping" = 1 ] && { echo "[local] stopped (exit $rc): not restarted"; exit "$rc"; }
+  ddpm_restart_decision "$rc" "$attempt_log" || exit "$rc"
+  ddpm_resume_args "$@"
+  args=("${DDPM_RESUME_ARGS[@]}")
+done
+echo "[local] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s$([ "$DDPM_RESTARTS_DONE" -gt 0 ] && echo ", after $DDPM_RESTARTS_DONE restart(s)")"
 if [ "${DDPM_SWEEP:-0}" = 1 ]; then
   sweep_start=$SECONDS
   # --resume belongs to training; the sweep takes the rest (--set ...).
