@@ -1,5 +1,7 @@
 # Shared by the sbatch scripts (sourced, not run): the run folder named after the job, automatic
-# resume, the warning signal passed on to the ranks, and a requeue when the time limit stops the run.
+# resume, the warning signal passed on to the ranks, a requeue when the time limit stops the run,
+# and restarts of a run that failed (launch/restart.sh: up to DDPM_MAX_RESTARTS times, 3, after
+# DDPM_RESTART_DELAY seconds, 10; not a deterministic failure) inside the same allocation.
 #
 # Outside a SLURM job, or with DDPM_DRY_RUN=1, it prints the command it would run and exits 0.
 #
@@ -13,6 +15,7 @@
 #   NCCL_DEBUG=INFO          which transport each ring uses (WARN by default here)
 export NCCL_DEBUG="${NCCL_DEBUG:-WARN}"
 source "${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}/launch/allocator.sh"
+source "${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}/launch/restart.sh"
 
 ddpm_run_job() {
   local root="${DDPM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}"
@@ -37,33 +40,45 @@ ddpm_run_job() {
   # before the end); then the job requeues itself and the next start resumes. srun and mpirun
   # drop a signal that comes before they have started the ranks, so after the warning it is
   # passed on again every 10 s until the launcher ends (a rank that is already stopping ignores it).
-  local stop_signal=0 resend_at=0 launcher_pid=
+  local stop_signal=0 resend_at=0 launcher_pid= rc attempt_log
   trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
   trap 'stop_signal=0; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
-  "${cmd[@]}" &
-  launcher_pid=$!
-  # Polled rather than waited for, so that the resends happen; a trap cuts the sleep short.
-  while kill -0 "$launcher_pid" 2>/dev/null; do
-    sleep 1 &
-    wait $!
-    if [ "$stop_signal" = 1 ] && [ "$SECONDS" -ge "$resend_at" ]; then
-      kill -USR1 "$launcher_pid" 2>/dev/null
-      resend_at=$((SECONDS + 10))
+  attempt_log="$(mktemp "${TMPDIR:-/tmp}/ddpm_slurm_attempt.XXXXXX")"
+  ddpm_restarts_init
+  DDPM_RESTART_TAG=slurm
+  while :; do
+    # Each attempt's output also goes to a file, for the cause of a failure.
+    "${cmd[@]}" > >(tee "$attempt_log") 2>&1 &
+    launcher_pid=$!
+    # Polled rather than waited for, so that the resends happen; a trap cuts the sleep short.
+    while kill -0 "$launcher_pid" 2>/dev/null; do
+      sleep 1 &
+      wait $!
+      if [ "$stop_signal" = 1 ] && [ "$SECONDS" -ge "$resend_at" ]; then
+        kill -USR1 "$launcher_pid" 2>/dev/null
+        resend_at=$((SECONDS + 10))
+      fi
+    done
+    wait "$launcher_pid"
+    rc=$?
+    launcher_pid=
+    # After the warning every way the ranks end keeps the checkpoints on disk: in training they stop
+    # with one (exit 75); outside it (start-up, sampling, evaluation), or before they could handle
+    # the signal, they end at once. Either way the next start continues from the newest. Exit 0
+    # means the run finished (the warning came as the ranks ended): nothing is left to requeue.
+    if [ "$stop_signal" = 1 ] && [ "$rc" -ne 0 ]; then
+      rm -f "$attempt_log"
+      if [ "$rc" -eq 75 ]; then
+        echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
+      else
+        echo "[slurm] the ranks ended with exit $rc on the warning signal (outside training, where they stop at once); the checkpoints on disk are kept; requeueing job $job"
+      fi
+      scontrol requeue "$job" && return 0
+      return "$rc"
     fi
+    [ "$rc" -eq 0 ] && break
+    ddpm_restart_decision "$rc" "$attempt_log" || break
   done
-  wait "$launcher_pid"
-  local rc=$?
-  # After the warning every way the ranks end keeps the checkpoints on disk: in training they stop
-  # with one (exit 75); outside it (start-up, sampling, evaluation), or before they could handle
-  # the signal, they end at once. Either way the next start continues from the newest. Exit 0
-  # means the run finished (the warning came as the ranks ended): nothing is left to requeue.
-  if [ "$stop_signal" = 1 ] && [ "$rc" -ne 0 ]; then
-    if [ "$rc" -eq 75 ]; then
-      echo "[slurm] stopped before the time limit with a checkpoint; requeueing job $job"
-    else
-      echo "[slurm] the ranks ended with exit $rc on the warning signal (outside training, where they stop at once); the checkpoints on disk are kept; requeueing job $job"
-    fi
-    scontrol requeue "$job" && return 0
-  fi
+  rm -f "$attempt_log"
   return "$rc"
 }

@@ -10,6 +10,9 @@
 #   3. scancel of a running job: a complete newest checkpoint that verifies, no temporary file.
 #   4. multi_node.sbatch on two nodes, one rank each, with srun and with DDPM_LAUNCHER=mpirun: the
 #      same history as case 1.
+#   5. A rank SIGKILLed in the first start: the job restarts the run inside its allocation
+#      (launch/restart.sh), with the cause logged, and finishes with the history of case 1.
+#   6. A failure at the same step in every start: one restart, then the job fails saying why.
 # All jobs are submitted at once and run side by side. Prints the key lines of each job's output. Exit 77 (CTest: skipped) where the cluster cannot start.
 #   tests/slurm/batch_scripts.sh BINARY
 set -uo pipefail
@@ -162,6 +165,26 @@ multi_srun="$(DDPM_LAUNCHER=srun submit --nodes=2 --ntasks-per-node=1 "${CPU_NOD
 multi_mpirun="$(DDPM_LAUNCHER=mpirun submit --nodes=2 --ntasks-per-node=1 "${CPU_NODE[@]}" \
   launch/slurm/multi_node.sbatch configs/smoke.yaml)"
 
+# 5. The first start loses a rank at step 30 (a stand-in srun sets DDPM_FAULT for it alone); the
+#    config checkpoints every 20 steps.
+sed -e 's/^  checkpoint_every: 60$/  checkpoint_every: 20/' configs/smoke.yaml >"$work/restarted.yaml"
+grep -q "^  checkpoint_every: 20$" "$work/restarted.yaml" || fail "could not derive $work/restarted.yaml from configs/smoke.yaml"
+mkdir -p "$work/lost_rank"
+cat >"$work/lost_rank/srun" <<LOST
+#!/usr/bin/env bash
+if [ ! -e "$work/lost_rank/done" ]; then
+  touch "$work/lost_rank/done"
+  export DDPM_FAULT=kill@30:1
+fi
+exec $(command -v srun) "\$@"
+LOST
+chmod +x "$work/lost_rank/srun"
+lost="$(PATH="$work/lost_rank:$PATH" DDPM_RESTART_DELAY=1 submit --ntasks-per-node=2 "${CPU_NODE[@]}" \
+  launch/slurm/single_node.sbatch "$work/restarted.yaml")"
+# 6. Every start throws at step 30.
+same="$(DDPM_FAULT=throw@30:1 DDPM_RESTART_DELAY=1 submit --ntasks-per-node=2 "${CPU_NODE[@]}" \
+  launch/slurm/single_node.sbatch "$work/restarted.yaml")"
+
 # The signals, each when its job is ready for it: SIGUSR1 to 2b's batch shell while its stand-in
 # holds the launch and to 2c's once its ranks have ended, scancel of 3 once it is at step 50.
 pending="early late cancelled"
@@ -262,4 +285,19 @@ for launcher in srun mpirun; do
   }' || fail "losses of job $multi ($(losses_of "smoke_$multi")) differ from job $single's ($(losses_of "smoke_$single"))"
   echo "    losses: $(losses_of "smoke_$multi") (job $single: $(losses_of "smoke_$single"))"
 done
+
+# 5.
+completed "5. a rank SIGKILLed in the first start" '^\[slurm\]|resumed from|^ema ' "$lost"
+expect "$lost" "^\[slurm\] exit [0-9]+ after step 20: "
+expect "$lost" "^\[slurm\] restart 1 of 3 in 1 s"
+expect "$lost" "resumed from .*step_00000020\.h5 at step 20"
+[ "$(steps_of "restarted_$lost")" = "20,40,60" ] || fail "history steps of job $lost: '$(steps_of "restarted_$lost")'"
+
+# 6.
+s="$(wait_end "$same" 420)"
+echo "6. the same failure in every start, job $same: $s"
+show "$same" '^\[slurm\]'
+[ "$s" = FAILED ] || fail "job $same ended $s, not FAILED"
+[ "$(grep -c '^\[slurm\] restart ' "$work/slurm-$same.out")" = 1 ] || fail "job $same: not exactly one restart"
+expect "$same" "^\[slurm\] failed the same way at the same step twice \(exit [0-9]+ after step 20: \[rank 1\] internal error: injected fault \(DDPM_FAULT\): throw at step 30\): a deterministic failure is not fixed by retrying; not restarted"
 echo "PASS"
