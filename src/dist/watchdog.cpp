@@ -1,6 +1,7 @@
 #include "dist/watchdog.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -10,10 +11,32 @@
 #include <mutex>
 #include <thread>
 
+#include "util/error.hpp"
+
 namespace ddpm::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::string host_name() {
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+// Runs `op`'s call inside the watched region; an exception from it (a peer lost: MPI's or NCCL's
+// error) goes on naming the rank, the host, the operation and the phase (the training step).
+template <class Watch, class Call>
+auto watched_call(Watch& dog, const char* op, Call&& call) -> decltype(call()) {
+  auto waiting = dog.enter(op);
+  try {
+    return call();
+  } catch (const Error& e) {
+    throw Error(dog.where(op) + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(dog.where(op) + ": " + e.what());
+  }
+}
 
 // How long the abort may take before the process ends without it: an abort that itself hangs
 // (a library blocked on a lost peer) must not keep the job.
@@ -26,6 +49,7 @@ class Watchdog {
   Watchdog(double timeout_s, int rank, std::function<std::string()> failure, std::function<void()> abort)
       : timeout_s_(timeout_s),
         rank_(rank),
+        host_(host_name()),
         failure_(std::move(failure)),
         abort_(std::move(abort)),
         thread_([this] { watch(); }) {}
@@ -47,6 +71,11 @@ class Watchdog {
     Watchdog* dog;
     ~Waiting() { dog->leave(); }
   };
+  // "rank R on host H, in OP during PHASE": where a failure of `op` happened.
+  std::string where(const char* op) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return fmt::format("rank {} on host {}, in {} during {}", rank_, host_, op, phase_.empty() ? "start-up" : phase_);
+  }
   Waiting enter(const char* op) {
     std::lock_guard<std::mutex> lock(mutex_);
     op_ = op;
@@ -68,7 +97,7 @@ class Watchdog {
       lock.unlock();
       const std::string failed = failure_();
       lock.lock();
-      const std::string during = phase_.empty() ? "start-up" : phase_;
+      const std::string during = (phase_.empty() ? "start-up" : phase_) + " on host " + host_;
       const std::string where = op_ ? op_ : "no collective";
       if (!failed.empty())
         end_job(fmt::format("{} (in {} during {}): a peer failed; ending the job", failed, where, during), lock);
@@ -104,6 +133,7 @@ class Watchdog {
 
   const double timeout_s_;
   const int rank_;
+  const std::string host_;
   const std::function<std::string()> failure_;
   const std::function<void()> abort_;
   std::mutex mutex_;
@@ -120,8 +150,7 @@ class WatchedWork final : public Work {
  public:
   WatchedWork(std::unique_ptr<Work> inner, Watchdog& dog) : inner_(std::move(inner)), dog_(dog) {}
   void wait() override {
-    auto waiting = dog_.enter("the wait for an all-reduce of gradients");
-    inner_->wait();
+    watched_call(dog_, "the wait for an all-reduce of gradients", [&] { inner_->wait(); });
   }
 
  private:
@@ -138,37 +167,31 @@ class WatchedCommunicator final : public Communicator {
   int size() const override { return inner_->size(); }
   std::string name() const override { return inner_->name(); }
   void allreduce_sum(torch::Tensor& t) override {
-    auto waiting = dog_.enter("an all-reduce");
-    inner_->allreduce_sum(t);
+    watched_call(dog_, "an all-reduce", [&] { inner_->allreduce_sum(t); });
   }
   // Launches are watched too: a launch can wait for a peer (NCCL connects lazily, at the first
   // collective).
   std::unique_ptr<Work> allreduce_sum_async(torch::Tensor& t) override {
-    auto waiting = dog_.enter("the launch of an all-reduce");
-    return std::make_unique<WatchedWork>(inner_->allreduce_sum_async(t), dog_);
+    return std::make_unique<WatchedWork>(
+        watched_call(dog_, "the launch of an all-reduce", [&] { return inner_->allreduce_sum_async(t); }), dog_);
   }
   void progress() override { inner_->progress(); }
   bool launches_from_any_thread() const override { return inner_->launches_from_any_thread(); }
   void group_begin() override { inner_->group_begin(); }
   void group_end() override {
-    auto waiting = dog_.enter("the launch of a group of all-reduces");
-    inner_->group_end();
+    watched_call(dog_, "the launch of a group of all-reduces", [&] { inner_->group_end(); });
   }
   void broadcast(torch::Tensor& t, int root) override {
-    auto waiting = dog_.enter("a broadcast");
-    inner_->broadcast(t, root);
+    watched_call(dog_, "a broadcast", [&] { inner_->broadcast(t, root); });
   }
   torch::Tensor gatherv(const torch::Tensor& t, int root) override {
-    auto waiting = dog_.enter("a gather");
-    return inner_->gatherv(t, root);
+    return watched_call(dog_, "a gather", [&] { return inner_->gatherv(t, root); });
   }
   void barrier() override {
-    auto waiting = dog_.enter("a barrier");
-    inner_->barrier();
+    watched_call(dog_, "a barrier", [&] { inner_->barrier(); });
   }
   void synchronize() override {
-    auto waiting = dog_.enter("the wait for the device (all-reduces in flight)");
-    inner_->synchronize();
+    watched_call(dog_, "the wait for the device (all-reduces in flight)", [&] { inner_->synchronize(); });
   }
   std::string failure() override { return inner_->failure(); }
   void set_phase(const std::string& phase, bool timed) override { dog_.set_phase(phase, timed); }

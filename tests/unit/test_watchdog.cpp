@@ -8,6 +8,8 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 
@@ -123,7 +125,7 @@ TEST(WatchdogDeathTest, AnAsynchronousFailureEndsTheJobWithoutAnyWait) {
       },
       ::testing::ExitedWithCode(3),
       "\\[rank 0\\] NCCL reported an asynchronous error: remote process exited.*\\(in no collective during training "
-      "step 12\\)(.|\n)*abort called");
+      "step 12 on host [^)]+\\)(.|\n)*abort called");
 }
 
 // An abort that itself hangs (a library blocked on the lost peer) does not keep the process.
@@ -192,4 +194,35 @@ TEST(Watchdog, OneRankOrATimeoutOfZeroGetsNone) {
   auto slow = std::make_unique<SlowPeer>(0.0);
   auto* slow_raw = slow.get();
   EXPECT_EQ(dist::watched(std::move(slow), 0.0).get(), slow_raw);
+}
+
+namespace {
+// A peer lost in a way the library reports (MPI's or NCCL's error) rather than by silence.
+class LostPeer final : public dist::Communicator {
+ public:
+  int rank() const override { return 1; }
+  int size() const override { return 2; }
+  std::string name() const override { return "lost"; }
+  void allreduce_sum(torch::Tensor&) override { throw std::runtime_error("MPI_Allreduce: MPI_ERR_PROC_FAILED"); }
+  std::unique_ptr<dist::Work> allreduce_sum_async(torch::Tensor&) override { return nullptr; }
+  void broadcast(torch::Tensor&, int) override {}
+  torch::Tensor gatherv(const torch::Tensor& t, int) override { return t; }
+  void barrier() override {}
+};
+}  // namespace
+
+// The error a failed collective raises names the rank, the host, the operation and the step.
+TEST(Watchdog, AFailedCollectiveNamesRankHostOperationAndStep) {
+  auto comm = dist::watched(std::make_unique<LostPeer>(), 60.0);
+  comm->set_phase("training step 45");
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  auto t = torch::zeros({1});
+  try {
+    comm->allreduce_sum(t);
+    FAIL() << "nothing thrown";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "rank 1 on host " + std::string(host) +
+                                         ", in an all-reduce during training step 45: MPI_Allreduce: MPI_ERR_PROC_FAILED");
+  }
 }
