@@ -1,11 +1,11 @@
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <fstream>
 
 #include "app/commands.hpp"
 #include "dist/watchdog.hpp"
 #include "util/error.hpp"
+#include "util/host.hpp"
 
 namespace ddpm::app {
 namespace {
@@ -20,12 +20,6 @@ std::string cpu_model() {
       return value.substr(value.find_first_not_of(' '));
     }
   return "";
-}
-
-std::string host_name() {
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  return host;
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "dist/watchdog.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -12,17 +11,12 @@
 #include <thread>
 
 #include "util/error.hpp"
+#include "util/host.hpp"
 
 namespace ddpm::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string host_name() {
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  return host;
-}
 
 // Runs `op`'s call inside the watched region; an exception from it (a peer lost: MPI's or NCCL's
 // error) goes on naming the rank, the host, the operation and the phase (the training step).

@@ -240,15 +240,6 @@ RunHistory read_history_at(const std::string& path, const std::string& prefix) {
   return h;
 }
 
-std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 RunHistory read_run_history(const std::string& path) { return read_history_at(path, ""); }
@@ -289,7 +280,7 @@ std::string recover_run_file(const std::string& run_dir, const std::string& chec
     problem = e.what();
   }
   if (problem.empty()) return "";
-  const auto aside = path + ".damaged-" + utc_stamp();
+  const auto aside = path + ".damaged-" + now_utc(/*compact=*/true);
   std::filesystem::rename(path, aside);
   std::string rebuilt;
   const auto history = checkpoint.empty() ? std::nullopt : read_checkpoint_history(checkpoint);

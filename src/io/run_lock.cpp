@@ -5,38 +5,24 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <string>
 
+#include "util/clock.hpp"
 #include "util/error.hpp"
+#include "util/host.hpp"
 
 namespace ddpm::io {
 namespace {
 
-std::string host_name() {
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  return host;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 // The holder's record: "key: value" lines.
 std::string record(const std::string& command) {
   const char* job = std::getenv("SLURM_JOB_ID");
   return "host: " + host_name() + "\npid: " + std::to_string(::getpid()) + "\nslurm_job: " + (job ? job : "") +
-         "\nstarted: " + utc_now() + "\ncommand: " + command + "\n";
+         "\nstarted: " + now_utc() + "\ncommand: " + command + "\n";
 }
 
 std::string field(const std::string& text, const std::string& key) {

@@ -6,13 +6,14 @@
 
 namespace ddpm {
 
-// The current time as ISO 8601 UTC, for "created" attributes.
-inline std::string now_utc() {
+// The current time as ISO 8601 UTC, for "created" attributes; `compact` drops the separators
+// ("20261207T090248Z"), for file names.
+inline std::string now_utc(bool compact = false) {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   char buf[32];
   std::tm tm{};
   gmtime_r(&t, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  std::strftime(buf, sizeof buf, compact ? "%Y%m%dT%H%M%SZ" : "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 
