@@ -10,7 +10,7 @@ struct Layout {
   int world = 1;
   int ranks_per_host = 1;    // the most ranks any one host runs
   int devices_per_host = 0;  // the fewest CUDA devices any rank sees (0 without CUDA)
-  bool cuda = false;         // the model is on a CUDA device (run.device resolved)
+  bool cuda = false;         // every rank's model is on a CUDA device (run.device resolved)
   bool nccl_built = false;   // this build contains the NCCL backend
 };
 

@@ -78,14 +78,17 @@ int Context::configure(const std::string& device, int threads) {
 }
 
 BackendChoice Context::choose_backend(const std::string& requested) const {
+  // The most ranks on a host; as negated maxima, the fewest GPUs a rank sees and whether every
+  // rank's model is on CUDA.
+  const bool cuda = device_.is_cuda();
+  int shares[3] = {local_size_, -(cuda ? static_cast<int>(torch::cuda::device_count()) : 0), cuda ? -1 : 0};
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, shares, 3, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce of the layout");
   Layout layout;
   layout.world = world_;
-  layout.cuda = device_.is_cuda();
-  layout.nccl_built = nccl_compiled();
-  int shares[2] = {local_size_, -(layout.cuda ? static_cast<int>(torch::cuda::device_count()) : 0)};
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, shares, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce of the layout");
   layout.ranks_per_host = shares[0];
   layout.devices_per_host = -shares[1];
+  layout.cuda = shares[2] == -1;
+  layout.nccl_built = nccl_compiled();
   return dist::choose_backend(requested, layout);
 }
 
