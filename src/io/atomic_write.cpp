@@ -16,6 +16,12 @@
 namespace ddpm::io {
 namespace fs = std::filesystem;
 
+void create_output_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create the output folder: " + ec.message());
+}
+
 namespace {
 
 void fsync_path(const std::string& path, int flags) {
@@ -136,9 +142,7 @@ void write_file(const std::string& path, const std::function<std::vector<char>()
   quiet_hdf5();
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(dir.string() + ": cannot create the output folder: " + ec.message());
+  create_output_folder(dir.string());
   std::vector<char> bytes;
   try {
     bytes = make();

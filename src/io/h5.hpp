@@ -75,6 +75,9 @@ std::int64_t read_attr_int(const H5::H5Object& obj, const std::string& name);
 double read_attr_double(const H5::H5Object& obj, const std::string& name);
 bool has_attr(const H5::H5Object& obj, const std::string& name);
 
+// Creates `dir` and its parents where missing; throws ddpm::Error naming it where that fails.
+void create_output_folder(const std::string& dir);
+
 // Runs `fill` on a new file held in memory, then writes it to a temporary name beside `path` and
 // makes it `path` atomically. On any failure (HDF5, a full disk) the temporary file is removed,
 // the previous `path` is left untouched, and HDF5 keeps nothing open.

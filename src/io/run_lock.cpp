@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string>
 
+#include "io/h5.hpp"
 #include "util/clock.hpp"
 #include "util/error.hpp"
 #include "util/host.hpp"
@@ -54,8 +55,7 @@ std::string describe_holder(const std::string& text) {
 std::string RunLock::path_in(const std::string& run_dir) { return (std::filesystem::path(run_dir) / "lock").string(); }
 
 RunLock::RunLock(const std::string& run_dir, const std::string& command) {
-  std::error_code ec;
-  std::filesystem::create_directories(run_dir, ec);
+  create_output_folder(run_dir);
   const auto path = path_in(run_dir);
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)
