@@ -40,9 +40,11 @@ ddpm_run_job() {
   # before the end); then the job requeues itself and the next start resumes. srun and mpirun
   # drop a signal that comes before they have started the ranks, so after the warning it is
   # passed on again every 10 s until the launcher ends (a rank that is already stopping ignores it).
-  local stop_signal=0 resend_at=0 launcher_pid= rc attempt_log
+  # SIGTERM is SLURM ending the job (scancel, or a lost node: SLURM requeues such a job itself):
+  # whatever the ranks' exit then, it is not a failure to restart.
+  local stop_signal=0 resend_at=0 launcher_pid= rc attempt_log terminated=0
   trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
-  trap 'stop_signal=0; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
+  trap 'stop_signal=0; terminated=1; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
   attempt_log="$(mktemp "${TMPDIR:-/tmp}/ddpm_slurm_attempt.XXXXXX")"
   ddpm_restarts_init
   DDPM_RESTART_TAG=slurm
@@ -77,6 +79,10 @@ ddpm_run_job() {
       return "$rc"
     fi
     [ "$rc" -eq 0 ] && break
+    if [ "$terminated" = 1 ]; then
+      echo "[slurm] the job was ended by SIGTERM (exit $rc): scancel, or SLURM on a lost node (it requeues the job, and the next start resumes): not restarted"
+      break
+    fi
     ddpm_restart_decision "$rc" "$attempt_log" || break
   done
   rm -f "$attempt_log"

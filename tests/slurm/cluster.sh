@@ -207,7 +207,12 @@ JobRequeue=1
 KillWait=30
 MinJobAge=600
 SlurmctldTimeout=30
-SlurmdTimeout=30
+# How long a node's slurmd may be silent before the node is down and its jobs are requeued:
+# ${SLURMD_TIMEOUT} s (10 with --netns, where tests lose nodes; 300 is SLURM's default).
+SlurmdTimeout=$SLURMD_TIMEOUT
+# slurmctld talks to every node itself, not through other nodes (a lost node must not delay the
+# messages to the others).
+TreeWidth=65533
 ${node_lines}# Up to 4 jobs share a CPU, so that the tests' jobs, which mostly wait, run side by side.
 PartitionName=test Nodes=$(IFS=,; echo "${nodes[*]}") Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
@@ -240,9 +245,11 @@ ENV
 declare -A NODE_ADDR
 NETNS=0
 NODES=2
+SLURMD_TIMEOUT=30
 if [ "${3:-}" = "--netns" ]; then
   NETNS=1
   NODES="${4:-3}"
+  SLURMD_TIMEOUT=10
 fi
 
 case "$cmd" in
