@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A lost node and a cut link in the middle of 3-node jobs (launch/slurm/multi_node.sbatch, srun,
 # one rank per node) on a namespace cluster of 6 nodes (tests/slurm/cluster.sh --netns 6). Each
-# round runs two jobs side by side on nodes of their own, with a fault at a random step between 30
-# and 70 of 100 (checkpoints every 10):
+# round runs two jobs side by side on nodes of their own, with a fault at a random moment after
+# step 30 to 70 of 100 (a log line every 10 steps, checkpoints every 20):
 #   crash  on n1-n3: every process of n3 SIGKILLed (its slurmd too)
 #   cut    on n4-n6: n6's link set down (its ranks hang, they do not die)
 # The crashed node stays away until SLURM has marked it down (SlurmdTimeout, 10 s in this cluster),
@@ -24,7 +24,7 @@ source "$ROOT/tests/slurm/common.sh"
 start_cluster --netns 6
 export DDPM_RESTART_DELAY=5
 sed -e 's/^  batch_size: 32$/  batch_size: 48/' -e 's/^  steps: 60$/  steps: 100/' -e 's/^  log_every: 20$/  log_every: 10/' \
-  -e 's/^  checkpoint_every: 60$/  checkpoint_every: 10/' -e "s/^  seed: 1$/  seed: 1\n  collective_timeout_s: $TIMEOUT_S/" \
+  -e 's/^  checkpoint_every: 60$/  checkpoint_every: 20/' -e "s/^  seed: 1$/  seed: 1\n  collective_timeout_s: $TIMEOUT_S/" \
   configs/smoke.yaml >"$work/faults.yaml"
 grep -q "collective_timeout_s: $TIMEOUT_S" "$work/faults.yaml" && grep -q "^  steps: 100$" "$work/faults.yaml" ||
   fail "could not derive $work/faults.yaml from configs/smoke.yaml"
@@ -36,10 +36,11 @@ plain() { sed 's/\x1b\[[0-9;]*m//g' "$work/slurm-$1.out" 2>/dev/null; }
 # the job's end; writes what it saw to $work/trial-JOB (seconds from the fault: the message, the
 # node down, the node back, the job's end).
 trial() {
-  local fault="$1" j="$2" node="$3" at step t0 msg="" t_msg=- t_down=- t_back s
-  at=$((30 + RANDOM % 41))
-  step=$(((at + 9) / 10 * 10))
-  for _ in $(seq 3000); do plain "$j" | grep -q "step $step/" && break; sleep 0.1; done
+  local fault="$1" j="$2" node="$3" at t0 msg="" t_msg=- t_down=- t_back s
+  # After the log line of step 30, 40, ..., 70, 0 to 3 s later (about 0 to 9 steps under this load).
+  at=$((30 + 10 * (RANDOM % 5)))
+  for _ in $(seq 3000); do plain "$j" | grep -q "step $at/" && break; sleep 0.1; done
+  sleep "$((RANDOM % 30 / 10)).$((RANDOM % 10))"
   t0=$SECONDS
   if [ "$fault" = crash ]; then
     ip netns pids "$(ns_of "$node")" | xargs -r kill -KILL
@@ -66,8 +67,9 @@ trial() {
   fi
   t_back=$((SECONDS - t0))
   s="$(wait_end "$j" 300)"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fault" "$j" "$at" "$t_msg" "$t_down" "$t_back" \
-    "$((SECONDS - t0))" "$s" "$(restarts_of "$j")" "$(plain "$j" | grep -c '^\[slurm\] restart ')" "${msg:-none}" >"$work/trial-$j"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$fault" "$j" "$at" "$t_msg" "$t_down" "$t_back" \
+    "$((SECONDS - t0))" "$s" "$(restarts_of "$j")" "$(plain "$j" | grep -c '^\[slurm\] restart ')" \
+    "$(plain "$j" | sed -n 's/.*resumed from .* at step \([0-9]*\) .*/\1/p' | tail -1)" "$(echo "${msg:-none}" | sed 's/ $//')" >"$work/trial-$j"
 }
 
 submit_faults() {
@@ -84,16 +86,19 @@ for r in $(seq "$ROUNDS"); do
   wait
   jobs+=("$crash" "$cut")
   echo "round $r of $ROUNDS: jobs $crash (crash of n3) and $cut (cut of n6) ended"
+  # Now, while SLURM still knows the job (MinJobAge).
+  if [ "$r" = 1 ]; then
+    [ "$(wait_end "$reference" 600)" = COMPLETED ] || fail "the uninterrupted job $reference did not complete"
+    ref_losses="$(losses_of "faults_$reference")"
+  fi
 done
-[ "$(wait_end "$reference" 600)" = COMPLETED ] || fail "the uninterrupted job $reference did not complete"
-ref_losses="$(losses_of "faults_$reference")"
 
-echo "| fault | job | at step | message after | node down after | back after | completed after | state | requeues (SLURM) | restarts (script) | message |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| fault | job | after step | message after | node down after | back after | completed after | state | requeues (SLURM) | restarts (script) | resumed from | message |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 bad=""
 for j in "${jobs[@]}"; do
-  IFS=$'\t' read -r fault _ at t_msg t_down t_back t_all s requeues restarts msg <"$work/trial-$j"
-  echo "| $fault | $j | ~$at | ${t_msg} s | ${t_down} s | ${t_back} s | ${t_all} s | $s | $requeues | $restarts | \`$msg\` |"
+  IFS=$'\t' read -r fault _ at t_msg t_down t_back t_all s requeues restarts resumed msg <"$work/trial-$j"
+  echo "| $fault | $j | $at | ${t_msg} s | ${t_down} s | ${t_back} s | ${t_all} s | $s | $requeues | $restarts | ${resumed:-none} | \`$msg\` |"
   why=""
   [ "$s" = COMPLETED ] || why+=" ended $s;"
   [ "$t_msg" != - ] && [ "$t_msg" -le $((TIMEOUT_S + MARGIN_S)) ] || why+=" no message naming rank, host, operation and step within $((TIMEOUT_S + MARGIN_S)) s;"
