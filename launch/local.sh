@@ -52,16 +52,15 @@ attempt_log="$(mktemp /tmp/ddpm_local_attempt.XXXXXX)"
 trap 'rm -f "$attempt_log"' EXIT
 args=("$@")
 # A person's Ctrl-C (which the terminal sends to mpirun too) or a SIGTERM here is a stop, not a failure.
-stopping=0
-trap 'stopping=1' INT
-trap 'stopping=1; pkill -TERM -P $$ -x mpirun 2>/dev/null' TERM
+trap 'DDPM_STOP_REQUESTED=1' INT
+trap 'DDPM_STOP_REQUESTED=1; pkill -TERM -P $$ -x mpirun 2>/dev/null || true' TERM
 while :; do
   set +e
   mpirun "${MPI_FLAGS[@]}" build/ddpm_dist "$CONFIG" --set run.threads="$THREADS" "${args[@]}" 2>&1 | tee "$attempt_log"
   rc=${PIPESTATUS[0]}
   set -e
   [ "$rc" -eq 0 ] && break
-  [ "$stopping" = 1 ] && { echo "[local] stopped (exit $rc): not restarted"; exit "$rc"; }
+  [ "$DDPM_STOP_REQUESTED" = 1 ] && { echo "[local] stopped (exit $rc): not restarted"; exit "$rc"; }
   ddpm_restart_decision "$rc" "$attempt_log" || exit "$rc"
   ddpm_resume_args "$@"
   args=("${DDPM_RESUME_ARGS[@]}")

@@ -10,11 +10,14 @@
 #   logged) as the failure before it: a deterministic failure is not fixed by retrying.
 # Use: ddpm_restarts_init once; run an attempt with its output also in a file; on failure,
 # `ddpm_restart_decision RC FILE` logs the cause and, when another attempt is due, sleeps the
-# delay and returns 0 (1: do not restart; it has said why).
+# delay and returns 0 (1: do not restart; it has said why). The caller's signal traps set
+# DDPM_STOP_REQUESTED=1 for a stop (Ctrl-C, SIGTERM): a stop that comes during the delay ends it,
+# and no attempt follows.
 
 ddpm_restarts_init() {
   DDPM_RESTARTS_DONE=0
   DDPM_LAST_FAILURE=""
+  DDPM_STOP_REQUESTED=0
 }
 
 # The failure of an attempt in one line: "exit RC after step S: <its first error line>", S the last
@@ -53,7 +56,14 @@ ddpm_restart_decision() {
   DDPM_RESTARTS_DONE=$((DDPM_RESTARTS_DONE + 1))
   echo "[$tag] $failure"
   echo "[$tag] restart $DDPM_RESTARTS_DONE of $max in $delay s, from the newest checkpoint (--resume auto)"
-  sleep "$delay"
+  # In the background, so that a trapped signal cuts the wait short.
+  sleep "$delay" &
+  wait $!
+  if [ "$DDPM_STOP_REQUESTED" = 1 ]; then
+    kill %% 2>/dev/null
+    echo "[$tag] stopped during the restart delay: not restarted"
+    return 1
+  fi
   return 0
 }
 

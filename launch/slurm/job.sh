@@ -42,11 +42,11 @@ ddpm_run_job() {
   # passed on again every 10 s until the launcher ends (a rank that is already stopping ignores it).
   # SIGTERM is SLURM ending the job (scancel, or a lost node: SLURM requeues such a job itself):
   # whatever the ranks' exit then, it is not a failure to restart.
-  local stop_signal=0 resend_at=0 launcher_pid= rc attempt_log terminated=0
-  trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
-  trap 'stop_signal=0; terminated=1; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
-  attempt_log="$(mktemp "${TMPDIR:-/tmp}/ddpm_slurm_attempt.XXXXXX")"
+  local stop_signal=0 resend_at=0 launcher_pid= rc attempt_log
   ddpm_restarts_init
+  trap 'stop_signal=1; resend_at=$((SECONDS + 10)); [ -n "$launcher_pid" ] && kill -USR1 "$launcher_pid" 2>/dev/null' USR1
+  trap 'stop_signal=0; DDPM_STOP_REQUESTED=1; [ -n "$launcher_pid" ] && kill -TERM "$launcher_pid" 2>/dev/null' TERM
+  attempt_log="$(mktemp "${TMPDIR:-/tmp}/ddpm_slurm_attempt.XXXXXX")"
   DDPM_RESTART_TAG=slurm
   while :; do
     # Each attempt's output also goes to a file, for the cause of a failure.
@@ -79,8 +79,8 @@ ddpm_run_job() {
       return "$rc"
     fi
     [ "$rc" -eq 0 ] && break
-    if [ "$terminated" = 1 ]; then
-      echo "[slurm] the job was ended by SIGTERM (exit $rc): scancel, or SLURM on a lost node (it requeues the job, and the next start resumes): not restarted"
+    if [ "$DDPM_STOP_REQUESTED" = 1 ]; then
+      echo "[slurm] the job was ended by SIGTERM (scancel, or SLURM on a lost node: it requeues the job, and the next start resumes): not restarted"
       break
     fi
     ddpm_restart_decision "$rc" "$attempt_log" || break

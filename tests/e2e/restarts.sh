@@ -4,7 +4,8 @@
 #     with the cause logged, and finishes with a history free of gaps and duplicates;
 #  b. a failure at the same step every time (DDPM_FAULT=throw@45:1): one restart, then it stops,
 #     saying that it failed the same way at the same step twice;
-#  c. an error of ours (an unknown key, exit 2): no restart.
+#  c. an error of ours (an unknown key, exit 2): no restart;
+#  d. a stop (SIGTERM to local.sh) during the restart delay: it ends the delay, and no attempt follows.
 #   restarts.sh   (from the repository root; the build and results/classifier_mnist.h5 exist)
 set -uo pipefail
 tmp="$(mktemp -d)"
@@ -51,4 +52,19 @@ rc=$?
 [ "$rc" -eq 2 ] || fail "c: an unknown key exited $rc, not 2"
 grep -q "^\[local\] restart" "$tmp/c.log" && fail "c: an error of ours was restarted"
 grep -q "retrying would fail the same way; not restarted" "$tmp/c.log" || fail "c: no line saying why it is not restarted"
+
+# d.
+DDPM_RESTART_DELAY=60 DDPM_FAULT=throw@15:1 launch/local.sh configs/smoke.yaml 2 --set run.out_dir="$tmp/d" \
+  --set train.steps=100 --set train.log_every=10 --set train.checkpoint_every=10 >"$tmp/d.log" 2>&1 &
+local_pid=$!
+for _ in $(seq 900); do grep -q "^\[local\] restart 1 of 3 in 60 s" "$tmp/d.log" && break; sleep 0.2; done
+grep -q "^\[local\] restart 1 of 3 in 60 s" "$tmp/d.log" || fail "d: no restart announced"
+kill -TERM "$local_pid"
+wait "$local_pid"
+rc=$?
+local_pid=""
+[ "$rc" -ne 0 ] || fail "d: a stopped run ended with exit 0"
+grep -q "^\[local\] stopped during the restart delay: not restarted" "$tmp/d.log" || fail "d: no line saying the stop ended the delay"
+[ "$(grep -c "training 100 steps from step" "$tmp/d.log")" -eq 1 ] || fail "d: an attempt started after the stop"
+grep "^\[local\] stopped" "$tmp/d.log"
 echo "PASS"

@@ -226,7 +226,7 @@ s="$(wait_end "$cancelled_early" 120)"
 echo "3b. scancel before the ranks train, job $cancelled_early: $s"
 show "$cancelled_early" '^\[slurm\]|^\[starting srun\]'
 [ "$s" = CANCELLED ] || fail "job $cancelled_early ended $s"
-expect "$cancelled_early" "^\[slurm\] the job was ended by SIGTERM \(exit [0-9]+\).*: not restarted"
+expect "$cancelled_early" "^\[slurm\] the job was ended by SIGTERM \(scancel, .*: not restarted"
 has "$cancelled_early" "^\[slurm\] restart " && fail "job $cancelled_early: the run was restarted after scancel"
 
 # 4.
