@@ -54,8 +54,11 @@ class Stream {
   }
   // Runs make() with LibTorch's global CPU generator seeded by the key of `indices`, and puts its
   // state back after: for what LibTorch draws only from global state (a module's initial weights).
+  // One such make() at a time in the process: another thread's seeding between this one's draws
+  // would change them (ranks as threads in tests build their models side by side).
   template <class Make>
   auto with_global_generator(Indices indices, Make&& make) const {
+    std::lock_guard<std::recursive_mutex> turn(global_generator_turn());
     auto global = at::detail::getDefaultCPUGenerator();
     at::Tensor saved;
     {
@@ -76,6 +79,11 @@ class Stream {
 
  private:
   static std::uint64_t mix(std::uint64_t h, std::uint64_t part) { return splitmix64(h ^ splitmix64(part)); }
+  // One for the process, whatever make() is (a static of the template would be one per Make).
+  static std::recursive_mutex& global_generator_turn() {
+    static std::recursive_mutex turn;
+    return turn;
+  }
   std::uint64_t seed_;
   Purpose purpose_;
 };

@@ -19,6 +19,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 ROUNDS="${2:-1}"
+# The message's margin past the timeout: the survivors reach the all-reduce within a step (up to
+# ~1 s with 8 ranks on 2 cores), the watchdog looks once a second, the line travels through srun.
 TIMEOUT_S=10 MARGIN_S=10
 source "$ROOT/tests/slurm/common.sh"
 start_cluster --netns 6
