@@ -57,10 +57,12 @@ ddpm_restart_decision() {
   echo "[$tag] $failure"
   echo "[$tag] restart $DDPM_RESTARTS_DONE of $max in $delay s, from the newest checkpoint (--resume auto)"
   # In the background, so that a trapped signal cuts the wait short.
+  local sleeper
   sleep "$delay" &
-  wait $!
+  sleeper=$!
+  wait "$sleeper"
   if [ "$DDPM_STOP_REQUESTED" = 1 ]; then
-    kill %% 2>/dev/null
+    kill "$sleeper" 2>/dev/null
     echo "[$tag] stopped during the restart delay: not restarted"
     return 1
   fi
